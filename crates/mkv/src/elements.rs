@@ -1,0 +1,250 @@
+//! Decoding of the elements the demuxer reads whole: the EBML header, Info, Tracks and Tags.
+//! Each function takes the element's payload and the stream offset of its first payload byte.
+
+use bytes::Bytes;
+
+use crate::ebml::{self, Child, Children};
+use crate::error::{Error, ErrorKind};
+use crate::event::{
+    Audio, EbmlHeader, Info, SimpleTag, Tag, TagValue, Targets, TrackEntry, Video,
+};
+use crate::ids;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Iterates `data`'s children, turning errors into [`Error`]s that name `parent`.
+fn children(data: Bytes, base: u64, parent: u32) -> impl Iterator<Item = Result<Child>> {
+    Children::new(data, base).map(move |r| r.map_err(|(off, kind)| Error::new(off, Some(parent), kind)))
+}
+
+fn uint(c: &Child) -> Result<u64> {
+    ebml::uint(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
+}
+
+fn int(c: &Child) -> Result<i64> {
+    ebml::int(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
+}
+
+fn float(c: &Child) -> Result<f64> {
+    ebml::float(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
+}
+
+fn string(c: &Child) -> String {
+    ebml::string(&c.data)
+}
+
+pub fn ebml_header(data: Bytes, base: u64) -> Result<EbmlHeader> {
+    let mut h = EbmlHeader {
+        version: 1,
+        read_version: 1,
+        max_id_length: 4,
+        max_size_length: 8,
+        doc_type: String::new(),
+        doc_type_version: 1,
+        doc_type_read_version: 1,
+    };
+    let mut doc_type = None;
+    for c in children(data, base, ids::EBML) {
+        let c = c?;
+        match c.id {
+            ids::EBML_VERSION => h.version = uint(&c)?,
+            ids::EBML_READ_VERSION => h.read_version = uint(&c)?,
+            ids::EBML_MAX_ID_LENGTH => h.max_id_length = uint(&c)?,
+            ids::EBML_MAX_SIZE_LENGTH => h.max_size_length = uint(&c)?,
+            ids::DOC_TYPE => doc_type = Some(string(&c)),
+            ids::DOC_TYPE_VERSION => h.doc_type_version = uint(&c)?,
+            ids::DOC_TYPE_READ_VERSION => h.doc_type_read_version = uint(&c)?,
+            _ => {}
+        }
+    }
+    let err = |kind| Error::new(base, Some(ids::EBML), kind);
+    h.doc_type = doc_type.ok_or_else(|| err(ErrorKind::Missing(ids::DOC_TYPE)))?;
+    if h.doc_type != "matroska" && h.doc_type != "webm" {
+        return Err(err(ErrorKind::DocType(h.doc_type)));
+    }
+    if h.read_version > 1 {
+        return Err(err(ErrorKind::UnsupportedEbml("EBMLReadVersion above 1")));
+    }
+    if h.max_id_length > ebml::MAX_ID_LEN as u64 {
+        return Err(err(ErrorKind::UnsupportedEbml("EBMLMaxIDLength above 4")));
+    }
+    if h.max_size_length > ebml::MAX_SIZE_LEN as u64 {
+        return Err(err(ErrorKind::UnsupportedEbml("EBMLMaxSizeLength above 8")));
+    }
+    Ok(h)
+}
+
+pub fn info(data: Bytes, base: u64) -> Result<Info> {
+    let mut info = Info::default();
+    for c in children(data, base, ids::INFO) {
+        let c = c?;
+        match c.id {
+            ids::TIMESTAMP_SCALE => {
+                info.timecode_scale = uint(&c)?;
+                if info.timecode_scale == 0 {
+                    return Err(Error::new(
+                        c.offset,
+                        Some(c.id),
+                        ErrorKind::Invalid("TimestampScale 0"),
+                    ));
+                }
+            }
+            ids::SEGMENT_UUID => info.segment_uid = Some(c.data),
+            ids::TITLE => info.title = Some(string(&c)),
+            ids::MUXING_APP => info.muxing_app = Some(string(&c)),
+            ids::WRITING_APP => info.writing_app = Some(string(&c)),
+            ids::DURATION => info.duration = Some(float(&c)?),
+            ids::DATE_UTC => info.date_utc = Some(int(&c)?),
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+pub fn tracks(data: Bytes, base: u64) -> Result<Vec<TrackEntry>> {
+    let mut tracks: Vec<TrackEntry> = Vec::new();
+    for c in children(data, base, ids::TRACKS) {
+        let c = c?;
+        if c.id != ids::TRACK_ENTRY {
+            continue;
+        }
+        let offset = c.offset;
+        let t = track_entry(c)?;
+        if tracks.iter().any(|o| o.number == t.number) {
+            return Err(Error::new(
+                offset,
+                Some(ids::TRACK_ENTRY),
+                ErrorKind::Invalid("two TrackEntries with the same TrackNumber"),
+            ));
+        }
+        tracks.push(t);
+    }
+    Ok(tracks)
+}
+
+fn track_entry(entry: Child) -> Result<TrackEntry> {
+    let mut t = TrackEntry::default();
+    let mut number = None;
+    for c in children(entry.data, entry.offset, ids::TRACK_ENTRY) {
+        let c = c?;
+        match c.id {
+            ids::TRACK_NUMBER => number = Some(uint(&c)?),
+            ids::TRACK_UID => t.uid = uint(&c)?,
+            ids::TRACK_TYPE => t.track_type = uint(&c)?,
+            ids::CODEC_ID => t.codec_id = string(&c),
+            ids::CODEC_PRIVATE => t.codec_private = Some(c.data),
+            ids::NAME => t.name = Some(string(&c)),
+            ids::LANGUAGE => t.language = Some(string(&c)),
+            ids::DEFAULT_DURATION => t.default_duration_ns = Some(uint(&c)?),
+            ids::CODEC_DELAY => t.codec_delay_ns = Some(uint(&c)?),
+            ids::VIDEO => {
+                let mut v = Video::default();
+                for c in children(c.data, c.offset, ids::VIDEO) {
+                    let c = c?;
+                    match c.id {
+                        ids::PIXEL_WIDTH => v.pixel_width = uint(&c)?,
+                        ids::PIXEL_HEIGHT => v.pixel_height = uint(&c)?,
+                        ids::DISPLAY_WIDTH => v.display_width = Some(uint(&c)?),
+                        ids::DISPLAY_HEIGHT => v.display_height = Some(uint(&c)?),
+                        _ => {}
+                    }
+                }
+                t.video = Some(v);
+            }
+            ids::AUDIO => {
+                let mut a = Audio::default();
+                for c in children(c.data, c.offset, ids::AUDIO) {
+                    let c = c?;
+                    match c.id {
+                        ids::SAMPLING_FREQUENCY => a.sampling_frequency = float(&c)?,
+                        ids::OUTPUT_SAMPLING_FREQUENCY => {
+                            a.output_sampling_frequency = Some(float(&c)?)
+                        }
+                        ids::CHANNELS => a.channels = uint(&c)?,
+                        ids::BIT_DEPTH => a.bit_depth = Some(uint(&c)?),
+                        _ => {}
+                    }
+                }
+                t.audio = Some(a);
+            }
+            _ => {}
+        }
+    }
+    t.number = match number {
+        Some(0) => {
+            return Err(Error::new(
+                entry.offset,
+                Some(ids::TRACK_ENTRY),
+                ErrorKind::Invalid("TrackNumber 0"),
+            ));
+        }
+        Some(n) => n,
+        None => {
+            return Err(Error::new(
+                entry.offset,
+                Some(ids::TRACK_ENTRY),
+                ErrorKind::Missing(ids::TRACK_NUMBER),
+            ));
+        }
+    };
+    Ok(t)
+}
+
+pub fn tags(data: Bytes, base: u64, max_depth: usize) -> Result<Vec<Tag>> {
+    let mut tags = Vec::new();
+    for c in children(data, base, ids::TAGS) {
+        let c = c?;
+        if c.id != ids::TAG {
+            continue;
+        }
+        let mut tag = Tag::default();
+        for c in children(c.data, c.offset, ids::TAG) {
+            let c = c?;
+            match c.id {
+                ids::TARGETS => tag.targets = targets(c)?,
+                ids::SIMPLE_TAG => tag.simple_tags.push(simple_tag(c, max_depth, 1)?),
+                _ => {}
+            }
+        }
+        tags.push(tag);
+    }
+    Ok(tags)
+}
+
+fn targets(c: Child) -> Result<Targets> {
+    let mut t = Targets::default();
+    for c in children(c.data, c.offset, ids::TARGETS) {
+        let c = c?;
+        match c.id {
+            ids::TARGET_TYPE_VALUE => t.type_value = Some(uint(&c)?),
+            ids::TARGET_TYPE => t.target_type = Some(string(&c)),
+            ids::TAG_TRACK_UID => t.track_uids.push(uint(&c)?),
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+fn simple_tag(st: Child, max_depth: usize, depth: usize) -> Result<SimpleTag> {
+    if depth > max_depth {
+        return Err(Error::new(
+            st.offset,
+            Some(ids::SIMPLE_TAG),
+            ErrorKind::TagsTooDeep(max_depth),
+        ));
+    }
+    let mut t = SimpleTag::default();
+    for c in children(st.data, st.offset, ids::SIMPLE_TAG) {
+        let c = c?;
+        match c.id {
+            ids::TAG_NAME => t.name = string(&c),
+            ids::TAG_LANGUAGE => t.language = Some(string(&c)),
+            ids::TAG_DEFAULT => t.default = Some(uint(&c)? != 0),
+            ids::TAG_STRING => t.value = TagValue::String(string(&c)),
+            ids::TAG_BINARY => t.value = TagValue::Binary(c.data),
+            ids::SIMPLE_TAG => t.children.push(simple_tag(c, max_depth, depth + 1)?),
+            _ => {}
+        }
+    }
+    Ok(t)
+}
