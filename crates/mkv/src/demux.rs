@@ -173,6 +173,8 @@ impl Demuxer {
                 self.failed = true;
                 self.buf = BytesMut::new();
                 self.stack.clear();
+                self.cluster_timecode = None;
+                self.skip = 0;
                 self.waiting_for = None;
                 Some(Err(e))
             }
@@ -552,18 +554,22 @@ impl Demuxer {
                 scale,
             })
         };
-        let timecode = i64::try_from(i128::from(cluster) + i128::from(b.relative))
-            .map_err(|_| overflow())?;
-        let base_ns =
-            i64::try_from(i128::from(timecode) * i128::from(scale)).map_err(|_| overflow())?;
-        let count = b.frames.len();
-        let lace_duration_ns = match duration_ticks {
-            Some(d) => Some(d.saturating_mul(scale) / count.max(1) as u64),
-            None => self
-                .default_durations
-                .iter()
-                .find(|(n, _)| *n == b.track)
-                .and_then(|(_, d)| *d),
+        let block_timecode = i128::from(cluster) + i128::from(b.relative);
+        let count = b.frames.len() as u64;
+        let default_duration_ns = self
+            .default_durations
+            .iter()
+            .find(|(n, _)| *n == b.track)
+            .and_then(|(_, d)| *d);
+        // The block's duration in ticks, for spreading its laces (as ffmpeg does, so that the
+        // timestamps agree with ffprobe's): BlockDuration, or DefaultDuration per frame.
+        let block_ticks = match duration_ticks {
+            Some(d) => Some(d),
+            None => default_duration_ns.map(|d| d.saturating_mul(count) / scale),
+        };
+        let duration_ns = match duration_ticks {
+            Some(d) => Some(d.saturating_mul(scale) / count.max(1)),
+            None => default_duration_ns,
         };
         let (keyframe, discardable) = if simple {
             (b.flags & FLAG_KEYFRAME != 0, b.flags & FLAG_DISCARDABLE != 0)
@@ -571,13 +577,20 @@ impl Demuxer {
             (!referenced, false)
         };
         for (i, data) in b.frames.into_iter().enumerate() {
-            let lace_offset = lace_duration_ns.map_or(0, |d| d.saturating_mul(i as u64));
+            let offset = match block_ticks {
+                Some(d) if count > 1 => u128::from(d) * i as u128 / u128::from(count),
+                _ => 0,
+            };
+            let timecode = i64::try_from(i128::from(block_timecode) + offset as i128)
+                .map_err(|_| overflow())?;
+            let time_ns =
+                i64::try_from(i128::from(timecode) * i128::from(scale)).map_err(|_| overflow())?;
             self.pending.push_back(Event::Frame(Frame {
                 span,
                 track: b.track,
                 timecode,
-                time_ns: base_ns.saturating_add(i64::try_from(lace_offset).unwrap_or(i64::MAX)),
-                duration_ns: lace_duration_ns,
+                time_ns,
+                duration_ns,
                 keyframe,
                 discardable,
                 invisible: b.flags & FLAG_INVISIBLE != 0,

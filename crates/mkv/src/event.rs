@@ -216,11 +216,11 @@ pub struct Frame {
     /// The SimpleBlock's or BlockGroup's span.
     pub span: Span,
     pub track: u64,
-    /// Absolute timestamp in ticks (Cluster Timestamp + the block's relative timestamp). Laced
-    /// frames share their block's.
+    /// Absolute timestamp in ticks: Cluster Timestamp + the block's relative timestamp. The
+    /// n-th of N laced frames adds floor(n × D / N) ticks, D being the block's duration in ticks
+    /// (BlockDuration, or N × DefaultDuration), as ffmpeg computes it.
     pub timecode: i64,
-    /// Absolute timestamp in nanoseconds: `timecode` × TimestampScale, plus, for the n-th frame
-    /// of a laced block, n × the lace duration when one is known.
+    /// `timecode` × TimestampScale.
     pub time_ns: i64,
     /// From BlockDuration (divided among laces) or else the track's DefaultDuration.
     pub duration_ns: Option<u64>,

@@ -6,6 +6,7 @@
 //! `anyhow::Result<()>`; an error is printed as one line (`error: context: cause`) and the
 //! process exits with status 1. Usage errors are clap's: status 2.
 
+mod inspect;
 mod logging;
 mod serve;
 
@@ -24,12 +25,15 @@ struct Cli {
 enum Command {
     /// Run the Vigil server.
     Serve(serve::Args),
+    /// Show the element tree of a Matroska/WebM file or stream, or a per-track JSON summary.
+    Inspect(inspect::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,150 @@
+//! Helpers shared by the test modules: finding test vectors, demuxing with a given chunking,
+//! and asking ffprobe.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vigil_mkv::{Demuxer, Error, Event};
+
+/// The repository's `testdata/`.
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(name)
+}
+
+/// `shared/testdata/kvs-producer-c/<name>`: the official KVS producer SDK's captures, which live
+/// in the `shared/` folder beside the repository (or where `VIGIL_SHARED_DIR` says).
+pub fn kvs_capture(name: &str) -> PathBuf {
+    let rel = Path::new("testdata/kvs-producer-c").join(name);
+    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR") {
+        return PathBuf::from(dir).join(rel);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in manifest.ancestors() {
+        let candidate = dir.join("shared").join(&rel);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "the KVS producer captures ({}) were not found in a shared/ folder beside the \
+         repository; set VIGIL_SHARED_DIR to the folder that holds testdata/kvs-producer-c",
+        rel.display()
+    );
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Demuxes `data` pushed in chunks of the given sizes (cycled), checking invariants after
+/// every call.
+pub fn demux_chunked(data: &[u8], sizes: &[usize]) -> Vec<Result<Event, Error>> {
+    let mut d = Demuxer::new();
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes[i % sizes.len()].clamp(1, rest.len());
+        i += 1;
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        d.push(chunk);
+        d.check_invariants();
+        while let Some(ev) = d.pull() {
+            d.check_invariants();
+            out.push(ev);
+        }
+    }
+    d.finish();
+    while let Some(ev) = d.pull() {
+        d.check_invariants();
+        out.push(ev);
+    }
+    out
+}
+
+pub fn demux_ok(data: &[u8]) -> Vec<Event> {
+    Demuxer::read_all(data).unwrap_or_else(|e| panic!("demux failed: {e}"))
+}
+
+/// One packet as ffprobe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub stream: usize,
+    /// In the stream's time base (the file's ticks, for Matroska).
+    pub pts: i64,
+    pub key: bool,
+}
+
+/// ffprobe's packets, in file order. The tests need ffprobe: `scripts/install-test-deps.sh`
+/// installs it.
+pub fn ffprobe_packets(path: &Path) -> Vec<Packet> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=stream_index,pts,flags"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ffprobe ({e}); run scripts/install-test-deps.sh to install it")
+        });
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Packet {
+                stream: f[0].parse().unwrap(),
+                pts: f[1].parse().unwrap_or_else(|_| panic!("pts in {l:?}")),
+                key: f[2].starts_with('K'),
+            }
+        })
+        .collect()
+}
+
+/// Runs ffmpeg to decode `path` completely; returns its error output on failure.
+pub fn ffmpeg_decode(path: &Path) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ffmpeg ({e}); run scripts/install-test-deps.sh to install it")
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() && stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(stderr)
+    }
+}
+
+/// A scratch directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-mkv-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
