@@ -63,27 +63,26 @@ pub fn parse(data: &Bytes) -> Result<Block, ErrorKind> {
                         sizes.push(size);
                     }
                 }
-                LACING_EBML => {
-                    if count > 1 {
-                        let (first, len) = lace_vint(data, pos)?;
+                LACING_EBML if count > 1 => {
+                    let (first, len) = lace_vint(data, pos)?;
+                    pos += len;
+                    let mut size = i64::try_from(first)
+                        .map_err(|_| ErrorKind::InvalidLacing("EBML lace size too large"))?;
+                    sizes.push(to_size(size)?);
+                    for _ in 2..count {
+                        let (raw, len) = lace_vint(data, pos)?;
                         pos += len;
-                        let mut size = i64::try_from(first)
-                            .map_err(|_| ErrorKind::InvalidLacing("EBML lace size too large"))?;
+                        // Signed: subtract half the range of a `len`-byte vint (§10.4.3).
+                        let bias = (1i64 << (7 * len as u32 - 1)) - 1;
+                        let delta = i64::try_from(raw).unwrap_or(i64::MAX) - bias;
+                        size = size
+                            .checked_add(delta)
+                            .ok_or(ErrorKind::InvalidLacing("EBML lace size overflow"))?;
                         sizes.push(to_size(size)?);
-                        for _ in 2..count {
-                            let (raw, len) = lace_vint(data, pos)?;
-                            pos += len;
-                            // Signed: subtract half the range of a `len`-byte vint (§10.4.3).
-                            let bias = (1i64 << (7 * len as u32 - 1)) - 1;
-                            let delta = i64::try_from(raw).unwrap_or(i64::MAX) - bias;
-                            size = size
-                                .checked_add(delta)
-                                .ok_or(ErrorKind::InvalidLacing("EBML lace size overflow"))?;
-                            sizes.push(to_size(size)?);
-                        }
                     }
                 }
-                // Fixed-size lacing: the sizes follow from the count, below.
+                // Fixed-size lacing (and EBML lacing of one frame): the sizes follow from the
+                // count, below.
                 _ => {}
             }
             let payload = data.len().saturating_sub(pos);
@@ -143,7 +142,7 @@ pub fn write_payload(out: &mut Vec<u8>, track: u64, relative: i16, flags: u8, da
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn frames(raw: &[u8]) -> Result<Vec<Vec<u8>>, ErrorKind> {

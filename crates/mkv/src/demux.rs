@@ -142,7 +142,9 @@ impl Demuxer {
             return;
         }
         if self.skip > 0 && self.buf.is_empty() {
-            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(data.len());
+            let n = usize::try_from(self.skip)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
             data = data.get(n..).unwrap_or_default();
             self.skip -= n as u64;
             self.pos += n as u64;
@@ -212,7 +214,11 @@ impl Demuxer {
             assert_eq!(second.kind, Kind::Cluster);
         }
         for open in &self.stack {
-            assert!(open.span.data_offset() <= self.pos, "{open:?} at {}", self.pos);
+            assert!(
+                open.span.data_offset() <= self.pos,
+                "{open:?} at {}",
+                self.pos
+            );
             if let Some(end) = open.span.end() {
                 assert!(self.pos <= end, "{open:?} overrun at {}", self.pos);
             }
@@ -221,7 +227,11 @@ impl Demuxer {
             assert_eq!(self.stack.last().map(|o| o.kind), Some(Kind::Cluster));
         }
         if self.skip > 0 {
-            assert!(self.buf.is_empty(), "skipping with {} bytes buffered", self.buf.len());
+            assert!(
+                self.buf.is_empty(),
+                "skipping with {} bytes buffered",
+                self.buf.len()
+            );
         }
         if self.failed {
             assert!(self.buf.is_empty() && self.stack.is_empty());
@@ -229,8 +239,15 @@ impl Demuxer {
         if let Some(need) = self.waiting_for {
             let bound = self.limits.max_frame_size.max(self.limits.max_element_size)
                 + (ebml::MAX_ID_LEN + ebml::MAX_SIZE_LEN) as u64;
-            assert!(self.buf.len() < need, "waiting for {need} with {}", self.buf.len());
-            assert!(need as u64 <= bound, "waiting for {need} bytes, bound {bound}");
+            assert!(
+                self.buf.len() < need,
+                "waiting for {need} with {}",
+                self.buf.len()
+            );
+            assert!(
+                need as u64 <= bound,
+                "waiting for {need} bytes, bound {bound}"
+            );
         }
     }
 
@@ -291,31 +308,31 @@ impl Demuxer {
                 size: header.size,
             };
 
-            if let Some(top) = self.stack.last() {
-                if top.span.size.is_none() {
-                    let ends = match top.kind {
-                        Kind::Cluster => {
-                            ids::is_level1(header.id)
-                                || header.id == ids::EBML
-                                || header.id == ids::SEGMENT
-                        }
-                        Kind::Segment => header.id == ids::EBML || header.id == ids::SEGMENT,
-                    };
-                    if ends {
-                        return Ok(self.close_top());
+            if let Some(top) = self.stack.last()
+                && top.span.size.is_none()
+            {
+                let ends = match top.kind {
+                    Kind::Cluster => {
+                        ids::is_level1(header.id)
+                            || header.id == ids::EBML
+                            || header.id == ids::SEGMENT
                     }
+                    Kind::Segment => header.id == ids::EBML || header.id == ids::SEGMENT,
+                };
+                if ends {
+                    return Ok(self.close_top());
                 }
             }
-            if let Some(parent_end) = self.stack.iter().filter_map(|o| o.span.end()).min() {
-                if span.end().is_some_and(|end| end > parent_end) {
-                    return Err(self.err(
-                        Some(header.id),
-                        ErrorKind::Overrun {
-                            id: header.id,
-                            parent_end,
-                        },
-                    ));
-                }
+            if let Some(parent_end) = self.stack.iter().filter_map(|o| o.span.end()).min()
+                && span.end().is_some_and(|end| end > parent_end)
+            {
+                return Err(self.err(
+                    Some(header.id),
+                    ErrorKind::Overrun {
+                        id: header.id,
+                        parent_end,
+                    },
+                ));
             }
 
             let context = self.stack.last().map(|o| o.kind);
@@ -400,10 +417,7 @@ impl Demuxer {
                     let timecode = ebml::uint(&data)
                         .map_err(|k| Error::new(span.offset, Some(ids::TIMESTAMP), k))?;
                     self.cluster_timecode = Some(timecode);
-                    let cluster = self
-                        .stack
-                        .last()
-                        .map_or(span, |o| o.span);
+                    let cluster = self.stack.last().map_or(span, |o| o.span);
                     return Ok(Some(Event::ClusterStart {
                         span: cluster,
                         timecode,
@@ -572,7 +586,10 @@ impl Demuxer {
             None => default_duration_ns,
         };
         let (keyframe, discardable) = if simple {
-            (b.flags & FLAG_KEYFRAME != 0, b.flags & FLAG_DISCARDABLE != 0)
+            (
+                b.flags & FLAG_KEYFRAME != 0,
+                b.flags & FLAG_DISCARDABLE != 0,
+            )
         } else {
             (!referenced, false)
         };
@@ -581,8 +598,8 @@ impl Demuxer {
                 Some(d) if count > 1 => u128::from(d) * i as u128 / u128::from(count),
                 _ => 0,
             };
-            let timecode = i64::try_from(i128::from(block_timecode) + offset as i128)
-                .map_err(|_| overflow())?;
+            let timecode =
+                i64::try_from(block_timecode + offset as i128).map_err(|_| overflow())?;
             let time_ns =
                 i64::try_from(i128::from(timecode) * i128::from(scale)).map_err(|_| overflow())?;
             self.pending.push_back(Event::Frame(Frame {

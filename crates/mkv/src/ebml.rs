@@ -61,7 +61,10 @@ pub fn read_vint(buf: &[u8]) -> Result<Option<(Option<u64>, usize)>, ErrorKind> 
         value = (value << 8) | u64::from(b);
     }
     let all_ones = (1u64 << (7 * len as u32)) - 1;
-    Ok(Some((if value == all_ones { None } else { Some(value) }, len)))
+    Ok(Some((
+        if value == all_ones { None } else { Some(value) },
+        len,
+    )))
 }
 
 /// Reads an element header (ID and size). `Ok(None)`: more bytes are needed.
@@ -281,7 +284,7 @@ pub fn write_master(out: &mut Vec<u8>, id: u32, body: impl FnOnce(&mut Vec<u8>))
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -338,7 +341,18 @@ mod tests {
         assert_eq!(float(&[0x47, 0x3B, 0x80, 0x00]).unwrap(), 48000.0);
         assert!(float(&[0, 0, 0]).is_err());
         assert_eq!(string(b"abc\0\0"), "abc");
-        for v in [0i64, 1, -1, 127, 128, -128, -129, i64::MIN, i64::MAX, 1 << 40] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            i64::MIN,
+            i64::MAX,
+            1 << 40,
+        ] {
             let mut out = Vec::new();
             write_int(&mut out, 0x80, v);
             let h = read_header(&out).unwrap().unwrap();

@@ -5,16 +5,15 @@ use bytes::Bytes;
 
 use crate::ebml::{self, Child, Children};
 use crate::error::{Error, ErrorKind};
-use crate::event::{
-    Audio, EbmlHeader, Info, SimpleTag, Tag, TagValue, Targets, TrackEntry, Video,
-};
+use crate::event::{Audio, EbmlHeader, Info, SimpleTag, Tag, TagValue, Targets, TrackEntry, Video};
 use crate::ids;
 
 type Result<T> = std::result::Result<T, Error>;
 
 /// Iterates `data`'s children, turning errors into [`Error`]s that name `parent`.
 fn children(data: Bytes, base: u64, parent: u32) -> impl Iterator<Item = Result<Child>> {
-    Children::new(data, base).map(move |r| r.map_err(|(off, kind)| Error::new(off, Some(parent), kind)))
+    Children::new(data, base)
+        .map(move |r| r.map_err(|(off, kind)| Error::new(off, Some(parent), kind)))
 }
 
 fn uint(c: &Child) -> Result<u64> {

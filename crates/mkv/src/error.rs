@@ -93,7 +93,9 @@ pub enum MuxError {
     NoCluster,
     #[error("track number 0 is reserved")]
     TrackZero,
-    #[error("block timestamp {timestamp} is {relative} from its cluster's {cluster}, outside ±32767")]
+    #[error(
+        "block timestamp {timestamp} is {relative} from its cluster's {cluster}, outside ±32767"
+    )]
     RelativeTimestamp {
         timestamp: i64,
         cluster: u64,

@@ -32,25 +32,52 @@ impl Span {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// An EBML header: a new document starts (GetMedia output holds one per fragment).
-    EbmlHeader { span: Span, header: EbmlHeader },
-    SegmentStart { span: Span },
-    Info { span: Span, info: Info },
-    Tracks { span: Span, tracks: Vec<TrackEntry> },
+    EbmlHeader {
+        span: Span,
+        header: EbmlHeader,
+    },
+    SegmentStart {
+        span: Span,
+    },
+    Info {
+        span: Span,
+        info: Info,
+    },
+    Tracks {
+        span: Span,
+        tracks: Vec<TrackEntry>,
+    },
     /// A Cluster's Timestamp has been read. Reported when the Timestamp element is read, which
     /// Matroska puts first in the Cluster; `span` is the Cluster's own.
-    ClusterStart { span: Span, timecode: u64 },
+    ClusterStart {
+        span: Span,
+        timecode: u64,
+    },
     Frame(Frame),
     /// The Cluster that started at `offset` ends at `end` (exclusive): its size ran out, or, for
     /// an unknown-size Cluster, a level-1 element, an EBML header or the end of input came.
     /// `offset..end` are the Cluster's exact bytes.
-    ClusterEnd { offset: u64, end: u64 },
-    Tags { span: Span, tags: Vec<Tag> },
+    ClusterEnd {
+        offset: u64,
+        end: u64,
+    },
+    Tags {
+        span: Span,
+        tags: Vec<Tag>,
+    },
     /// An element the demuxer steps over without reading (Void, CRC-32, SeekHead, Cues,
     /// Chapters, Attachments, Position, PrevSize, unknown IDs…), reported for tools that show the
     /// element tree. `depth` is 0 at the top level, 1 in the Segment, 2 in a Cluster.
-    Skipped { id: u32, span: Span, depth: u8 },
+    Skipped {
+        id: u32,
+        span: Span,
+        depth: u8,
+    },
     /// The Segment that started at `offset` ends at `end` (exclusive).
-    SegmentEnd { offset: u64, end: u64 },
+    SegmentEnd {
+        offset: u64,
+        end: u64,
+    },
 }
 
 /// The EBML header's fields (RFC 8794 §11.2).

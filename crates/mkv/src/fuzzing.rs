@@ -29,7 +29,11 @@ fn run(data: &[u8], sizes: &[usize], limits: Limits) -> Vec<Result<Event, crate:
     let mut rest = data;
     let mut i = 0;
     while !rest.is_empty() {
-        let n = sizes.get(i % sizes.len()).copied().unwrap_or(1).min(rest.len());
+        let n = sizes
+            .get(i % sizes.len())
+            .copied()
+            .unwrap_or(1)
+            .min(rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
         i += 1;

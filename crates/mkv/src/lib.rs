@@ -58,8 +58,8 @@ mod mux;
 pub use demux::{Demuxer, Limits};
 pub use error::{Error, ErrorKind, MuxError};
 pub use event::{
-    Audio, DEFAULT_TIMECODE_SCALE, EbmlHeader, Event, Frame, Info, SimpleTag, Span, Tag,
-    TagValue, Targets, TrackEntry, TrackKind, Video,
+    Audio, DEFAULT_TIMECODE_SCALE, EbmlHeader, Event, Frame, Info, SimpleTag, Span, Tag, TagValue,
+    Targets, TrackEntry, TrackKind, Video,
 };
 pub use mux::{
     Muxer, MuxerOptions, SizeMode, encode_ebml_header, encode_info, encode_tags, encode_tracks,

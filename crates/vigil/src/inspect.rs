@@ -142,10 +142,7 @@ impl<W: Write> Tree<W> {
                     1,
                     format_args!("Info @{} size {}", span.offset, size(span.size)),
                 )?;
-                self.line(
-                    2,
-                    format_args!("TimestampScale {} ns", info.timecode_scale),
-                )?;
+                self.line(2, format_args!("TimestampScale {} ns", info.timecode_scale))?;
                 if let Some(uid) = &info.segment_uid {
                     self.line(2, format_args!("SegmentUUID {}", hex(uid)))?;
                 }
@@ -282,7 +279,11 @@ fn describe_track(t: &TrackEntry) -> String {
 fn describe_frame(f: &Frame) -> String {
     let mut s = format!(
         "{} @{} track {} timestamp {} ({} ms)",
-        if f.lace_count > 1 { "Laced frame" } else { "Frame" },
+        if f.lace_count > 1 {
+            "Laced frame"
+        } else {
+            "Frame"
+        },
         f.span.offset,
         f.track,
         f.timecode,

@@ -49,10 +49,20 @@ fn agrees_with_ffprobe(path: &Path) -> usize {
     let scale = timecode_scale(&events);
     let frames = frames(&events);
     let packets = ffprobe_packets(path);
-    assert_eq!(frames.len(), packets.len(), "frame count of {}", path.display());
+    assert_eq!(
+        frames.len(),
+        packets.len(),
+        "frame count of {}",
+        path.display()
+    );
     for (i, (f, p)) in frames.iter().zip(&packets).enumerate() {
         let stream = tracks.iter().position(|t| t.number == f.track);
-        assert_eq!(stream, Some(p.stream), "stream of frame {i} of {}", path.display());
+        assert_eq!(
+            stream,
+            Some(p.stream),
+            "stream of frame {i} of {}",
+            path.display()
+        );
         let track = &tracks[p.stream];
         let delay = track.codec_delay_ns.map_or(0, |d| (d + scale / 2) / scale) as i64;
         assert_eq!(
@@ -63,7 +73,12 @@ fn agrees_with_ffprobe(path: &Path) -> usize {
             path.display()
         );
         let intra_only = matches!(track.kind(), TrackKind::Audio | TrackKind::Subtitle);
-        assert_eq!(f.keyframe || intra_only, p.key, "key flag of frame {i} of {}", path.display());
+        assert_eq!(
+            f.keyframe || intra_only,
+            p.key,
+            "key flag of frame {i} of {}",
+            path.display()
+        );
     }
     frames.len()
 }
@@ -72,7 +87,12 @@ fn agrees_with_ffprobe(path: &Path) -> usize {
 fn chunking_invariant(path: &Path) {
     let data = read(path);
     let whole: Vec<_> = demux_ok(&data).into_iter().map(Ok).collect();
-    for sizes in [&[1usize][..], &[4096], &[65536], &[7, 1, 13, 1000, 3, 65536, 2]] {
+    for sizes in [
+        &[1usize][..],
+        &[4096],
+        &[65536],
+        &[7, 1, 13, 1000, 3, 65536, 2],
+    ] {
         assert!(
             demux_chunked(&data, sizes) == whole,
             "chunks {sizes:?} of {} changed the events",
@@ -158,7 +178,10 @@ fn kvs_video_structure() {
     let Event::EbmlHeader { header, .. } = &events[0] else {
         panic!("{:?}", events[0])
     };
-    assert_eq!((header.doc_type.as_str(), header.doc_type_version), ("matroska", 2));
+    assert_eq!(
+        (header.doc_type.as_str(), header.doc_type_version),
+        ("matroska", 2)
+    );
     assert_eq!(header.max_size_length, 8);
     let Event::SegmentStart { span } = &events[1] else {
         panic!("{:?}", events[1])
@@ -220,7 +243,10 @@ fn kvs_video_structure() {
         assert_eq!(tags.len(), 10);
         for (i, (name, value)) in tags.iter().take(9).enumerate() {
             assert_eq!(name, &format!("TEST_KEY_{}", i + 1));
-            assert!(value.as_str().unwrap().starts_with("TEST_VALUE_"), "{value:?}");
+            assert!(
+                value.as_str().unwrap().starts_with("TEST_VALUE_"),
+                "{value:?}"
+            );
         }
         assert_eq!(
             tags[9],
@@ -276,7 +302,11 @@ fn kvs_av_structure() {
         .collect();
     assert_eq!(clusters, vec![0, 1800]);
     let fr = frames(&events);
-    let audio: Vec<i64> = fr.iter().filter(|f| f.track == 2).map(|f| f.timecode).collect();
+    let audio: Vec<i64> = fr
+        .iter()
+        .filter(|f| f.track == 2)
+        .map(|f| f.timecode)
+        .collect();
     assert_eq!(audio.len(), 134);
     assert_eq!(&audio[..4], &[1, 20, 41, 60]);
     assert!(fr.iter().filter(|f| f.track == 2).all(|f| !f.keyframe));
@@ -318,10 +348,7 @@ fn documents_back_to_back() {
     assert_eq!(segment_ends, vec![second, third, data.len() as u64]);
     assert_eq!(frames(&events).len(), 68 + 202 + 68);
     // The second document's RELATIVE timecodes are read with its own Tracks.
-    assert_eq!(
-        frames(&events).iter().filter(|f| f.track == 2).count(),
-        134
-    );
+    assert_eq!(frames(&events).iter().filter(|f| f.track == 2).count(), 134);
     let whole: Vec<_> = events.into_iter().map(Ok).collect();
     assert!(demux_chunked(&data, &[4093]) == whole);
 }

@@ -82,7 +82,12 @@ pub struct Packet {
 /// installs it.
 pub fn ffprobe_packets(path: &Path) -> Vec<Packet> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "packet=stream_index,pts,flags"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,pts,flags",
+        ])
         .args(["-of", "csv=p=0"])
         .arg(path)
         .output()

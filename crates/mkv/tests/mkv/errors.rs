@@ -44,7 +44,10 @@ fn not_matroska() {
     let (_, e) = fails(b"RIFF\x24\x00\x00\x00WAVEfmt ");
     assert!(matches!(e.kind, ErrorKind::NotMatroska { .. }), "{e}");
     assert_eq!(e.offset, 0);
-    assert!(e.to_string().contains("not a Matroska or WebM stream"), "{e}");
+    assert!(
+        e.to_string().contains("not a Matroska or WebM stream"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -70,7 +73,10 @@ fn unsupported_doc_type() {
     let (_, e) = fails(&data);
     assert_eq!(e.kind, ErrorKind::DocType("mp4".to_owned()));
     assert_eq!(e.element, Some(ids::EBML));
-    assert!(e.to_string().contains("in element 0x1A45DFA3 (EBML)"), "{e}");
+    assert!(
+        e.to_string().contains("in element 0x1A45DFA3 (EBML)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -157,7 +163,9 @@ fn configurable_limits() {
         ..Limits::default()
     });
     d.push(&data);
-    let err = std::iter::from_fn(|| d.pull()).find_map(Result::err).unwrap();
+    let err = std::iter::from_fn(|| d.pull())
+        .find_map(Result::err)
+        .unwrap();
     assert!(matches!(
         err.kind,
         ErrorKind::TooLarge {
@@ -199,7 +207,13 @@ fn child_running_past_its_parent() {
     data.extend_from_slice(&[0; 16]);
     let (_, e) = fails(&data);
     assert!(
-        matches!(e.kind, ErrorKind::Overrun { id: ids::SIMPLE_BLOCK, .. }),
+        matches!(
+            e.kind,
+            ErrorKind::Overrun {
+                id: ids::SIMPLE_BLOCK,
+                ..
+            }
+        ),
         "{e}"
     );
 }
@@ -222,7 +236,11 @@ fn bad_lacing_is_an_error_not_a_panic() {
     data.push(0xFF);
     ebml::write_uint(&mut data, ids::TIMESTAMP, 0);
     // Xiph lacing claiming a 250-byte first frame in a 3-byte payload.
-    ebml::write_binary(&mut data, ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x82, 1, 250, 1, 2, 3]);
+    ebml::write_binary(
+        &mut data,
+        ids::SIMPLE_BLOCK,
+        &[0x81, 0, 0, 0x82, 1, 250, 1, 2, 3],
+    );
     let (_, e) = fails(&data);
     assert!(matches!(e.kind, ErrorKind::InvalidLacing(_)), "{e}");
 }
@@ -253,7 +271,13 @@ fn ebml_header_inside_a_sized_segment() {
     ebml::write_master(&mut data, ids::SEGMENT, |o| o.extend_from_slice(&inner));
     let (_, e) = fails(&data);
     assert!(
-        matches!(e.kind, ErrorKind::Unexpected { found: ids::EBML, .. }),
+        matches!(
+            e.kind,
+            ErrorKind::Unexpected {
+                found: ids::EBML,
+                ..
+            }
+        ),
         "{e}"
     );
 }
@@ -283,7 +307,10 @@ fn muxer_refuses_what_matroska_cannot_carry() {
         m.write_simple_block(1, 0, true, b"x"),
         Err(MuxError::RelativeTimestamp { .. })
     ));
-    assert_eq!(m.write_simple_block(0, 100_000, true, b"x"), Err(MuxError::TrackZero));
+    assert_eq!(
+        m.write_simple_block(0, 100_000, true, b"x"),
+        Err(MuxError::TrackZero)
+    );
 }
 
 #[test]
@@ -293,7 +320,8 @@ fn timestamp_beyond_i64_nanoseconds() {
         timecode_scale: 1_000_000_000,
         ..Info::default()
     };
-    m.begin_document(&EbmlHeader::kvs(), &info, &[track(1)]).unwrap();
+    m.begin_document(&EbmlHeader::kvs(), &info, &[track(1)])
+        .unwrap();
     m.begin_cluster(1 << 40).unwrap();
     m.write_simple_block(1, 1 << 40, true, b"x").unwrap();
     let (_, e) = fails(&m.take());

@@ -10,8 +10,7 @@ use vigil_mkv::{
 };
 
 use crate::common::{
-    TempDir, demux_chunked, demux_ok, ffmpeg_decode, ffprobe_packets, kvs_capture, read,
-    testdata,
+    TempDir, demux_chunked, demux_ok, ffmpeg_decode, ffprobe_packets, kvs_capture, read, testdata,
 };
 
 /// One frame to write: track, absolute timecode, key flag, payload, and whether to write it
@@ -132,7 +131,12 @@ fn doc() -> impl Strategy<Value = TestDoc> {
         .prop_flat_map(|n| {
             (
                 (1..=n).map(track).collect::<Vec<_>>(),
-                prop_oneof![Just(1_000_000u64), Just(1), Just(100_000), Just(1_000_000_000)],
+                prop_oneof![
+                    Just(1_000_000u64),
+                    Just(1),
+                    Just(100_000),
+                    Just(1_000_000_000)
+                ],
                 proptest::option::of(text()),
                 proptest::collection::vec(cluster(n), 0..4),
                 any::<bool>(),
@@ -357,7 +361,10 @@ fn block_group_duration_and_reference() {
     assert_eq!(frames[0].duration_ns, Some(600_000_000));
     assert!(frames[0].keyframe);
     assert_eq!(frames[1].timecode, 999);
-    assert!(!frames[1].keyframe, "a ReferenceBlock makes it a delta frame");
+    assert!(
+        !frames[1].keyframe,
+        "a ReferenceBlock makes it a delta frame"
+    );
 }
 
 /// Re-muxes a capture's frames as a KVS producer lays them out (unknown sizes, a Cluster per
@@ -388,7 +395,8 @@ fn ffmpeg_plays_remuxed_captures() {
         ("file.mkv", MuxerOptions::file()),
     ] {
         let mut m = Muxer::new(opts);
-        m.begin_document(&EbmlHeader::kvs(), &info, &tracks).unwrap();
+        m.begin_document(&EbmlHeader::kvs(), &info, &tracks)
+            .unwrap();
         let mut open = false;
         for e in &events {
             let Event::Frame(f) = e else { continue };
@@ -445,7 +453,8 @@ fn getmedia_documents_from_stored_clusters() {
     let mut m = Muxer::new(MuxerOptions::streaming());
     for (i, (start, end)) in clusters.iter().enumerate() {
         let number = format!("9134385233318153150216160785295553073050467515{i}");
-        m.begin_document(&EbmlHeader::kvs(), &info, &tracks).unwrap();
+        m.begin_document(&EbmlHeader::kvs(), &info, &tracks)
+            .unwrap();
         m.write_tags(&[Tag {
             targets: Targets::default(),
             simple_tags: vec![
