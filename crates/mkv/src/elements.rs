@@ -247,3 +247,170 @@ fn simple_tag(st: Child, max_depth: usize, depth: usize) -> Result<SimpleTag> {
     }
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::ebml::{self as w, read_header};
+    use crate::event::TrackKind;
+    use crate::mux::{encode_ebml_header, encode_info, encode_tags, encode_tracks};
+
+    /// Splits an encoded element into its payload and the payload's offset.
+    fn payload(encoded: &[u8]) -> (Bytes, u64) {
+        let h = read_header(encoded).unwrap().unwrap();
+        let start = usize::from(h.header_len);
+        (Bytes::copy_from_slice(&encoded[start..]), start as u64)
+    }
+
+    #[test]
+    fn ebml_header_round_trip_and_defaults() {
+        let mut out = Vec::new();
+        encode_ebml_header(&mut out, &EbmlHeader::webm());
+        let (data, base) = payload(&out);
+        assert_eq!(ebml_header(data, base).unwrap(), EbmlHeader::webm());
+        // GStreamer leaves out the versions and length limits and NUL-pads DocType.
+        let mut inner = Vec::new();
+        w::write_binary(&mut inner, ids::DOC_TYPE, b"matroska\0");
+        w::write_uint(&mut inner, ids::DOC_TYPE_VERSION, 4);
+        let h = ebml_header(Bytes::from(inner), 5).unwrap();
+        assert_eq!(
+            (h.doc_type.as_str(), h.max_size_length, h.version),
+            ("matroska", 8, 1)
+        );
+        // DocType is mandatory; EBMLMaxSizeLength above 8 cannot be read.
+        assert_eq!(
+            ebml_header(Bytes::new(), 5).unwrap_err().kind,
+            ErrorKind::Missing(ids::DOC_TYPE)
+        );
+        let mut inner = Vec::new();
+        w::write_binary(&mut inner, ids::DOC_TYPE, b"webm");
+        w::write_uint(&mut inner, ids::EBML_MAX_SIZE_LENGTH, 9);
+        assert!(matches!(
+            ebml_header(Bytes::from(inner), 0).unwrap_err().kind,
+            ErrorKind::UnsupportedEbml(_)
+        ));
+    }
+
+    #[test]
+    fn info_round_trip_and_zero_scale() {
+        let info = Info {
+            timecode_scale: 100_000,
+            segment_uid: Some(Bytes::from_static(&[1; 16])),
+            title: Some("cam 1".into()),
+            muxing_app: Some("m".into()),
+            writing_app: Some("w".into()),
+            duration: Some(1234.5),
+            date_utc: Some(-5),
+        };
+        let mut out = Vec::new();
+        encode_info(&mut out, &info);
+        let (data, base) = payload(&out);
+        assert_eq!(super::info(data, base).unwrap(), info);
+        let mut inner = Vec::new();
+        w::write_uint(&mut inner, ids::TIMESTAMP_SCALE, 0);
+        let e = super::info(Bytes::from(inner), 100).unwrap_err();
+        assert_eq!((e.offset, e.element), (100, Some(ids::TIMESTAMP_SCALE)));
+        // A float of 3 bytes is not a float.
+        let mut inner = Vec::new();
+        w::write_binary(&mut inner, ids::DURATION, &[0, 0, 0]);
+        assert!(matches!(
+            super::info(Bytes::from(inner), 0).unwrap_err().kind,
+            ErrorKind::InvalidValue { what: "float", .. }
+        ));
+    }
+
+    #[test]
+    fn tracks_round_trip_and_validation() {
+        let tracks_in = vec![
+            TrackEntry {
+                number: 1,
+                uid: 11,
+                track_type: 1,
+                codec_id: "V_MPEGH/ISO/HEVC".into(),
+                codec_private: Some(Bytes::from_static(b"hvcC")),
+                name: Some("front door".into()),
+                language: Some("und".into()),
+                default_duration_ns: Some(40_000_000),
+                codec_delay_ns: None,
+                video: Some(Video {
+                    pixel_width: 1920,
+                    pixel_height: 1080,
+                    display_width: Some(1920),
+                    display_height: Some(1080),
+                }),
+                audio: None,
+            },
+            TrackEntry {
+                number: 2,
+                uid: 22,
+                track_type: 2,
+                codec_id: "A_OPUS".into(),
+                codec_delay_ns: Some(6_500_000),
+                audio: Some(Audio {
+                    sampling_frequency: 48000.0,
+                    output_sampling_frequency: None,
+                    channels: 2,
+                    bit_depth: Some(16),
+                }),
+                ..Default::default()
+            },
+        ];
+        let mut out = Vec::new();
+        encode_tracks(&mut out, &tracks_in);
+        let (data, base) = payload(&out);
+        let read = tracks(data, base).unwrap();
+        assert_eq!(read, tracks_in);
+        assert_eq!(read[1].kind(), TrackKind::Audio);
+
+        let entry = |fields: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = Vec::new();
+            w::write_master(&mut out, ids::TRACK_ENTRY, |o| fields(o));
+            out
+        };
+        let no_number = entry(&|o| w::write_binary(o, ids::CODEC_ID, b"A_AAC"));
+        assert_eq!(
+            tracks(Bytes::from(no_number), 0).unwrap_err().kind,
+            ErrorKind::Missing(ids::TRACK_NUMBER)
+        );
+        let mut twice = entry(&|o| w::write_uint(o, ids::TRACK_NUMBER, 3));
+        twice.extend(entry(&|o| w::write_uint(o, ids::TRACK_NUMBER, 3)));
+        let e = tracks(Bytes::from(twice), 1000).unwrap_err();
+        // The second entry: 5 bytes (ID, size, TrackNumber) after the first.
+        assert_eq!(e.offset, 1005, "{e}");
+    }
+
+    #[test]
+    fn tags_round_trip_with_nesting_and_targets() {
+        let tags_in = vec![Tag {
+            targets: Targets {
+                type_value: Some(50),
+                target_type: Some("MOVIE".into()),
+                track_uids: vec![11, 22],
+            },
+            simple_tags: vec![SimpleTag {
+                name: "AWS_KINESISVIDEO_NOTIFICATION".into(),
+                language: Some("eng".into()),
+                default: Some(true),
+                value: TagValue::None,
+                children: vec![
+                    SimpleTag::string("SOURCE", "front door"),
+                    SimpleTag {
+                        name: "THUMB".into(),
+                        value: TagValue::Binary(Bytes::from_static(&[0, 1, 2])),
+                        ..Default::default()
+                    },
+                ],
+            }],
+        }];
+        let mut out = Vec::new();
+        encode_tags(&mut out, &tags_in);
+        let (data, base) = payload(&out);
+        assert_eq!(tags(data.clone(), base, 16).unwrap(), tags_in);
+        assert_eq!(
+            tags(data, base, 1).unwrap_err().kind,
+            ErrorKind::TagsTooDeep(1)
+        );
+    }
+}

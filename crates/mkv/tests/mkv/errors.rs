@@ -327,3 +327,51 @@ fn timestamp_beyond_i64_nanoseconds() {
     let (_, e) = fails(&m.take());
     assert!(matches!(e.kind, ErrorKind::TimestampOverflow { .. }), "{e}");
 }
+
+/// Elements the demuxer steps over (Attachments, Chapters, Cues, Void) are reported and
+/// discarded as their bytes arrive, whatever their size: nothing of them is buffered.
+#[test]
+fn skipped_elements_are_not_buffered() {
+    let mut data = prologue();
+    let big = vec![0x5A; 300_000];
+    for id in [ids::ATTACHMENTS, ids::CHAPTERS, ids::CUES, ids::VOID] {
+        ebml::write_binary(&mut data, id, &big);
+    }
+    ebml::write_id(&mut data, ids::CLUSTER);
+    data.push(0xFF);
+    ebml::write_uint(&mut data, ids::TIMESTAMP, 7);
+    ebml::write_binary(&mut data, ids::SIMPLE_BLOCK, &[0x81, 0, 1, 0x80, 9]);
+    let mut d = Demuxer::new();
+    let mut events = Vec::new();
+    for chunk in data.chunks(4096) {
+        d.push(chunk);
+        assert!(d.buffered() <= 4096 + 12, "{} bytes buffered", d.buffered());
+        while let Some(ev) = d.pull() {
+            events.push(ev.unwrap());
+        }
+        d.check_invariants();
+    }
+    d.finish();
+    while let Some(ev) = d.pull() {
+        events.push(ev.unwrap());
+    }
+    let skipped: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Skipped { id, depth: 1, span } => {
+                assert_eq!(span.size, Some(300_000));
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [ids::ATTACHMENTS, ids::CHAPTERS, ids::CUES, ids::VOID]
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Frame(f) if f.timecode == 8))
+    );
+}
