@@ -324,7 +324,8 @@ impl Demuxer {
                 }
             }
             if let Some(parent_end) = self.stack.iter().filter_map(|o| o.span.end()).min()
-                && span.end().is_some_and(|end| end > parent_end)
+                && (span.data_offset() > parent_end
+                    || span.end().is_some_and(|end| end > parent_end))
             {
                 return Err(self.err(
                     Some(header.id),

@@ -41,7 +41,7 @@ pub enum ErrorKind {
     TooLarge { id: u32, size: u64, limit: u64 },
     #[error("element {} has an unknown size, which only Segment and Cluster may have", ids::describe(*.id))]
     UnknownSizeNotAllowed { id: u32 },
-    #[error("element {} runs past the end of its parent at byte offset {parent_end}", ids::describe(*.id))]
+    #[error("element {} runs past its parent's end (byte {parent_end})", ids::describe(*.id))]
     Overrun { id: u32, parent_end: u64 },
     #[error("the input ends inside an element")]
     Truncated,

@@ -375,3 +375,27 @@ fn skipped_elements_are_not_buffered() {
             .any(|e| matches!(e, Event::Frame(f) if f.timecode == 8))
     );
 }
+
+/// Found by the fuzzer: an unknown-size Cluster whose header alone runs past the end of a
+/// known-size Segment.
+#[test]
+fn unknown_size_child_header_past_its_parent() {
+    let mut data = Vec::new();
+    encode_ebml_header(&mut data, &EbmlHeader::kvs());
+    ebml::write_id(&mut data, ids::SEGMENT);
+    ebml::write_vint(&mut data, 6);
+    ebml::write_id(&mut data, ids::CLUSTER);
+    data.extend_from_slice(&ebml::UNKNOWN_SIZE_8);
+    let (_, e) = fails(&data);
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::Overrun {
+                id: ids::CLUSTER,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("runs past its parent's end"), "{e}");
+}

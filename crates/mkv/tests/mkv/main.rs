@@ -5,5 +5,5 @@
 mod captures;
 mod common;
 mod errors;
-// mod fuzz_replay;
+mod fuzz_replay;
 mod roundtrip;
