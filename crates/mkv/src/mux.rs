@@ -258,10 +258,11 @@ impl Muxer {
     }
 }
 
+/// Bytes `ebml::write_vint` takes for `value`.
 fn vint_len(value: u64) -> usize {
-    let mut v = Vec::with_capacity(8);
-    ebml::write_vint(&mut v, value);
-    v.len()
+    (1..8)
+        .find(|&len| value < (1u64 << (7 * len)) - 1)
+        .unwrap_or(8) as usize
 }
 
 fn write_opt_string(out: &mut Vec<u8>, id: u32, value: &Option<String>) {
@@ -393,4 +394,30 @@ fn encode_simple_tag(out: &mut Vec<u8>, st: &SimpleTag) {
             encode_simple_tag(o, child);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vint_len;
+    use crate::ebml::write_vint;
+
+    #[test]
+    fn vint_len_matches_write_vint() {
+        for v in [
+            0u64,
+            1,
+            126,
+            127,
+            128,
+            16382,
+            16383,
+            16384,
+            1 << 49,
+            (1 << 56) - 2,
+        ] {
+            let mut out = Vec::new();
+            write_vint(&mut out, v);
+            assert_eq!(vint_len(v), out.len(), "{v}");
+        }
+    }
 }
