@@ -45,6 +45,11 @@ pub struct Limits {
     pub max_element_size: u64,
     /// Deepest nesting of SimpleTags (default 16).
     pub max_tag_depth: usize,
+    /// Most TrackEntries in a Tracks element (default 127, the TrackNumbers a one-byte block
+    /// header can carry; KVS accepts 3, which its ingest checks to answer with its own ack).
+    pub max_tracks: usize,
+    /// Most Tag and SimpleTag elements in one Tags element (default 4096).
+    pub max_tag_entries: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +58,8 @@ impl Default for Limits {
             max_frame_size: 64 << 20,
             max_element_size: 16 << 20,
             max_tag_depth: 16,
+            max_tracks: 127,
+            max_tag_entries: 4096,
         }
     }
 }
@@ -62,6 +69,22 @@ enum Kind {
     Segment,
     Cluster,
 }
+
+/// What the demuxer keeps of each track of the current document.
+#[derive(Debug, Clone)]
+struct TrackState {
+    number: u64,
+    default_duration_ns: Option<u64>,
+    header_removal: Option<Bytes>,
+}
+
+/// Most bytes reserved ahead for an element whose size field is read but whose bytes have not
+/// arrived, so that a size field alone never allocates much; larger elements grow the buffer as
+/// their bytes come.
+const MAX_RESERVE: usize = 1 << 20;
+
+/// Most Skipped events held back while a Cluster's Timestamp is awaited (see `deferred`).
+const MAX_DEFERRED: usize = 16;
 
 /// A master element the demuxer is inside of.
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +100,9 @@ pub struct Demuxer {
     buf: BytesMut,
     /// Stream offset of `buf[0]`.
     pos: u64,
-    /// Bytes of a skipped element still to discard.
+    /// Bytes of a skipped element still to discard, and the element's ID and offset.
     skip: u64,
+    skipping: Option<(u32, u64)>,
     /// Open master elements: at most a Segment and a Cluster in it.
     stack: Vec<Open>,
     /// Events decoded but not yet pulled (the frames of a laced block).
@@ -86,8 +110,11 @@ pub struct Demuxer {
     /// The open Cluster's Timestamp, once read.
     cluster_timecode: Option<u64>,
     timecode_scale: u64,
-    /// Track numbers and DefaultDurations of the current document.
-    default_durations: Vec<(u64, Option<u64>)>,
+    /// The current document's tracks (at most `Limits::max_tracks`).
+    tracks: Vec<TrackState>,
+    /// Skipped children of a Cluster that come before its Timestamp (CRC-32, Void, …), reported
+    /// just after its ClusterStart so that the events nest as the elements do.
+    deferred: Vec<Event>,
     seen_header: bool,
     eof: bool,
     failed: bool,
@@ -112,11 +139,13 @@ impl Demuxer {
             buf: BytesMut::new(),
             pos: 0,
             skip: 0,
+            skipping: None,
             stack: Vec::new(),
             pending: VecDeque::new(),
             cluster_timecode: None,
             timecode_scale: DEFAULT_TIMECODE_SCALE,
-            default_durations: Vec::new(),
+            tracks: Vec::new(),
+            deferred: Vec::new(),
             seen_header: false,
             eof: false,
             failed: false,
@@ -177,6 +206,8 @@ impl Demuxer {
                 self.stack.clear();
                 self.cluster_timecode = None;
                 self.skip = 0;
+                self.skipping = None;
+                self.deferred.clear();
                 self.waiting_for = None;
                 Some(Err(e))
             }
@@ -196,11 +227,6 @@ impl Demuxer {
     /// The current document's TimestampScale (ns per tick).
     pub fn timecode_scale(&self) -> u64 {
         self.timecode_scale
-    }
-
-    /// Whether the stream is inside a Cluster whose Timestamp has been read.
-    pub fn in_cluster(&self) -> bool {
-        self.cluster_timecode.is_some()
     }
 
     /// Asserts the demuxer's internal consistency; tests and fuzz targets call it after every
@@ -236,6 +262,12 @@ impl Demuxer {
         if self.failed {
             assert!(self.buf.is_empty() && self.stack.is_empty());
         }
+        assert!(self.tracks.len() <= self.limits.max_tracks);
+        assert!(self.deferred.len() <= MAX_DEFERRED);
+        if !self.deferred.is_empty() {
+            assert_eq!(self.stack.last().map(|o| o.kind), Some(Kind::Cluster));
+            assert!(self.cluster_timecode.is_none());
+        }
         if let Some(need) = self.waiting_for {
             let bound = self.limits.max_frame_size.max(self.limits.max_element_size)
                 + (ebml::MAX_ID_LEN + ebml::MAX_SIZE_LEN) as u64;
@@ -266,7 +298,8 @@ impl Demuxer {
                 self.discard_skipped();
                 if self.skip > 0 {
                     if self.eof {
-                        return Err(self.err(None, ErrorKind::Truncated));
+                        let (id, offset) = self.skipping.unwrap_or((0, self.pos));
+                        return Err(Error::new(offset, Some(id), ErrorKind::Truncated));
                     }
                     return self.wait(1);
                 }
@@ -345,7 +378,7 @@ impl Demuxer {
                     let h = elements::ebml_header(data, span.data_offset())?;
                     self.seen_header = true;
                     self.timecode_scale = DEFAULT_TIMECODE_SCALE;
-                    self.default_durations.clear();
+                    self.tracks.clear();
                     return Ok(Some(Event::EbmlHeader { span, header: h }));
                 }
                 (None, found) if !self.seen_header => {
@@ -376,10 +409,15 @@ impl Demuxer {
                     let Some(data) = self.take(&header, self.limits.max_element_size)? else {
                         return Ok(None);
                     };
-                    let tracks = elements::tracks(data, span.data_offset())?;
-                    self.default_durations = tracks
+                    let tracks =
+                        elements::tracks(data, span.data_offset(), self.limits.max_tracks)?;
+                    self.tracks = tracks
                         .iter()
-                        .map(|t| (t.number, t.default_duration_ns))
+                        .map(|t| TrackState {
+                            number: t.number,
+                            default_duration_ns: t.default_duration_ns,
+                            header_removal: t.header_removal.clone(),
+                        })
                         .collect();
                     return Ok(Some(Event::Tracks { span, tracks }));
                 }
@@ -387,7 +425,12 @@ impl Demuxer {
                     let Some(data) = self.take(&header, self.limits.max_element_size)? else {
                         return Ok(None);
                     };
-                    let tags = elements::tags(data, span.data_offset(), self.limits.max_tag_depth)?;
+                    let tags = elements::tags(
+                        data,
+                        span.data_offset(),
+                        self.limits.max_tag_depth,
+                        self.limits.max_tag_entries,
+                    )?;
                     return Ok(Some(Event::Tags { span, tags }));
                 }
                 (Some(Kind::Segment), ids::CLUSTER) => {
@@ -405,7 +448,8 @@ impl Demuxer {
                     ));
                 }
                 (Some(Kind::Cluster), ids::TIMESTAMP) => {
-                    let Some(data) = self.take(&header, self.limits.max_element_size)? else {
+                    // An unsigned integer: 8 bytes at most.
+                    let Some(data) = self.take(&header, 8)? else {
                         return Ok(None);
                     };
                     if self.cluster_timecode.is_some() {
@@ -419,6 +463,7 @@ impl Demuxer {
                         .map_err(|k| Error::new(span.offset, Some(ids::TIMESTAMP), k))?;
                     self.cluster_timecode = Some(timecode);
                     let cluster = self.stack.last().map_or(span, |o| o.span);
+                    self.pending.extend(self.deferred.drain(..));
                     return Ok(Some(Event::ClusterStart {
                         span: cluster,
                         timecode,
@@ -446,12 +491,22 @@ impl Demuxer {
             };
             self.consume(usize::from(header.header_len));
             self.skip = size;
+            self.skipping = Some((header.id, span.offset));
             self.discard_skipped();
-            return Ok(Some(Event::Skipped {
+            let event = Event::Skipped {
                 id: header.id,
                 span,
                 depth: self.stack.len() as u8,
-            }));
+            };
+            let before_timestamp =
+                context == Some(Kind::Cluster) && self.cluster_timecode.is_none();
+            if !before_timestamp {
+                return Ok(Some(event));
+            }
+            // Held back until the ClusterStart (a few at most; more are not reported).
+            if self.deferred.len() < MAX_DEFERRED {
+                self.deferred.push(event);
+            }
         }
     }
 
@@ -488,15 +543,19 @@ impl Demuxer {
                     offset: open.span.offset,
                     end: self.pos,
                 },
-                // A Cluster without a Timestamp (and so without blocks) is reported as skipped.
-                None => Event::Skipped {
-                    id: ids::CLUSTER,
-                    span: Span {
-                        size: Some(self.pos - open.span.data_offset()),
-                        ..open.span
-                    },
-                    depth: self.stack.len() as u8,
-                },
+                // A Cluster without a Timestamp (and so without blocks) is reported as skipped,
+                // followed by the children held back for its ClusterStart.
+                None => {
+                    self.pending.extend(self.deferred.drain(..));
+                    Event::Skipped {
+                        id: ids::CLUSTER,
+                        span: Span {
+                            size: Some(self.pos - open.span.data_offset()),
+                            ..open.span
+                        },
+                        depth: self.stack.len() as u8,
+                    }
+                }
             },
         })
     }
@@ -520,7 +579,7 @@ impl Demuxer {
             if self.eof {
                 return Err(self.err(Some(id), ErrorKind::Truncated));
             }
-            self.buf.reserve(total - self.buf.len());
+            self.buf.reserve((total - self.buf.len()).min(MAX_RESERVE));
             self.waiting_for = Some(total);
             return Ok(None);
         }
@@ -571,11 +630,9 @@ impl Demuxer {
         };
         let block_timecode = i128::from(cluster) + i128::from(b.relative);
         let count = b.frames.len() as u64;
-        let default_duration_ns = self
-            .default_durations
-            .iter()
-            .find(|(n, _)| *n == b.track)
-            .and_then(|(_, d)| *d);
+        let track = self.tracks.iter().find(|t| t.number == b.track);
+        let default_duration_ns = track.and_then(|t| t.default_duration_ns);
+        let header_removal = track.and_then(|t| t.header_removal.clone());
         // The block's duration in ticks, for spreading its laces (as ffmpeg does, so that the
         // timestamps agree with ffprobe's): BlockDuration, or DefaultDuration per frame.
         let block_ticks = match duration_ticks {
@@ -594,7 +651,14 @@ impl Demuxer {
         } else {
             (!referenced, false)
         };
-        for (i, data) in b.frames.into_iter().enumerate() {
+        for (i, mut data) in b.frames.into_iter().enumerate() {
+            if let Some(prefix) = &header_removal {
+                // Header stripping: the one case where a frame is copied.
+                let mut whole = BytesMut::with_capacity(prefix.len() + data.len());
+                whole.extend_from_slice(prefix);
+                whole.extend_from_slice(&data);
+                data = whole.freeze();
+            }
             let offset = match block_ticks {
                 Some(d) if count > 1 => u128::from(d) * i as u128 / u128::from(count),
                 _ => 0,

@@ -120,10 +120,11 @@ pub fn float(data: &[u8]) -> Result<f64, ErrorKind> {
     }
 }
 
-/// A string or UTF-8 element's value. Invalid UTF-8 is replaced rather than rejected (producers
-/// in the wild write Latin-1 titles); trailing NUL padding (RFC 8794 §7.4) is removed.
+/// A string or UTF-8 element's value: up to the first NUL, if any (RFC 8794 §7.4 and §7.5:
+/// what follows a NUL is padding and ignored). Invalid UTF-8 is replaced rather than rejected
+/// (producers in the wild write Latin-1 titles).
 pub fn string(data: &[u8]) -> String {
-    let end = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     String::from_utf8_lossy(data.get(..end).unwrap_or_default()).into_owned()
 }
 
@@ -205,7 +206,8 @@ impl Iterator for Children {
 // ---------------------------------------------------------------------------------------------
 // Writing.
 
-/// The 8-byte "unknown size" field, as the KVS producers write it.
+/// The 8-byte "unknown size" field (GStreamer writes this form; KVS producers the 1-byte
+/// `0xFF`; both read the same).
 pub const UNKNOWN_SIZE_8: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
 /// Appends an element ID (its marker bits are part of the value).
@@ -341,6 +343,7 @@ mod tests {
         assert_eq!(float(&[0x47, 0x3B, 0x80, 0x00]).unwrap(), 48000.0);
         assert!(float(&[0, 0, 0]).is_err());
         assert_eq!(string(b"abc\0\0"), "abc");
+        assert_eq!(string(b"matroska\0xx"), "matroska");
         for v in [
             0i64,
             1,

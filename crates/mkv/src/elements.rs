@@ -5,7 +5,10 @@ use bytes::Bytes;
 
 use crate::ebml::{self, Child, Children};
 use crate::error::{Error, ErrorKind};
-use crate::event::{Audio, EbmlHeader, Info, SimpleTag, Tag, TagValue, Targets, TrackEntry, Video};
+use crate::event::{
+    Audio, DEFAULT_TIMECODE_SCALE, EbmlHeader, Info, SimpleTag, Tag, TagValue, Targets, TrackEntry,
+    Video,
+};
 use crate::ids;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -20,12 +23,29 @@ fn uint(c: &Child) -> Result<u64> {
     ebml::uint(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
 }
 
+/// An unsigned integer element with a default, which an empty element takes (RFC 8794 §6.1).
+fn uint_or(c: &Child, default: u64) -> Result<u64> {
+    if c.data.is_empty() {
+        Ok(default)
+    } else {
+        uint(c)
+    }
+}
+
 fn int(c: &Child) -> Result<i64> {
     ebml::int(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
 }
 
 fn float(c: &Child) -> Result<f64> {
     ebml::float(&c.data).map_err(|k| Error::new(c.offset, Some(c.id), k))
+}
+
+fn float_or(c: &Child, default: f64) -> Result<f64> {
+    if c.data.is_empty() {
+        Ok(default)
+    } else {
+        float(c)
+    }
 }
 
 fn string(c: &Child) -> String {
@@ -46,13 +66,13 @@ pub fn ebml_header(data: Bytes, base: u64) -> Result<EbmlHeader> {
     for c in children(data, base, ids::EBML) {
         let c = c?;
         match c.id {
-            ids::EBML_VERSION => h.version = uint(&c)?,
-            ids::EBML_READ_VERSION => h.read_version = uint(&c)?,
-            ids::EBML_MAX_ID_LENGTH => h.max_id_length = uint(&c)?,
-            ids::EBML_MAX_SIZE_LENGTH => h.max_size_length = uint(&c)?,
+            ids::EBML_VERSION => h.version = uint_or(&c, 1)?,
+            ids::EBML_READ_VERSION => h.read_version = uint_or(&c, 1)?,
+            ids::EBML_MAX_ID_LENGTH => h.max_id_length = uint_or(&c, 4)?,
+            ids::EBML_MAX_SIZE_LENGTH => h.max_size_length = uint_or(&c, 8)?,
             ids::DOC_TYPE => doc_type = Some(string(&c)),
-            ids::DOC_TYPE_VERSION => h.doc_type_version = uint(&c)?,
-            ids::DOC_TYPE_READ_VERSION => h.doc_type_read_version = uint(&c)?,
+            ids::DOC_TYPE_VERSION => h.doc_type_version = uint_or(&c, 1)?,
+            ids::DOC_TYPE_READ_VERSION => h.doc_type_read_version = uint_or(&c, 1)?,
             _ => {}
         }
     }
@@ -79,7 +99,7 @@ pub fn info(data: Bytes, base: u64) -> Result<Info> {
         let c = c?;
         match c.id {
             ids::TIMESTAMP_SCALE => {
-                info.timecode_scale = uint(&c)?;
+                info.timecode_scale = uint_or(&c, DEFAULT_TIMECODE_SCALE)?;
                 if info.timecode_scale == 0 {
                     return Err(Error::new(
                         c.offset,
@@ -100,7 +120,9 @@ pub fn info(data: Bytes, base: u64) -> Result<Info> {
     Ok(info)
 }
 
-pub fn tracks(data: Bytes, base: u64) -> Result<Vec<TrackEntry>> {
+/// Reads Tracks; more than `max_tracks` TrackEntries is an error (which also bounds the
+/// duplicate check below and the demuxer's per-block track lookup).
+pub fn tracks(data: Bytes, base: u64, max_tracks: usize) -> Result<Vec<TrackEntry>> {
     let mut tracks: Vec<TrackEntry> = Vec::new();
     for c in children(data, base, ids::TRACKS) {
         let c = c?;
@@ -108,6 +130,16 @@ pub fn tracks(data: Bytes, base: u64) -> Result<Vec<TrackEntry>> {
             continue;
         }
         let offset = c.offset;
+        if tracks.len() >= max_tracks {
+            return Err(Error::new(
+                offset,
+                Some(ids::TRACK_ENTRY),
+                ErrorKind::TooMany {
+                    what: "TrackEntries",
+                    limit: max_tracks,
+                },
+            ));
+        }
         let t = track_entry(c)?;
         if tracks.iter().any(|o| o.number == t.number) {
             return Err(Error::new(
@@ -136,6 +168,7 @@ fn track_entry(entry: Child) -> Result<TrackEntry> {
             ids::LANGUAGE => t.language = Some(string(&c)),
             ids::DEFAULT_DURATION => t.default_duration_ns = Some(uint(&c)?),
             ids::CODEC_DELAY => t.codec_delay_ns = Some(uint(&c)?),
+            ids::CONTENT_ENCODINGS => t.header_removal = content_encodings(c)?,
             ids::VIDEO => {
                 let mut v = Video::default();
                 for c in children(c.data, c.offset, ids::VIDEO) {
@@ -155,11 +188,11 @@ fn track_entry(entry: Child) -> Result<TrackEntry> {
                 for c in children(c.data, c.offset, ids::AUDIO) {
                     let c = c?;
                     match c.id {
-                        ids::SAMPLING_FREQUENCY => a.sampling_frequency = float(&c)?,
+                        ids::SAMPLING_FREQUENCY => a.sampling_frequency = float_or(&c, 8000.0)?,
                         ids::OUTPUT_SAMPLING_FREQUENCY => {
                             a.output_sampling_frequency = Some(float(&c)?)
                         }
-                        ids::CHANNELS => a.channels = uint(&c)?,
+                        ids::CHANNELS => a.channels = uint_or(&c, 1)?,
                         ids::BIT_DEPTH => a.bit_depth = Some(uint(&c)?),
                         _ => {}
                     }
@@ -189,25 +222,120 @@ fn track_entry(entry: Child) -> Result<TrackEntry> {
     Ok(t)
 }
 
-pub fn tags(data: Bytes, base: u64, max_depth: usize) -> Result<Vec<Tag>> {
+/// The frame-level ContentEncoding Vigil can undo: header stripping (ContentCompAlgo 3), whose
+/// ContentCompSettings are the stripped bytes. Compression with zlib, bzlib or LZO and
+/// encryption are refused rather than passed on as frames that are not what was encoded.
+fn content_encodings(encodings: Child) -> Result<Option<Bytes>> {
+    let mut removed = None;
+    for c in children(encodings.data, encodings.offset, ids::CONTENT_ENCODINGS) {
+        let c = c?;
+        if c.id != ids::CONTENT_ENCODING {
+            continue;
+        }
+        let offset = c.offset;
+        let unsupported = |what| {
+            Error::new(
+                offset,
+                Some(ids::CONTENT_ENCODING),
+                ErrorKind::Unsupported(what),
+            )
+        };
+        let (mut scope, mut kind, mut algo, mut settings) = (1, 0, None, None);
+        for c in children(c.data, c.offset, ids::CONTENT_ENCODING) {
+            let c = c?;
+            match c.id {
+                ids::CONTENT_ENCODING_SCOPE => scope = uint_or(&c, 1)?,
+                ids::CONTENT_ENCODING_TYPE => kind = uint_or(&c, 0)?,
+                ids::CONTENT_COMPRESSION => {
+                    algo = Some(0);
+                    for c in children(c.data, c.offset, ids::CONTENT_COMPRESSION) {
+                        let c = c?;
+                        match c.id {
+                            ids::CONTENT_COMP_ALGO => algo = Some(uint_or(&c, 0)?),
+                            ids::CONTENT_COMP_SETTINGS => settings = Some(c.data),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Scope bit 1: the frames. Encodings of CodecPrivate alone leave frames as they are.
+        if scope & 1 == 0 {
+            continue;
+        }
+        if kind != 0 {
+            return Err(unsupported("encrypted frames (ContentEncryption)"));
+        }
+        match algo {
+            // No ContentCompression: nothing to undo (mkvmerge writes such an empty
+            // ContentEncoding when it finds no header to strip, and ffmpeg reads it so).
+            None => continue,
+            Some(3) => {}
+            Some(_) => {
+                return Err(unsupported(
+                    "compressed frames (zlib, bzlib or LZO ContentCompression)",
+                ));
+            }
+        }
+        if removed.is_some() {
+            return Err(unsupported("more than one ContentEncoding on frames"));
+        }
+        removed = Some(settings.unwrap_or_default());
+    }
+    Ok(removed)
+}
+
+/// Reads Tags. `max_entries` bounds the Tag and SimpleTag elements one Tags element may hold
+/// (each costs about a hundred bytes once decoded, from as few as three on the wire).
+pub fn tags(data: Bytes, base: u64, max_depth: usize, max_entries: usize) -> Result<Vec<Tag>> {
+    let mut budget = Budget {
+        left: max_entries,
+        limit: max_entries,
+    };
     let mut tags = Vec::new();
     for c in children(data, base, ids::TAGS) {
         let c = c?;
         if c.id != ids::TAG {
             continue;
         }
+        budget.take(&c)?;
         let mut tag = Tag::default();
         for c in children(c.data, c.offset, ids::TAG) {
             let c = c?;
             match c.id {
                 ids::TARGETS => tag.targets = targets(c)?,
-                ids::SIMPLE_TAG => tag.simple_tags.push(simple_tag(c, max_depth, 1)?),
+                ids::SIMPLE_TAG => tag
+                    .simple_tags
+                    .push(simple_tag(c, max_depth, 1, &mut budget)?),
                 _ => {}
             }
         }
         tags.push(tag);
     }
     Ok(tags)
+}
+
+/// How many more Tag/SimpleTag elements a Tags element may hold.
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn take(&mut self, c: &Child) -> Result<()> {
+        self.left = self.left.checked_sub(1).ok_or_else(|| {
+            Error::new(
+                c.offset,
+                Some(c.id),
+                ErrorKind::TooMany {
+                    what: "Tag and SimpleTag elements in one Tags element",
+                    limit: self.limit,
+                },
+            )
+        })?;
+        Ok(())
+    }
 }
 
 fn targets(c: Child) -> Result<Targets> {
@@ -224,7 +352,8 @@ fn targets(c: Child) -> Result<Targets> {
     Ok(t)
 }
 
-fn simple_tag(st: Child, max_depth: usize, depth: usize) -> Result<SimpleTag> {
+fn simple_tag(st: Child, max_depth: usize, depth: usize, budget: &mut Budget) -> Result<SimpleTag> {
+    budget.take(&st)?;
     if depth > max_depth {
         return Err(Error::new(
             st.offset,
@@ -238,10 +367,12 @@ fn simple_tag(st: Child, max_depth: usize, depth: usize) -> Result<SimpleTag> {
         match c.id {
             ids::TAG_NAME => t.name = string(&c),
             ids::TAG_LANGUAGE => t.language = Some(string(&c)),
-            ids::TAG_DEFAULT => t.default = Some(uint(&c)? != 0),
+            ids::TAG_DEFAULT => t.default = Some(uint_or(&c, 1)? != 0),
             ids::TAG_STRING => t.value = TagValue::String(string(&c)),
             ids::TAG_BINARY => t.value = TagValue::Binary(c.data),
-            ids::SIMPLE_TAG => t.children.push(simple_tag(c, max_depth, depth + 1)?),
+            ids::SIMPLE_TAG => t
+                .children
+                .push(simple_tag(c, max_depth, depth + 1, budget)?),
             _ => {}
         }
     }
@@ -312,6 +443,13 @@ mod tests {
         w::write_uint(&mut inner, ids::TIMESTAMP_SCALE, 0);
         let e = super::info(Bytes::from(inner), 100).unwrap_err();
         assert_eq!((e.offset, e.element), (100, Some(ids::TIMESTAMP_SCALE)));
+        // An empty element takes its default (RFC 8794 §6.1).
+        let mut inner = Vec::new();
+        w::write_binary(&mut inner, ids::TIMESTAMP_SCALE, &[]);
+        assert_eq!(
+            super::info(Bytes::from(inner), 0).unwrap().timecode_scale,
+            1_000_000
+        );
         // A float of 3 bytes is not a float.
         let mut inner = Vec::new();
         w::write_binary(&mut inner, ids::DURATION, &[0, 0, 0]);
@@ -334,6 +472,7 @@ mod tests {
                 language: Some("und".into()),
                 default_duration_ns: Some(40_000_000),
                 codec_delay_ns: None,
+                header_removal: None,
                 video: Some(Video {
                     pixel_width: 1920,
                     pixel_height: 1080,
@@ -360,7 +499,7 @@ mod tests {
         let mut out = Vec::new();
         encode_tracks(&mut out, &tracks_in);
         let (data, base) = payload(&out);
-        let read = tracks(data, base).unwrap();
+        let read = tracks(data, base, 127).unwrap();
         assert_eq!(read, tracks_in);
         assert_eq!(read[1].kind(), TrackKind::Audio);
 
@@ -371,12 +510,12 @@ mod tests {
         };
         let no_number = entry(&|o| w::write_binary(o, ids::CODEC_ID, b"A_AAC"));
         assert_eq!(
-            tracks(Bytes::from(no_number), 0).unwrap_err().kind,
+            tracks(Bytes::from(no_number), 0, 127).unwrap_err().kind,
             ErrorKind::Missing(ids::TRACK_NUMBER)
         );
         let mut twice = entry(&|o| w::write_uint(o, ids::TRACK_NUMBER, 3));
         twice.extend(entry(&|o| w::write_uint(o, ids::TRACK_NUMBER, 3)));
-        let e = tracks(Bytes::from(twice), 1000).unwrap_err();
+        let e = tracks(Bytes::from(twice), 1000, 127).unwrap_err();
         // The second entry: 5 bytes (ID, size, TrackNumber) after the first.
         assert_eq!(e.offset, 1005, "{e}");
     }
@@ -407,10 +546,16 @@ mod tests {
         let mut out = Vec::new();
         encode_tags(&mut out, &tags_in);
         let (data, base) = payload(&out);
-        assert_eq!(tags(data.clone(), base, 16).unwrap(), tags_in);
+        assert_eq!(tags(data.clone(), base, 16, 100).unwrap(), tags_in);
         assert_eq!(
-            tags(data, base, 1).unwrap_err().kind,
+            tags(data.clone(), base, 1, 100).unwrap_err().kind,
             ErrorKind::TagsTooDeep(1)
         );
+        // One Tag and three SimpleTags.
+        assert!(tags(data.clone(), base, 16, 4).is_ok());
+        assert!(matches!(
+            tags(data, base, 16, 3).unwrap_err().kind,
+            ErrorKind::TooMany { limit: 3, .. }
+        ));
     }
 }

@@ -63,6 +63,10 @@ pub enum ErrorKind {
     InvalidLacing(&'static str),
     #[error("SimpleTags nested deeper than {0} levels")]
     TagsTooDeep(usize),
+    #[error("more than {limit} {what}")]
+    TooMany { what: &'static str, limit: usize },
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     #[error("timestamp out of range (cluster {cluster} + block {relative}, scale {scale} ns)")]
     TimestampOverflow {
         cluster: u64,
@@ -93,6 +97,10 @@ pub enum MuxError {
     NoCluster,
     #[error("track number 0 is reserved")]
     TrackZero,
+    #[error("two tracks with number {0}")]
+    DuplicateTrack(u64),
+    #[error("TimestampScale 0")]
+    TimestampScaleZero,
     #[error(
         "block timestamp {timestamp} is {relative} from its cluster's {cluster}, outside ±32767"
     )]

@@ -198,6 +198,10 @@ pub struct TrackEntry {
     pub language: Option<String>,
     pub default_duration_ns: Option<u64>,
     pub codec_delay_ns: Option<u64>,
+    /// The bytes a header-stripping ContentEncoding (ContentCompAlgo 3) removed from the start
+    /// of every frame; the demuxer puts them back, so [`Frame::data`] is always the whole frame.
+    /// The muxer writes frames whole and ignores this.
+    pub header_removal: Option<Bytes>,
     pub video: Option<Video>,
     pub audio: Option<Audio>,
 }

@@ -11,6 +11,8 @@ pub fn demux(data: &[u8]) {
         max_frame_size: 1 << 16,
         max_element_size: 1 << 14,
         max_tag_depth: 8,
+        max_tracks: 16,
+        max_tag_entries: 64,
     };
     let whole = run(data, &[usize::MAX], limits);
     // Chunk sizes from the first bytes: 1..=64, cycling.

@@ -60,6 +60,13 @@ pub const SAMPLING_FREQUENCY: u32 = 0xB5;
 pub const OUTPUT_SAMPLING_FREQUENCY: u32 = 0x78B5;
 pub const CHANNELS: u32 = 0x9F;
 pub const BIT_DEPTH: u32 = 0x6264;
+pub const CONTENT_ENCODINGS: u32 = 0x6D80;
+pub const CONTENT_ENCODING: u32 = 0x6240;
+pub const CONTENT_ENCODING_SCOPE: u32 = 0x5032;
+pub const CONTENT_ENCODING_TYPE: u32 = 0x5033;
+pub const CONTENT_COMPRESSION: u32 = 0x5034;
+pub const CONTENT_COMP_ALGO: u32 = 0x4254;
+pub const CONTENT_COMP_SETTINGS: u32 = 0x4255;
 
 // Cluster children.
 pub const TIMESTAMP: u32 = 0xE7;
@@ -148,6 +155,13 @@ pub fn name(id: u32) -> Option<&'static str> {
         OUTPUT_SAMPLING_FREQUENCY => "OutputSamplingFrequency",
         CHANNELS => "Channels",
         BIT_DEPTH => "BitDepth",
+        CONTENT_ENCODINGS => "ContentEncodings",
+        CONTENT_ENCODING => "ContentEncoding",
+        CONTENT_ENCODING_SCOPE => "ContentEncodingScope",
+        CONTENT_ENCODING_TYPE => "ContentEncodingType",
+        CONTENT_COMPRESSION => "ContentCompression",
+        CONTENT_COMP_ALGO => "ContentCompAlgo",
+        CONTENT_COMP_SETTINGS => "ContentCompSettings",
         TIMESTAMP => "Timestamp",
         POSITION => "Position",
         PREV_SIZE => "PrevSize",

@@ -62,5 +62,6 @@ pub use event::{
     Targets, TrackEntry, TrackKind, Video,
 };
 pub use mux::{
-    Muxer, MuxerOptions, SizeMode, encode_ebml_header, encode_info, encode_tags, encode_tracks,
+    DEFAULT_APP, Muxer, MuxerOptions, SizeMode, encode_ebml_header, encode_info, encode_tags,
+    encode_tracks,
 };

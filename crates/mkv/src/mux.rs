@@ -80,11 +80,7 @@ impl Muxer {
 
     /// Where the Segment's children go.
     fn segment_sink(&mut self) -> Result<&mut Vec<u8>, MuxError> {
-        match &mut self.segment {
-            None => Err(MuxError::NoDocument),
-            Some(Some(buf)) => Ok(buf),
-            Some(None) => Ok(&mut self.out),
-        }
+        segment_sink(&mut self.segment, &mut self.out)
     }
 
     /// Starts a document: EBML header, Segment, Info and Tracks.
@@ -94,11 +90,30 @@ impl Muxer {
         info: &Info,
         tracks: &[TrackEntry],
     ) -> Result<(), MuxError> {
+        if info.timecode_scale == 0 {
+            return Err(MuxError::TimestampScaleZero);
+        }
+        for (i, t) in tracks.iter().enumerate() {
+            if t.number == 0 {
+                return Err(MuxError::TrackZero);
+            }
+            if tracks.iter().skip(i + 1).any(|o| o.number == t.number) {
+                return Err(MuxError::DuplicateTrack(t.number));
+            }
+        }
+        self.begin_segment(header)?;
+        let sink = self.segment_sink()?;
+        encode_info(sink, info);
+        encode_tracks(sink, tracks);
+        Ok(())
+    }
+
+    /// Starts a document with only its EBML header and Segment, for a caller that writes the
+    /// Segment's first children itself with [`write_raw`](Self::write_raw): GetMedia forwards
+    /// a producer's Info and Tracks exactly as they were ingested.
+    pub fn begin_segment(&mut self, header: &EbmlHeader) -> Result<(), MuxError> {
         if self.segment.is_some() {
             return Err(MuxError::DocumentOpen);
-        }
-        if tracks.iter().any(|t| t.number == 0) {
-            return Err(MuxError::TrackZero);
         }
         encode_ebml_header(&mut self.out, header);
         self.segment = Some(match self.opts.segment {
@@ -109,9 +124,6 @@ impl Muxer {
                 None
             }
         });
-        let sink = self.segment_sink()?;
-        encode_info(sink, info);
-        encode_tracks(sink, tracks);
         Ok(())
     }
 
@@ -146,11 +158,7 @@ impl Muxer {
         let timecode = cluster.timecode;
         match &mut cluster.buf {
             Some(buf) => Ok((buf, timecode)),
-            None => match &mut self.segment {
-                None => Err(MuxError::NoDocument),
-                Some(Some(buf)) => Ok((buf, timecode)),
-                Some(None) => Ok((&mut self.out, timecode)),
-            },
+            None => Ok((segment_sink(&mut self.segment, &mut self.out)?, timecode)),
         }
     }
 
@@ -184,7 +192,8 @@ impl Muxer {
     }
 
     /// Writes one frame as a BlockGroup, with a BlockDuration (ticks) when given and, for a
-    /// frame that is not a key frame, a ReferenceBlock pointing `reference` ticks back.
+    /// frame that is not a key frame, a ReferenceBlock: the timestamp of the frame it refers to,
+    /// relative to this one, in ticks (negative for an earlier frame).
     pub fn write_block_group(
         &mut self,
         track: u64,
@@ -265,6 +274,21 @@ fn vint_len(value: u64) -> usize {
         .unwrap_or(8) as usize
 }
 
+/// The Segment's sink: its buffer for a known-size Segment, else the output itself.
+fn segment_sink<'a>(
+    segment: &'a mut Option<Option<Vec<u8>>>,
+    out: &'a mut Vec<u8>,
+) -> Result<&'a mut Vec<u8>, MuxError> {
+    match segment {
+        None => Err(MuxError::NoDocument),
+        Some(Some(buf)) => Ok(buf),
+        Some(None) => Ok(out),
+    }
+}
+
+/// Written as MuxingApp and WritingApp when the caller gives none (both are mandatory).
+pub const DEFAULT_APP: &str = "vigil";
+
 fn write_opt_string(out: &mut Vec<u8>, id: u32, value: &Option<String>) {
     if let Some(s) = value {
         ebml::write_binary(out, id, s.as_bytes());
@@ -284,7 +308,7 @@ pub fn encode_ebml_header(out: &mut Vec<u8>, h: &EbmlHeader) {
     });
 }
 
-/// Appends an Info element.
+/// Appends an Info element; a missing MuxingApp or WritingApp is written as [`DEFAULT_APP`].
 pub fn encode_info(out: &mut Vec<u8>, info: &Info) {
     ebml::write_master(out, ids::INFO, |o| {
         ebml::write_uint(o, ids::TIMESTAMP_SCALE, info.timecode_scale);
@@ -292,8 +316,12 @@ pub fn encode_info(out: &mut Vec<u8>, info: &Info) {
             ebml::write_binary(o, ids::SEGMENT_UUID, uid);
         }
         write_opt_string(o, ids::TITLE, &info.title);
-        write_opt_string(o, ids::MUXING_APP, &info.muxing_app);
-        write_opt_string(o, ids::WRITING_APP, &info.writing_app);
+        for (id, app) in [
+            (ids::MUXING_APP, &info.muxing_app),
+            (ids::WRITING_APP, &info.writing_app),
+        ] {
+            ebml::write_binary(o, id, app.as_deref().unwrap_or(DEFAULT_APP).as_bytes());
+        }
         if let Some(d) = info.duration {
             ebml::write_float(o, ids::DURATION, d);
         }
@@ -352,24 +380,22 @@ pub fn encode_tracks(out: &mut Vec<u8>, tracks: &[TrackEntry]) {
     });
 }
 
-/// Appends a Tags element. Targets is written only when it says something (KVS producers
-/// leave it out).
+/// Appends a Tags element. Every Tag gets its Targets, which Matroska requires (KVS producers
+/// leave it out; an empty one costs 3 bytes).
 pub fn encode_tags(out: &mut Vec<u8>, tags: &[Tag]) {
     ebml::write_master(out, ids::TAGS, |o| {
         for tag in tags {
             ebml::write_master(o, ids::TAG, |o| {
                 let t = &tag.targets;
-                if t.type_value.is_some() || t.target_type.is_some() || !t.track_uids.is_empty() {
-                    ebml::write_master(o, ids::TARGETS, |o| {
-                        if let Some(v) = t.type_value {
-                            ebml::write_uint(o, ids::TARGET_TYPE_VALUE, v);
-                        }
-                        write_opt_string(o, ids::TARGET_TYPE, &t.target_type);
-                        for uid in &t.track_uids {
-                            ebml::write_uint(o, ids::TAG_TRACK_UID, *uid);
-                        }
-                    });
-                }
+                ebml::write_master(o, ids::TARGETS, |o| {
+                    if let Some(v) = t.type_value {
+                        ebml::write_uint(o, ids::TARGET_TYPE_VALUE, v);
+                    }
+                    write_opt_string(o, ids::TARGET_TYPE, &t.target_type);
+                    for uid in &t.track_uids {
+                        ebml::write_uint(o, ids::TAG_TRACK_UID, *uid);
+                    }
+                });
                 for st in &tag.simple_tags {
                     encode_simple_tag(o, st);
                 }

@@ -10,14 +10,16 @@
 //! `width`/`height` (video) or `sample_rate`/`channels` (audio), `frames`, `keyframes`, and
 //! `first_ms`/`last_ms` (the start times of the first and last frames in file order, in integer
 //! milliseconds, as the file's timecodes give them; `null` for a track without frames).
-//! Several EBML documents in one input (GetMedia output) are summed per track number. This
-//! shape is a contract: external checks read it.
+//! Several EBML documents in one input (GetMedia output) are summed per track number. Frames
+//! whose track number no Tracks element declares are counted in the top-level
+//! `undeclared_frames`. This shape is a contract: external checks read it.
 //!
 //! `keyframes` counts the frames a player can start from, as ffprobe counts them: frames whose
 //! block is flagged key (a BlockGroup without ReferenceBlock is a key frame), and every frame of
 //! an audio or subtitle track, whose codecs code each frame on its own (KVS producers leave the
 //! key flag clear on audio blocks).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -127,7 +129,7 @@ impl<W: Write> Tree<W> {
                     "EBML @{} size {}: DocType {} v{} (reads as v{}), EBML v{}",
                     span.offset,
                     size(span.size),
-                    h.doc_type,
+                    h.doc_type.escape_debug(),
                     h.doc_type_version,
                     h.doc_type_read_version,
                     h.version
@@ -230,7 +232,7 @@ impl<W: Write> Tree<W> {
             TagValue::String(s) => format!(" = {s:?}"),
             TagValue::Binary(b) => format!(" = binary {} bytes", b.len()),
         };
-        self.line(depth, format_args!("{}{value}", st.name))?;
+        self.line(depth, format_args!("{}{value}", st.name.escape_debug()))?;
         for child in &st.children {
             self.simple_tag(depth + 1, child)?;
         }
@@ -247,7 +249,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn describe_track(t: &TrackEntry) -> String {
-    let mut s = format!("Track {}: {} {}", t.number, t.kind().as_str(), t.codec_id);
+    // Strings from the file are escaped, so that a file cannot put control codes on a terminal.
+    let mut s = format!(
+        "Track {}: {} {}",
+        t.number,
+        t.kind().as_str(),
+        t.codec_id.escape_debug()
+    );
     if let Some(v) = &t.video {
         s += &format!(" {}x{}", v.pixel_width, v.pixel_height);
     }
@@ -261,7 +269,10 @@ fn describe_track(t: &TrackEntry) -> String {
         s += &format!(", name {n:?}");
     }
     if let Some(l) = &t.language {
-        s += &format!(", language {l}");
+        s += &format!(", language {}", l.escape_debug());
+    }
+    if let Some(h) = &t.header_removal {
+        s += &format!(", header stripping {}", hex(h));
     }
     if let Some(d) = t.default_duration_ns {
         s += &format!(", DefaultDuration {d} ns");
@@ -308,19 +319,23 @@ fn describe_frame(f: &Frame) -> String {
     s
 }
 
+/// Memory: one entry per declared track (the demuxer bounds a Tracks element to
+/// `Limits::max_tracks` entries; a long GetMedia stream repeats the same numbers).
 #[derive(Debug, Default)]
 struct Summary {
     documents: u64,
     clusters: u64,
-    tracks: Vec<TrackSummary>,
+    undeclared_frames: u64,
+    tracks: BTreeMap<u64, TrackSummary>,
     /// The current document's track numbers and kinds.
-    kinds: Vec<(u64, TrackKind)>,
+    kinds: BTreeMap<u64, TrackKind>,
 }
 
 #[derive(Debug, Serialize)]
 struct JsonSummary {
     documents: u64,
     clusters: u64,
+    undeclared_frames: u64,
     tracks: Vec<TrackSummary>,
 }
 
@@ -363,19 +378,6 @@ impl TrackSummary {
 }
 
 impl Summary {
-    fn track(&mut self, number: u64) -> &mut TrackSummary {
-        let i = match self.tracks.iter().position(|t| t.number == number) {
-            Some(i) => i,
-            None => {
-                self.tracks.push(TrackSummary::new(number));
-                self.tracks.len() - 1
-            }
-        };
-        // `i` was found in, or just pushed to, `tracks`.
-        #[allow(clippy::indexing_slicing)]
-        &mut self.tracks[i]
-    }
-
     fn add(&mut self, ev: Event) {
         match ev {
             Event::EbmlHeader { .. } => {
@@ -384,8 +386,11 @@ impl Summary {
             }
             Event::Tracks { tracks, .. } => {
                 for t in tracks {
-                    self.kinds.push((t.number, t.kind()));
-                    let s = self.track(t.number);
+                    self.kinds.insert(t.number, t.kind());
+                    let s = self
+                        .tracks
+                        .entry(t.number)
+                        .or_insert_with(|| TrackSummary::new(t.number));
                     if s.codec_id.is_empty() {
                         s.codec_id = t.codec_id.clone();
                         s.kind = t.kind().as_str();
@@ -398,11 +403,15 @@ impl Summary {
             }
             Event::ClusterStart { .. } => self.clusters += 1,
             Event::Frame(f) => {
-                let intra_only = self.kinds.iter().any(|&(n, k)| {
-                    n == f.track && matches!(k, TrackKind::Audio | TrackKind::Subtitle)
-                });
+                let Some(kind) = self.kinds.get(&f.track) else {
+                    self.undeclared_frames += 1;
+                    return;
+                };
+                let intra_only = matches!(kind, TrackKind::Audio | TrackKind::Subtitle);
                 let ms = f.time_ns.div_euclid(1_000_000);
-                let s = self.track(f.track);
+                let Some(s) = self.tracks.get_mut(&f.track) else {
+                    return;
+                };
                 s.frames += 1;
                 if f.keyframe || intra_only {
                     s.keyframes += 1;
@@ -414,12 +423,12 @@ impl Summary {
         }
     }
 
-    fn finish(mut self) -> JsonSummary {
-        self.tracks.sort_by_key(|t| t.number);
+    fn finish(self) -> JsonSummary {
         JsonSummary {
             documents: self.documents,
             clusters: self.clusters,
-            tracks: self.tracks,
+            undeclared_frames: self.undeclared_frames,
+            tracks: self.tracks.into_values().collect(),
         }
     }
 }

@@ -39,7 +39,7 @@ fn timecode_scale(events: &[Event]) -> u64 {
 }
 
 /// Compares every frame with ffprobe's packet at the same place: stream (TrackEntry order),
-/// pts and key flag. ffmpeg's demuxer subtracts a track's CodecDelay (rounded to ticks) from
+/// pts, key flag and bytes. ffmpeg's demuxer subtracts a track's CodecDelay (rounded to ticks) from
 /// its pts, and counts every packet of an intra-only codec (audio, subtitles) as key; the
 /// comparison applies the same rules. Returns the number of frames.
 fn agrees_with_ffprobe(path: &Path) -> usize {
@@ -77,6 +77,11 @@ fn agrees_with_ffprobe(path: &Path) -> usize {
             f.keyframe || intra_only,
             p.key,
             "key flag of frame {i} of {}",
+            path.display()
+        );
+        assert!(
+            f.data[..] == p.data[..],
+            "data of frame {i} of {}",
             path.display()
         );
     }
@@ -351,4 +356,25 @@ fn documents_back_to_back() {
     assert_eq!(frames(&events).iter().filter(|f| f.track == 2).count(), 134);
     let whole: Vec<_> = events.into_iter().map(Ok).collect();
     assert!(demux_chunked(&data, &[4093]) == whole);
+}
+
+/// ffmpeg writes a CRC-32 as each Cluster's first child, before its Timestamp; it is reported
+/// after the ClusterStart, so that events nest as the elements do.
+#[test]
+fn cluster_children_follow_their_cluster_start() {
+    let events = demux_ok(&read(&testdata("ffmpeg_h264.mkv")));
+    let mut in_cluster = false;
+    let mut crcs = 0;
+    for e in &events {
+        match e {
+            Event::ClusterStart { .. } => in_cluster = true,
+            Event::ClusterEnd { .. } => in_cluster = false,
+            Event::Skipped { id, depth: 2, .. } => {
+                assert!(in_cluster, "{e:?} outside its Cluster");
+                crcs += usize::from(*id == vigil_mkv::ids::CRC32);
+            }
+            _ => {}
+        }
+    }
+    assert!(crcs >= 2, "{crcs} CRC-32 elements in clusters");
 }

@@ -76,19 +76,16 @@ pub struct Packet {
     /// In the stream's time base (the file's ticks, for Matroska).
     pub pts: i64,
     pub key: bool,
+    /// The packet's bytes, as ffmpeg's demuxer hands them to a decoder.
+    pub data: Vec<u8>,
 }
 
-/// ffprobe's packets, in file order. The tests need ffprobe: `scripts/install-test-deps.sh`
-/// installs it.
+/// ffprobe's packets, in file order, with their data. The tests need ffprobe:
+/// `scripts/install-test-deps.sh` installs it.
 pub fn ffprobe_packets(path: &Path) -> Vec<Packet> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=stream_index,pts,flags",
-        ])
-        .args(["-of", "csv=p=0"])
+        .args(["-v", "error", "-show_data"])
+        .args(["-show_entries", "packet=stream_index,pts,flags,data"])
         .arg(path)
         .output()
         .unwrap_or_else(|e| {
@@ -100,19 +97,38 @@ pub fn ffprobe_packets(path: &Path) -> Vec<Packet> {
         path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Packet {
-                stream: f[0].parse().unwrap(),
-                pts: f[1].parse().unwrap_or_else(|_| panic!("pts in {l:?}")),
-                key: f[2].starts_with('K'),
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut packets = Vec::new();
+    let mut current: Option<Packet> = None;
+    for line in text.lines() {
+        if line == "[PACKET]" {
+            current = Some(Packet {
+                stream: 0,
+                pts: 0,
+                key: false,
+                data: Vec::new(),
+            });
+        } else if line == "[/PACKET]" {
+            packets.push(current.take().expect("[/PACKET] without [PACKET]"));
+        } else if let Some(p) = current.as_mut() {
+            if let Some(v) = line.strip_prefix("stream_index=") {
+                p.stream = v.parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("pts=") {
+                p.pts = v.parse().unwrap_or_else(|_| panic!("pts in {line:?}"));
+            } else if let Some(v) = line.strip_prefix("flags=") {
+                p.key = v.starts_with('K');
+            } else if let Some((_, dump)) = line.split_once(": ") {
+                // `00000010: 0000 0086 7093 …  ascii`: hex groups until the double space.
+                for group in dump.split(' ').take_while(|g| !g.is_empty()) {
+                    for pair in group.as_bytes().chunks(2) {
+                        let hex = std::str::from_utf8(pair).unwrap();
+                        p.data.push(u8::from_str_radix(hex, 16).unwrap());
+                    }
+                }
             }
-        })
-        .collect()
+        }
+    }
+    packets
 }
 
 /// Runs ffmpeg to decode `path` completely; returns its error output on failure.

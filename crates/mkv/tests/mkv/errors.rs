@@ -399,3 +399,128 @@ fn unknown_size_child_header_past_its_parent() {
     );
     assert!(e.to_string().contains("runs past its parent's end"), "{e}");
 }
+
+/// A Tracks element of many tiny TrackEntries is refused past `max_tracks`, before it can cost
+/// quadratic time or much memory.
+#[test]
+fn too_many_tracks() {
+    let mut data = prologue();
+    ebml::write_master(&mut data, ids::TRACKS, |o| {
+        for n in 1..=200u64 {
+            ebml::write_master(o, ids::TRACK_ENTRY, |o| {
+                ebml::write_uint(o, ids::TRACK_NUMBER, n)
+            });
+        }
+    });
+    let (_, e) = fails(&data);
+    assert_eq!(
+        e.kind,
+        ErrorKind::TooMany {
+            what: "TrackEntries",
+            limit: 127
+        }
+    );
+}
+
+/// Empty SimpleTags cost 3 bytes each on the wire and far more decoded: bounded per Tags.
+#[test]
+fn too_many_tag_entries() {
+    let mut data = prologue();
+    ebml::write_master(&mut data, ids::TAGS, |o| {
+        ebml::write_master(o, ids::TAG, |o| {
+            for _ in 0..5000 {
+                ebml::write_master(o, ids::SIMPLE_TAG, |_| {});
+            }
+        })
+    });
+    let (_, e) = fails(&data);
+    assert!(
+        matches!(e.kind, ErrorKind::TooMany { limit: 4096, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_skipped_element_names_it() {
+    let mut data = prologue();
+    let at = data.len() as u64;
+    ebml::write_binary(&mut data, ids::CUES, &[0; 1000]);
+    let (events, e) = fails(&data[..data.len() - 10]);
+    assert!(matches!(
+        events.last(),
+        Some(Event::Skipped { id: ids::CUES, .. })
+    ));
+    assert_eq!(
+        (e.kind, e.element, e.offset),
+        (ErrorKind::Truncated, Some(ids::CUES), at)
+    );
+}
+
+/// A track with a ContentEncoding: `encoding` is the ContentEncoding element's payload.
+fn encoded_track(encoding: &[u8]) -> Vec<u8> {
+    let mut data = prologue();
+    ebml::write_master(&mut data, ids::TRACKS, |o| {
+        ebml::write_master(o, ids::TRACK_ENTRY, |o| {
+            ebml::write_uint(o, ids::TRACK_NUMBER, 1);
+            ebml::write_uint(o, ids::TRACK_TYPE, 1);
+            ebml::write_binary(o, ids::CODEC_ID, b"V_MPEG4/ISO/AVC");
+            ebml::write_master(o, ids::CONTENT_ENCODINGS, |o| {
+                ebml::write_binary(o, ids::CONTENT_ENCODING, encoding)
+            });
+        })
+    });
+    data
+}
+
+#[test]
+fn compressed_or_encrypted_frames_are_refused() {
+    let mut zlib = Vec::new();
+    ebml::write_master(&mut zlib, ids::CONTENT_COMPRESSION, |o| {
+        ebml::write_uint(o, ids::CONTENT_COMP_ALGO, 0)
+    });
+    let (_, e) = fails(&encoded_track(&zlib));
+    assert!(matches!(e.kind, ErrorKind::Unsupported(_)), "{e}");
+    assert_eq!(e.element, Some(ids::CONTENT_ENCODING));
+    let mut encrypted = Vec::new();
+    ebml::write_uint(&mut encrypted, ids::CONTENT_ENCODING_TYPE, 1);
+    let (_, e) = fails(&encoded_track(&encrypted));
+    assert!(e.to_string().contains("encrypted"), "{e}");
+}
+
+#[test]
+fn encodings_that_leave_frames_alone_are_accepted() {
+    // An empty ContentEncoding (mkvmerge writes one when it finds no header to strip), and a
+    // compression of CodecPrivate only (scope 2).
+    let mut private_only = Vec::new();
+    ebml::write_uint(&mut private_only, ids::CONTENT_ENCODING_SCOPE, 2);
+    ebml::write_master(&mut private_only, ids::CONTENT_COMPRESSION, |_| {});
+    for encoding in [Vec::new(), private_only] {
+        let events = demux_ok(&encoded_track(&encoding));
+        let Some(Event::Tracks { tracks, .. }) = events.get(2) else {
+            panic!("{events:?}")
+        };
+        assert_eq!(tracks[0].header_removal, None);
+    }
+}
+
+#[test]
+fn muxer_refuses_a_zero_scale_and_duplicate_tracks() {
+    use vigil_mkv::MuxError;
+    let mut m = Muxer::new(MuxerOptions::file());
+    let zero = Info {
+        timecode_scale: 0,
+        ..Info::default()
+    };
+    assert_eq!(
+        m.begin_document(&EbmlHeader::kvs(), &zero, &[track(1)]),
+        Err(MuxError::TimestampScaleZero)
+    );
+    assert_eq!(
+        m.begin_document(&EbmlHeader::kvs(), &Info::default(), &[track(2), track(2)]),
+        Err(MuxError::DuplicateTrack(2))
+    );
+    assert!(
+        m.take().is_empty(),
+        "nothing is written for a refused document"
+    );
+}

@@ -109,6 +109,7 @@ fn track(number: u64) -> impl Strategy<Value = TrackEntry> {
                     language: None,
                     default_duration_ns,
                     codec_delay_ns: None,
+                    header_removal: None,
                     video: video.then_some(Video {
                         pixel_width: w,
                         pixel_height: h,
@@ -277,7 +278,12 @@ fn same(written: &[TestDoc], read: &[TestDoc]) -> Result<(), TestCaseError> {
     prop_assert_eq!(written.len(), read.len());
     for (w, r) in written.iter().zip(read) {
         prop_assert_eq!(&w.header, &r.header);
-        prop_assert_eq!(&w.info, &r.info);
+        // The muxer writes the mandatory WritingApp when the caller gives none.
+        let mut info = w.info.clone();
+        info.writing_app = info
+            .writing_app
+            .or_else(|| Some(vigil_mkv::DEFAULT_APP.to_owned()));
+        prop_assert_eq!(&info, &r.info);
         prop_assert_eq!(&w.tracks, &r.tracks);
         prop_assert_eq!(w.clusters.len(), r.clusters.len());
         for (wc, rc) in w.clusters.iter().zip(&r.clusters) {
@@ -450,11 +456,23 @@ fn getmedia_documents_from_stored_clusters() {
             _ => None,
         })
         .collect();
+    // The producer's Info and Tracks bytes, forwarded as ingested.
+    let head: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Info { span, .. } | Event::Tracks { span, .. } => {
+                Some(&body[span.offset as usize..span.end().unwrap() as usize])
+            }
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect();
     let mut m = Muxer::new(MuxerOptions::streaming());
     for (i, (start, end)) in clusters.iter().enumerate() {
         let number = format!("9134385233318153150216160785295553073050467515{i}");
-        m.begin_document(&EbmlHeader::kvs(), &info, &tracks)
-            .unwrap();
+        m.begin_segment(&EbmlHeader::kvs()).unwrap();
+        m.write_raw(&head).unwrap();
         m.write_tags(&[Tag {
             targets: Targets::default(),
             simple_tags: vec![
@@ -480,6 +498,7 @@ fn getmedia_documents_from_stored_clusters() {
     let docs = read_back(&read_events);
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0].tracks, tracks);
+    assert_eq!(docs[1].info, info);
     let frames = |evs: &[Event]| -> Vec<(i64, bool, Bytes)> {
         evs.iter()
             .filter_map(|e| match e {
@@ -528,4 +547,94 @@ fn getmedia_documents_from_stored_clusters() {
     std::fs::write(&path, &out[..second]).unwrap();
     ffmpeg_decode(&path).unwrap_or_else(|e| panic!("ffmpeg rejects a fragment: {e}"));
     assert_eq!(ffprobe_packets(&path).len(), 45);
+}
+
+/// Header stripping (ContentCompAlgo 3): the KVS capture's frames all start with the same five
+/// bytes (an AVCC length of 2 and an access unit delimiter). A file that stores them stripped
+/// is decoded by ffmpeg, and the demuxer gives back the original frames, as ffprobe does.
+#[test]
+fn header_stripped_frames_are_restored() {
+    use vigil_mkv::{ebml, encode_info, ids};
+    let events = demux_ok(&read(&kvs_capture("video/putmedia-body.mkv")));
+    let originals: Vec<&vigil_mkv::Frame> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let prefix = originals[0].data.slice(..5);
+    assert!(originals.iter().all(|f| f.data.starts_with(&prefix)));
+    let track = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Tracks { tracks, .. } => Some(tracks[0].clone()),
+            _ => None,
+        })
+        .unwrap();
+
+    let mut out = Vec::new();
+    vigil_mkv::encode_ebml_header(&mut out, &EbmlHeader::kvs());
+    ebml::write_master(&mut out, ids::SEGMENT, |o| {
+        encode_info(o, &Info::default());
+        ebml::write_master(o, ids::TRACKS, |o| {
+            ebml::write_master(o, ids::TRACK_ENTRY, |o| {
+                ebml::write_uint(o, ids::TRACK_NUMBER, 1);
+                ebml::write_uint(o, ids::TRACK_UID, 1);
+                ebml::write_uint(o, ids::TRACK_TYPE, 1);
+                ebml::write_binary(o, ids::CODEC_ID, track.codec_id.as_bytes());
+                ebml::write_binary(o, ids::CODEC_PRIVATE, track.codec_private.as_ref().unwrap());
+                ebml::write_master(o, ids::VIDEO, |o| {
+                    ebml::write_uint(o, ids::PIXEL_WIDTH, 640);
+                    ebml::write_uint(o, ids::PIXEL_HEIGHT, 480);
+                });
+                ebml::write_master(o, ids::CONTENT_ENCODINGS, |o| {
+                    ebml::write_master(o, ids::CONTENT_ENCODING, |o| {
+                        ebml::write_master(o, ids::CONTENT_COMPRESSION, |o| {
+                            ebml::write_uint(o, ids::CONTENT_COMP_ALGO, 3);
+                            ebml::write_binary(o, ids::CONTENT_COMP_SETTINGS, &prefix);
+                        });
+                    });
+                });
+            });
+        });
+        ebml::write_master(o, ids::CLUSTER, |o| {
+            ebml::write_uint(o, ids::TIMESTAMP, 0);
+            for (i, f) in originals.iter().enumerate() {
+                let mut block = vec![0x81, 0, (i * 40 % 256) as u8, 0];
+                block[1] = (i * 40 / 256) as u8;
+                block[3] = if f.keyframe { 0x80 } else { 0 };
+                block.extend_from_slice(&f.data[5..]);
+                ebml::write_binary(o, ids::SIMPLE_BLOCK, &block);
+            }
+        });
+    });
+
+    let restored = demux_ok(&out);
+    let tracks = restored.iter().find_map(|e| match e {
+        Event::Tracks { tracks, .. } => Some(tracks[0].header_removal.clone()),
+        _ => None,
+    });
+    assert_eq!(tracks, Some(Some(prefix.clone())));
+    let frames: Vec<Bytes> = restored
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame(f) => Some(f.data.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), originals.len());
+    assert!(frames.iter().zip(&originals).all(|(a, b)| a == &b.data));
+
+    let tmp = TempDir::new("header-removal");
+    let path = tmp.0.join("stripped.mkv");
+    std::fs::write(&path, &out).unwrap();
+    ffmpeg_decode(&path).unwrap_or_else(|e| panic!("ffmpeg rejects the stripped file: {e}"));
+    let packets = ffprobe_packets(&path);
+    assert!(
+        packets
+            .iter()
+            .map(|p| &p.data[..])
+            .eq(frames.iter().map(|f| &f[..]))
+    );
 }

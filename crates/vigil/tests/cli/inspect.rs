@@ -44,6 +44,7 @@ fn json_summary_of_the_kvs_video_capture() {
         json!({
             "documents": 1,
             "clusters": 2,
+            "undeclared_frames": 0,
             "tracks": [{
                 "number": 1, "codec_id": "V_MPEG4/ISO/AVC", "type": "video",
                 "width": 640, "height": 480,
@@ -225,5 +226,43 @@ fn invalid_input_fails_with_a_message() {
     let out = run(vigil().args(["inspect", "/nonexistent/x.mkv"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/x.mkv"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Frames of a track no Tracks element declares are counted apart, and strings from the file
+/// reach the terminal escaped.
+#[test]
+fn undeclared_tracks_and_control_codes() {
+    use vigil_mkv::{EbmlHeader, Info, Muxer, MuxerOptions, TrackEntry};
+    let mut m = Muxer::new(MuxerOptions::streaming());
+    let track = TrackEntry {
+        number: 1,
+        uid: 1,
+        track_type: 1,
+        codec_id: "V_\u{1b}[31mRED".to_owned(),
+        ..Default::default()
+    };
+    m.begin_document(&EbmlHeader::kvs(), &Info::default(), &[track])
+        .unwrap();
+    m.begin_cluster(0).unwrap();
+    m.write_simple_block(1, 0, true, b"a").unwrap();
+    m.write_simple_block(9, 1, true, b"b").unwrap();
+    m.write_simple_block(9, 2, false, b"c").unwrap();
+    m.end_document().unwrap();
+    let dir = std::env::temp_dir().join(format!("vigil-inspect-esc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("undeclared.mkv");
+    std::fs::write(&path, m.take()).unwrap();
+
+    let v = inspect_json(&path);
+    assert_eq!(v["undeclared_frames"], 2);
+    assert_eq!(v["tracks"].as_array().unwrap().len(), 1);
+    assert_eq!(v["tracks"][0]["frames"], 1);
+
+    let out = run(vigil().arg("inspect").arg(&path));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains(r"V_\u{1b}[31mRED"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
