@@ -13,8 +13,11 @@
 //! whole, streams through master elements (Segment, Cluster), and discards skipped elements
 //! (Cues, Attachments, Void, …) as their bytes arrive without keeping them. So, when `pull`
 //! returns `None`, fewer than [`Limits::max_frame_size`] (or [`Limits::max_element_size`]) plus
-//! 12 header bytes are buffered; a size field above a limit is an error, not an allocation.
-//! [`Demuxer::check_invariants`] asserts this.
+//! 12 header bytes are buffered; a size field above a limit is an error, not an allocation, and
+//! a size field within the limits reserves at most 1 MiB ahead of the bytes themselves.
+//! [`Demuxer::check_invariants`] asserts this. What a buffered element decodes into is bounded
+//! as well: [`Limits::max_tracks`] TrackEntries, [`Limits::max_tag_entries`] Tag and SimpleTag
+//! elements per Tags, [`Limits::max_tag_depth`] levels of nesting.
 //!
 //! # Unknown sizes
 //!
