@@ -6,8 +6,8 @@
 //!
 //! It generates only what Matroska can carry and the demuxer reports as written:
 //!
-//! - strings hold no trailing NUL: EBML strings may be NUL-padded (RFC 8794 §7.4) and the
-//!   demuxer strips the padding;
+//! - strings hold no NUL: an EBML string ends at its first NUL (RFC 8794 §7.4), and the
+//!   demuxer drops what follows;
 //! - floats are never NaN, which `PartialEq` never finds equal to itself (the bits round-trip);
 //! - TrackNumbers and block track numbers lie in 1..=2^56 - 2, the range of a block's
 //!   variable-size track number; TrackNumbers in a document are distinct, and a TrackUID of 0,
@@ -19,8 +19,9 @@
 //!   beyond what it reads;
 //! - SimpleTags nest at most 4 deep, below the demuxer's default limit of 16.
 //!
-//! Blocks are never laced (the muxer does not lace), and Targets with nothing in them are not
-//! written, which the demuxer reports as `Targets::default()`: both are what is expected.
+//! Blocks are never laced (the muxer does not lace); empty Targets come back as
+//! `Targets::default()`, and a missing MuxingApp or WritingApp as [`vigil_mkv::DEFAULT_APP`]
+//! (both mandatory, so the muxer writes them): all of that is what is expected.
 
 #![no_main]
 
@@ -144,7 +145,7 @@ fn bytes(u: &mut Unstructured) -> Result<Vec<u8>> {
 
 fn string(u: &mut Unstructured) -> Result<String> {
     let s: String = u.arbitrary()?;
-    Ok(s.trim_end_matches('\0').to_owned())
+    Ok(s.replace('\0', ""))
 }
 
 fn float(u: &mut Unstructured) -> Result<f64> {
@@ -171,6 +172,7 @@ fn track(u: &mut Unstructured) -> Result<TrackEntry> {
         language: opt(u, string)?,
         default_duration_ns: u.arbitrary()?,
         codec_delay_ns: u.arbitrary()?,
+        header_removal: None,
         video: opt(u, |u| {
             Ok(Video {
                 pixel_width: u.arbitrary()?,
@@ -342,7 +344,11 @@ fn expected(docs: &[Doc]) -> Vec<Expected> {
     for doc in docs {
         out.push(Expected::EbmlHeader(doc.header.clone()));
         out.push(Expected::SegmentStart);
-        out.push(Expected::Info(doc.info.clone()));
+        let mut info = doc.info.clone();
+        for app in [&mut info.muxing_app, &mut info.writing_app] {
+            app.get_or_insert_with(|| vigil_mkv::DEFAULT_APP.to_owned());
+        }
+        out.push(Expected::Info(info));
         let tracks: Vec<TrackEntry> = doc
             .tracks
             .iter()

@@ -89,7 +89,7 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MuxError {
-    #[error("no document is open: call begin_document first")]
+    #[error("no document is open: call begin_document or begin_segment first")]
     NoDocument,
     #[error("a document is already open")]
     DocumentOpen,
@@ -102,7 +102,7 @@ pub enum MuxError {
     #[error("TimestampScale 0")]
     TimestampScaleZero,
     #[error(
-        "block timestamp {timestamp} is {relative} from its cluster's {cluster}, outside ±32767"
+        "block timestamp {timestamp} is {relative} from its cluster's {cluster}, outside -32768..=32767"
     )]
     RelativeTimestamp {
         timestamp: i64,

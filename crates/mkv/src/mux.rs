@@ -127,7 +127,7 @@ impl Muxer {
         Ok(())
     }
 
-    /// Starts a Cluster (ending the one open). Blocks in it may lie up to ±32767 ticks from
+    /// Starts a Cluster (ending the one open). Blocks in it may lie -32768 to +32767 ticks from
     /// `timecode`.
     pub fn begin_cluster(&mut self, timecode: u64) -> Result<(), MuxError> {
         self.end_cluster()?;
