@@ -30,17 +30,20 @@ pub fn demux(data: &[u8]) {
     );
 }
 
-fn run(data: &[u8], sizes: &[usize], limits: Limits) -> Vec<Result<Event, crate::Error>> {
+/// Demuxes `data` pushed in chunks of `sizes` bytes (cycled; `usize::MAX` for the whole input
+/// at once) under `limits`, calling [`Demuxer::check_invariants`] after every push and pull,
+/// and returns every event and error in order.
+pub fn run(data: &[u8], sizes: &[usize], limits: Limits) -> Vec<Result<Event, crate::Error>> {
     let mut d = Demuxer::with_limits(limits);
     let mut out = Vec::new();
     let mut rest = data;
     let mut i = 0;
     while !rest.is_empty() {
         let n = sizes
-            .get(i % sizes.len())
+            .get(i % sizes.len().max(1))
             .copied()
             .unwrap_or(1)
-            .min(rest.len());
+            .clamp(1, rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
         i += 1;

@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
-use vigil_mkv::{Event, Frame, TagValue, TrackEntry, TrackKind};
+use vigil_mkv::{Event, Frame, TagValue, TrackKind};
 
-use crate::common::{demux_chunked, demux_ok, ffprobe_packets, kvs_capture, read, testdata};
+use crate::common::{
+    demux_chunked, demux_ok, ffprobe_packets, first_tracks, kvs_capture, read, testdata,
+};
 
 fn frames(events: &[Event]) -> Vec<&Frame> {
     events
@@ -16,16 +18,6 @@ fn frames(events: &[Event]) -> Vec<&Frame> {
             _ => None,
         })
         .collect()
-}
-
-fn first_tracks(events: &[Event]) -> &[TrackEntry] {
-    events
-        .iter()
-        .find_map(|e| match e {
-            Event::Tracks { tracks, .. } => Some(tracks.as_slice()),
-            _ => None,
-        })
-        .expect("no Tracks")
 }
 
 fn timecode_scale(events: &[Event]) -> u64 {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vigil_mkv::{Demuxer, Error, Event};
+use vigil_mkv::{Demuxer, Error, Event, Info, Limits, TrackEntry};
 
 /// The repository's `testdata/`.
 pub fn testdata(name: &str) -> PathBuf {
@@ -39,30 +39,30 @@ pub fn read(path: &Path) -> Vec<u8> {
 }
 
 /// Demuxes `data` pushed in chunks of the given sizes (cycled), checking invariants after
-/// every call.
+/// every call: the fuzz target's own runner, with the default limits.
 pub fn demux_chunked(data: &[u8], sizes: &[usize]) -> Vec<Result<Event, Error>> {
-    let mut d = Demuxer::new();
-    let mut out = Vec::new();
-    let mut rest = data;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = sizes[i % sizes.len()].clamp(1, rest.len());
-        i += 1;
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        d.push(chunk);
-        d.check_invariants();
-        while let Some(ev) = d.pull() {
-            d.check_invariants();
-            out.push(ev);
-        }
-    }
-    d.finish();
-    while let Some(ev) = d.pull() {
-        d.check_invariants();
-        out.push(ev);
-    }
-    out
+    vigil_mkv::fuzzing::run(data, sizes, Limits::default())
+}
+
+/// The first Info and Tracks of a demuxed input.
+pub fn first_info(events: &[Event]) -> Info {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Info { info, .. } => Some(info.clone()),
+            _ => None,
+        })
+        .expect("no Info")
+}
+
+pub fn first_tracks(events: &[Event]) -> Vec<TrackEntry> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Tracks { tracks, .. } => Some(tracks.clone()),
+            _ => None,
+        })
+        .expect("no Tracks")
 }
 
 pub fn demux_ok(data: &[u8]) -> Vec<Event> {

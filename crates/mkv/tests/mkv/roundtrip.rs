@@ -10,7 +10,8 @@ use vigil_mkv::{
 };
 
 use crate::common::{
-    TempDir, demux_chunked, demux_ok, ffmpeg_decode, ffprobe_packets, kvs_capture, read, testdata,
+    TempDir, demux_chunked, demux_ok, ffmpeg_decode, ffprobe_packets, first_info, first_tracks,
+    kvs_capture, read, testdata,
 };
 
 /// One frame to write: track, absolute timecode, key flag, payload, and whether to write it
@@ -380,20 +381,8 @@ fn block_group_duration_and_reference() {
 fn ffmpeg_plays_remuxed_captures() {
     let src = testdata("ffmpeg_h264-aac.mkv");
     let events = demux_ok(&read(&src));
-    let info = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Info { info, .. } => Some(info.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let tracks = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Tracks { tracks, .. } => Some(tracks.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let info = first_info(&events);
+    let tracks = first_tracks(&events);
     let video = tracks.iter().find(|t| t.video.is_some()).unwrap().number;
     let tmp = TempDir::new("remux");
     for (name, opts) in [
@@ -435,20 +424,8 @@ fn ffmpeg_plays_remuxed_captures() {
 fn getmedia_documents_from_stored_clusters() {
     let body = read(&kvs_capture("video/putmedia-body.mkv"));
     let events = demux_ok(&body);
-    let info = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Info { info, .. } => Some(info.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let tracks = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Tracks { tracks, .. } => Some(tracks.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let info = first_info(&events);
+    let tracks = first_tracks(&events);
     let clusters: Vec<(u64, u64)> = events
         .iter()
         .filter_map(|e| match e {
