@@ -89,6 +89,15 @@ const MAX_RESERVE: usize = 1 << 20;
 /// Most Skipped events held back while a Cluster's Timestamp is awaited (see `deferred`).
 const MAX_DEFERRED: usize = 16;
 
+/// An element being stepped over: its ID and offset (for a Truncated error) and how many of
+/// its bytes are still to be discarded (never 0: the skip ends with its last byte).
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    id: u32,
+    offset: u64,
+    remaining: u64,
+}
+
 /// A master element the demuxer is inside of.
 #[derive(Debug, Clone, Copy)]
 struct Open {
@@ -103,9 +112,8 @@ pub struct Demuxer {
     buf: BytesMut,
     /// Stream offset of `buf[0]`.
     pos: u64,
-    /// Bytes of a skipped element still to discard, and the element's ID and offset.
-    skip: u64,
-    skipping: Option<(u32, u64)>,
+    /// The element being stepped over, while some of its bytes are still to be discarded.
+    skip: Option<Skip>,
     /// Open master elements: at most a Segment and a Cluster in it.
     stack: Vec<Open>,
     /// Events decoded but not yet pulled (the frames of a laced block).
@@ -141,8 +149,7 @@ impl Demuxer {
             limits,
             buf: BytesMut::new(),
             pos: 0,
-            skip: 0,
-            skipping: None,
+            skip: None,
             stack: Vec::new(),
             pending: VecDeque::new(),
             cluster_timecode: None,
@@ -173,12 +180,9 @@ impl Demuxer {
         if self.failed {
             return;
         }
-        if self.skip > 0 && self.buf.is_empty() {
-            let n = usize::try_from(self.skip)
-                .unwrap_or(usize::MAX)
-                .min(data.len());
+        if self.buf.is_empty() {
+            let n = self.skip_bytes(data.len());
             data = data.get(n..).unwrap_or_default();
-            self.skip -= n as u64;
             self.pos += n as u64;
         }
         self.buf.extend_from_slice(data);
@@ -208,8 +212,7 @@ impl Demuxer {
                 self.buf = BytesMut::new();
                 self.stack.clear();
                 self.cluster_timecode = None;
-                self.skip = 0;
-                self.skipping = None;
+                self.skip = None;
                 self.deferred.clear();
                 self.waiting_for = None;
                 Some(Err(e))
@@ -255,7 +258,8 @@ impl Demuxer {
         if self.cluster_timecode.is_some() {
             assert_eq!(self.stack.last().map(|o| o.kind), Some(Kind::Cluster));
         }
-        if self.skip > 0 {
+        if let Some(skip) = self.skip {
+            assert!(skip.remaining > 0);
             assert!(
                 self.buf.is_empty(),
                 "skipping with {} bytes buffered",
@@ -297,15 +301,12 @@ impl Demuxer {
 
     fn step(&mut self) -> Result<Option<Event>, Error> {
         loop {
-            if self.skip > 0 {
-                self.discard_skipped();
-                if self.skip > 0 {
-                    if self.eof {
-                        let (id, offset) = self.skipping.unwrap_or((0, self.pos));
-                        return Err(Error::new(offset, Some(id), ErrorKind::Truncated));
-                    }
-                    return self.wait(1);
+            self.discard_skipped();
+            if let Some(skip) = self.skip {
+                if self.eof {
+                    return Err(Error::new(skip.offset, Some(skip.id), ErrorKind::Truncated));
                 }
+                return self.wait(1);
             }
 
             // A known-size element whose end is reached closes (its unknown-size child first).
@@ -493,9 +494,14 @@ impl Demuxer {
                 ));
             };
             self.consume(usize::from(header.header_len));
-            self.skip = size;
-            self.skipping = Some((header.id, span.offset));
-            self.discard_skipped();
+            if size > 0 {
+                self.skip = Some(Skip {
+                    id: header.id,
+                    offset: span.offset,
+                    remaining: size,
+                });
+                self.discard_skipped();
+            }
             let event = Event::Skipped {
                 id: header.id,
                 span,
@@ -515,11 +521,24 @@ impl Demuxer {
 
     /// Drops the buffered bytes of the element being skipped.
     fn discard_skipped(&mut self) {
-        let n = usize::try_from(self.skip)
-            .unwrap_or(usize::MAX)
-            .min(self.buf.len());
+        let n = self.skip_bytes(self.buf.len());
         self.consume(n);
-        self.skip -= n as u64;
+    }
+
+    /// How many of `available` bytes belong to the element being skipped; counts them as
+    /// discarded, and ends the skip at its last byte. The caller drops them.
+    fn skip_bytes(&mut self, available: usize) -> usize {
+        let Some(skip) = &mut self.skip else {
+            return 0;
+        };
+        let n = usize::try_from(skip.remaining)
+            .unwrap_or(usize::MAX)
+            .min(available);
+        skip.remaining -= n as u64;
+        if skip.remaining == 0 {
+            self.skip = None;
+        }
+        n
     }
 
     /// Consumes `n` buffered bytes (`n` ≤ `buf.len()`: a header just read from it).
