@@ -6,9 +6,11 @@
 //! `anyhow::Result<()>`; an error is printed as one line (`error: context: cause`) and the
 //! process exits with status 1. Usage errors are clap's: status 2.
 
+mod check;
 mod inspect;
 mod logging;
 mod serve;
+mod storage;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,9 @@ enum Command {
     Serve(serve::Args),
     /// Show the element tree of a Matroska/WebM file or stream, or a per-track JSON summary.
     Inspect(inspect::Args),
+    /// Verify a data directory (every record, every fragment authenticated), repairing what is
+    /// safe to repair.
+    Check(check::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,12 +1,15 @@
 //! `vigil serve`: the HTTP server.
 //!
-//! For now it answers only `GET /health`. The router is built by [`router`], separately from
-//! binding and signal handling, so that it can be served on any listener.
+//! It opens the fragment store in the data directory (recovering it after a crash, creating the
+//! default master key on first start, running retention in the background) and, for now,
+//! answers only `GET /health`. The router is built by [`router`], separately from binding and
+//! signal handling, so that it can be served on any listener.
 //!
 //! Shutdown: on SIGINT or SIGTERM the server stops accepting connections, lets in-flight
-//! requests finish, and the process exits with status 0.
+//! requests finish, makes the store's index durable, and the process exits with status 0.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::routing::get;
@@ -14,8 +17,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::info;
+use vigil_store::{Store, SystemClock};
 
 use crate::logging::{self, LogFormat};
+use crate::storage::StoreArgs;
 
 /// The address `vigil serve` listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4567";
@@ -38,6 +43,9 @@ pub struct Args {
     /// (default: info).
     #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -56,19 +64,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(serve(args.listen))
+        .block_on(serve(args.listen, args.store))
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(listen: SocketAddr, store_args: StoreArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let cfg = store_args.config()?;
+    let dir = store_args.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(cfg, Arc::new(SystemClock))
+            .with_context(|| format!("opening the store in {}", dir.display()))
+    })
+    .await
+    .context("opening the store")??;
+    let recovery = store.recovery_report();
+    info!(
+        data_dir = %store_args.data_dir.display(),
+        segments = recovery.segments,
+        reindexed = recovery.reindexed,
+        "store open"
+    );
+    for line in &recovery.repairs {
+        tracing::warn!("store repaired: {line}");
+    }
+    for line in &recovery.problems {
+        tracing::error!("store damage (run `vigil check`): {line}");
+    }
     let bound = listener.local_addr().context("reading the bound address")?;
     info!(version = env!("CARGO_PKG_VERSION"), "listening on {bound}");
     axum::serve(listener, router())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .context("closing the store")??;
     info!("shut down");
     Ok(())
 }

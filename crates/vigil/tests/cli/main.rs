@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod check;
 mod inspect;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,7 +21,14 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn vigil() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
     // Tests must not depend on the environment they are run from.
-    for var in ["VIGIL_LISTEN", "VIGIL_LOG_FORMAT", "RUST_LOG"] {
+    for var in [
+        "VIGIL_LISTEN",
+        "VIGIL_LOG_FORMAT",
+        "RUST_LOG",
+        "VIGIL_DATA_DIR",
+        "VIGIL_MASTER_KEY",
+        "VIGIL_MASTER_KEY_ID",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -37,13 +45,17 @@ struct Server {
     /// Lines of stderr read so far and lines still to come.
     log: Vec<String>,
     log_rx: mpsc::Receiver<String>,
+    /// The server's data directory, removed when the server is dropped.
+    data: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts `vigil serve --listen 127.0.0.1:0 EXTRA_ARGS...` and waits for its address.
     fn start(extra_args: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
         let mut child = vigil()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -66,10 +78,16 @@ impl Server {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             log: Vec::new(),
             log_rx,
+            data,
         };
         let line = server.wait_for_log("listening on ");
         server.addr = bound_address(&line);
         server
+    }
+
+    /// The server's data directory.
+    fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
     }
 
     /// Waits for a stderr line containing `needle` and returns it.

@@ -1,0 +1,539 @@
+//! The commit thread: group commit of fragment records.
+//!
+//! Writers hand finished, sealed records over a channel. The thread takes everything waiting
+//! (up to `max_batch_bytes`), and for the whole batch:
+//!
+//! 1. checks free space, deleting the oldest segments while it is under the floor, or fails
+//!    the batch with `DiskFull` if nothing is left to delete;
+//! 2. appends each record to its lane's active segment (rotating by size and age);
+//! 3. `fdatasync`s each segment it wrote to: **from here the records are durable**;
+//! 4. adds their entries to the index in one transaction, visible to readers at once and made
+//!    durable by the next checkpoint (every `checkpoint_interval_ms`; until then the segments
+//!    are the log, and a restart re-indexes from them);
+//! 5. answers every writer, and tells the live windows the fragments are durable.
+//!
+//! So 1 or 100 streams cost one fsync per lane per batch, and a fragment is never reported
+//! durable before its bytes are on disk. If a write fails (disk full), the batch is cut back
+//! off the segment and fails cleanly. If an fsync or the cut-back fails, the state of the file
+//! is unknown, so the store stops accepting writes ([`StoreError::Poisoned`]) rather than
+//! acknowledge anything on top of it; reopening recovers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::blob::BlobStore;
+use crate::clock::Clock;
+use crate::engine::{StoreConfig, lock};
+use crate::error::{Result, StoreError};
+use crate::fs::Fs;
+use crate::index::{CommitBatch, Index, SegmentRow};
+use crate::live::{LiveStream, WindowLimits};
+use crate::record::{SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::types::{FragmentMeta, Location};
+
+/// Counts of what the commit thread has done since the store was opened: see
+/// [`crate::Store::stats`]. Only successful group commits count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Group commits.
+    pub batches: u64,
+    /// Fragment records made durable.
+    pub records: u64,
+    /// Their bytes as written to the segments (frame, header, ciphertext and tag).
+    pub bytes: u64,
+    /// Segment `fdatasync`s made by group commits: one per lane written per batch, plus one
+    /// for a segment a batch fills and rotates out of its lane.
+    pub syncs: u64,
+    /// Time the commit thread spent appending records to segments (free-space check, segment
+    /// rotation and `pwrite`s), in nanoseconds.
+    pub write_nanos: u64,
+    /// ... in the segment `fdatasync`s.
+    pub sync_nanos: u64,
+    /// ... adding the batches to the index (one non-durable redb transaction each).
+    pub index_nanos: u64,
+}
+
+/// The commit thread's counters behind [`StoreStats`], shared with the store handle.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    syncs: AtomicU64,
+    write_nanos: AtomicU64,
+    sync_nanos: AtomicU64,
+    index_nanos: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            write_nanos: self.write_nanos.load(Ordering::Relaxed),
+            sync_nanos: self.sync_nanos.load(Ordering::Relaxed),
+            index_nanos: self.index_nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Work for the commit thread.
+pub(crate) enum Job {
+    /// Append a record.
+    Append(Append),
+    /// Seal active segments older than the maximum age; answer when done.
+    Maintain(oneshot::Sender<()>),
+}
+
+/// A record to append.
+pub(crate) struct Append {
+    pub lane: u32,
+    pub record: Vec<u8>,
+    /// Metadata; the location is filled in here.
+    pub meta: FragmentMeta,
+    pub reply: oneshot::Sender<Result<FragmentMeta>>,
+}
+
+struct Active {
+    id: u64,
+    len: u64,
+    created_ms: u64,
+    max_server_ts_ms: u64,
+}
+
+pub(crate) struct Committer {
+    clock: Arc<dyn Clock>,
+    fs: Arc<dyn Fs>,
+    index: Arc<dyn Index>,
+    blobs: Arc<dyn BlobStore>,
+    live: Arc<Mutex<HashMap<u64, Arc<LiveStream>>>>,
+    poison: Arc<Mutex<Option<String>>>,
+    data_dir: PathBuf,
+    segment_max_bytes: u64,
+    segment_max_age_ms: u64,
+    checkpoint_every: Duration,
+    min_free_bytes: u64,
+    max_batch_bytes: usize,
+    window: WindowLimits,
+    next_segment: u64,
+    active: HashMap<u32, Active>,
+    counters: Arc<Counters>,
+}
+
+impl Committer {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cfg: &StoreConfig,
+        clock: Arc<dyn Clock>,
+        fs: Arc<dyn Fs>,
+        index: Arc<dyn Index>,
+        blobs: Arc<dyn BlobStore>,
+        live: Arc<Mutex<HashMap<u64, Arc<LiveStream>>>>,
+        poison: Arc<Mutex<Option<String>>>,
+        next_segment: u64,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            clock,
+            fs,
+            index,
+            blobs,
+            live,
+            poison,
+            data_dir: cfg.data_dir.clone(),
+            segment_max_bytes: cfg.segment_max_bytes,
+            segment_max_age_ms: cfg.segment_max_age_ms,
+            checkpoint_every: Duration::from_millis(cfg.checkpoint_interval_ms.max(1)),
+            min_free_bytes: cfg.min_free_bytes,
+            max_batch_bytes: cfg.max_batch_bytes,
+            window: cfg.live_window,
+            next_segment,
+            active: HashMap::new(),
+            counters,
+        }
+    }
+
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut last_checkpoint = Instant::now();
+        let mut dirty = false;
+        loop {
+            // Nothing to checkpoint: wait a whole interval. (Counting from the last checkpoint
+            // here made the wait zero once a clean store had been idle for an interval, and the
+            // thread spun on `recv_timeout(0)`, burning a core.)
+            let wait = if dirty {
+                self.checkpoint_every
+                    .saturating_sub(last_checkpoint.elapsed())
+            } else {
+                self.checkpoint_every
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::new();
+            let mut bytes = 0usize;
+            let mut next = first;
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Append(a) => {
+                        bytes += a.record.len();
+                        batch.push(a);
+                    }
+                    Job::Maintain(reply) => {
+                        self.seal_old();
+                        let _ = reply.send(());
+                    }
+                }
+                if bytes < self.max_batch_bytes {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch);
+                dirty = true;
+            }
+            if dirty && last_checkpoint.elapsed() >= self.checkpoint_every {
+                if let Err(e) = self.index.checkpoint() {
+                    tracing::error!(error = %e, "index checkpoint failed");
+                }
+                dirty = false;
+                last_checkpoint = Instant::now();
+            }
+        }
+        // Shutting down: seal nothing, just make the index durable.
+        if let Err(e) = self.index.checkpoint() {
+            tracing::error!(error = %e, "final index checkpoint failed");
+        }
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        lock(&self.poison).clone()
+    }
+
+    fn poison(&self, why: String) {
+        tracing::error!(reason = %why, "fragment store stops writing");
+        lock(&self.poison).get_or_insert(why);
+    }
+
+    /// Fails every append of a batch. The fragments leave the live windows (they will never be
+    /// durable), so they do not hold back the eviction of the ones after them.
+    fn fail_all(&self, batch: Vec<Append>, err: impl Fn() -> StoreError) {
+        let now = self.clock.now_ms();
+        let live = lock(&self.live).clone();
+        for a in batch {
+            let _ = a.reply.send(Err(err()));
+            if let Some(s) = live.get(&a.meta.stream) {
+                s.persisted(a.meta.number, now, self.window);
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Append>) {
+        if let Some(p) = self.poisoned() {
+            return self.fail_all(batch, || StoreError::Poisoned(p.clone()));
+        }
+        let started = Instant::now();
+        let need: u64 = batch.iter().map(|a| a.record.len() as u64).sum();
+        if let Err(e) = self.ensure_space(need) {
+            let msg = e.to_string();
+            return self.fail_all(batch, || StoreError::DiskFull(msg.clone()));
+        }
+        let now = self.clock.now_ms();
+        // Segment lengths before this batch, to cut back to on failure.
+        let mut before: HashMap<u64, u64> = HashMap::new();
+        let mut metas = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for a in &batch {
+            match self.append(a, now, &mut before) {
+                Ok(meta) => metas.push(meta),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let written = Instant::now();
+        // Segments this batch rotated out were synced when they were (see `append`).
+        let to_sync: Vec<u64> = before
+            .keys()
+            .copied()
+            .filter(|seg| self.active.values().any(|a| a.id == *seg))
+            .collect();
+        if failure.is_none() {
+            for &seg in &to_sync {
+                if let Err(e) = self.blobs.sync(seg) {
+                    // After a failed fsync the kernel may have dropped the dirty pages: nothing
+                    // written since the last good fsync can be trusted.
+                    self.poison(format!("fsync of segment {seg} failed: {e}"));
+                    let msg = e.to_string();
+                    return self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for (&seg, &len) in &before {
+                if let Err(te) = self.blobs.truncate(seg, len) {
+                    self.poison(format!("could not cut segment {seg} back after {e}: {te}"));
+                }
+                if let Some(a) = self.active.values_mut().find(|a| a.id == seg) {
+                    a.len = len;
+                }
+            }
+            let msg = match &e {
+                StoreError::Poisoned(why) => why.clone(),
+                e => e.to_string(),
+            };
+            let full = matches!(e, StoreError::DiskFull(_));
+            let poisoned = matches!(e, StoreError::Poisoned(_));
+            return self.fail_all(batch, || {
+                if full {
+                    StoreError::DiskFull(msg.clone())
+                } else if poisoned {
+                    StoreError::Poisoned(msg.clone())
+                } else {
+                    StoreError::Io {
+                        context: "appending to a segment".into(),
+                        source: std::io::Error::other(msg.clone()),
+                    }
+                }
+            });
+        }
+        let synced = Instant::now();
+        let rows = before
+            .keys()
+            .filter_map(|seg| self.active.values().find(|a| a.id == *seg))
+            .map(|a| self.row(a, false))
+            .collect();
+        let apply = CommitBatch {
+            fragments: metas.clone(),
+            segments: rows,
+        };
+        if let Err(e) = self.index.apply(&apply, false) {
+            // The records are durable in the segments and will be indexed on restart, but the
+            // live index is now behind: stop, rather than serve a store that disagrees.
+            self.poison(format!("index update failed: {e}"));
+            let msg = e.to_string();
+            return self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+        }
+        let c = &self.counters;
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        c.bytes.fetch_add(need, Ordering::Relaxed);
+        c.syncs.fetch_add(to_sync.len() as u64, Ordering::Relaxed);
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        c.write_nanos
+            .fetch_add(nanos(written - started), Ordering::Relaxed);
+        c.sync_nanos
+            .fetch_add(nanos(synced - written), Ordering::Relaxed);
+        c.index_nanos
+            .fetch_add(nanos(synced.elapsed()), Ordering::Relaxed);
+        let now = self.clock.now_ms();
+        let live = lock(&self.live).clone();
+        for (a, meta) in batch.into_iter().zip(metas) {
+            let _ = a.reply.send(Ok(meta));
+            if let Some(s) = live.get(&meta.stream) {
+                s.persisted(meta.number, now, self.window);
+            }
+        }
+    }
+
+    fn row(&self, a: &Active, sealed: bool) -> SegmentRow {
+        SegmentRow {
+            id: a.id,
+            lane: 0,
+            created_ms: a.created_ms,
+            sealed,
+            indexed_len: a.len,
+            live_fragments: 0,
+            live_bytes: 0,
+            max_server_ts_ms: a.max_server_ts_ms,
+        }
+        .with_lane(self.lane_of(a.id))
+    }
+
+    fn lane_of(&self, id: u64) -> u32 {
+        self.active
+            .iter()
+            .find(|(_, a)| a.id == id)
+            .map(|(l, _)| *l)
+            .unwrap_or(0)
+    }
+
+    fn append(
+        &mut self,
+        a: &Append,
+        now: u64,
+        before: &mut HashMap<u64, u64>,
+    ) -> Result<FragmentMeta> {
+        let len = a.record.len() as u64;
+        let rotate = match self.active.get(&a.lane) {
+            None => true,
+            Some(s) => {
+                (s.len + len > self.segment_max_bytes && s.len > SEGMENT_HEADER_LEN)
+                    || now.saturating_sub(s.created_ms) > self.segment_max_age_ms
+            }
+        };
+        if rotate {
+            // What this batch appended to the lane's segment must be on disk before a newer
+            // segment exists: recovery takes damage at the end of a lane's newest segment for a
+            // torn write and cuts it off, but in an older segment for damage, and reports it.
+            if let Some(old) = self.active.get(&a.lane).map(|s| s.id)
+                && before.contains_key(&old)
+            {
+                if let Err(e) = self.blobs.sync(old) {
+                    self.poison(format!("fsync of segment {old} failed: {e}"));
+                    return Err(StoreError::Poisoned(e.to_string()));
+                }
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            self.rotate(a.lane, now)?;
+        }
+        let seg = self
+            .active
+            .get_mut(&a.lane)
+            .ok_or_else(|| StoreError::Index("no active segment".into()))?;
+        before.entry(seg.id).or_insert(seg.len);
+        self.blobs.write(seg.id, seg.len, &a.record)?;
+        let meta = FragmentMeta {
+            location: Location {
+                segment: seg.id,
+                offset: seg.len,
+                len: u32::try_from(len).unwrap_or(u32::MAX),
+            },
+            ..a.meta
+        };
+        seg.len += len;
+        seg.max_server_ts_ms = seg.max_server_ts_ms.max(a.meta.server_ts_ms);
+        Ok(meta)
+    }
+
+    /// Seals the lane's active segment (if any) and starts a new one.
+    fn rotate(&mut self, lane: u32, now: u64) -> Result<()> {
+        if let Some(old) = self.active.remove(&lane) {
+            let mut row = self.row_for(&old, lane);
+            row.sealed = true;
+            self.index.apply(
+                &CommitBatch {
+                    fragments: Vec::new(),
+                    segments: vec![row],
+                },
+                false,
+            )?;
+        }
+        let id = self.next_segment;
+        self.next_segment += 1;
+        let header = SegmentHeader {
+            lane,
+            id,
+            created_ms: now,
+        };
+        self.blobs.create(&header)?;
+        let active = Active {
+            id,
+            len: SEGMENT_HEADER_LEN,
+            created_ms: now,
+            max_server_ts_ms: 0,
+        };
+        let row = self.row_for(&active, lane);
+        self.index.apply(
+            &CommitBatch {
+                fragments: Vec::new(),
+                segments: vec![row],
+            },
+            false,
+        )?;
+        self.active.insert(lane, active);
+        Ok(())
+    }
+
+    fn row_for(&self, a: &Active, lane: u32) -> SegmentRow {
+        SegmentRow {
+            id: a.id,
+            lane,
+            created_ms: a.created_ms,
+            sealed: false,
+            indexed_len: a.len,
+            live_fragments: 0,
+            live_bytes: 0,
+            max_server_ts_ms: a.max_server_ts_ms,
+        }
+    }
+
+    /// Seals active segments past their age, so retention can delete them once empty.
+    fn seal_old(&mut self) {
+        let now = self.clock.now_ms();
+        let old: Vec<u32> = self
+            .active
+            .iter()
+            .filter(|(_, a)| now.saturating_sub(a.created_ms) > self.segment_max_age_ms)
+            .map(|(l, _)| *l)
+            .collect();
+        for lane in old {
+            if let Some(a) = self.active.remove(&lane) {
+                let mut row = self.row_for(&a, lane);
+                row.sealed = true;
+                if let Err(e) = self.index.apply(
+                    &CommitBatch {
+                        fragments: Vec::new(),
+                        segments: vec![row],
+                    },
+                    false,
+                ) {
+                    tracing::warn!(error = %e, "sealing an old segment failed");
+                    self.active.insert(lane, a);
+                }
+            }
+        }
+    }
+
+    /// Keeps `min_free_bytes` free after writing `need` bytes, deleting the oldest segments.
+    fn ensure_space(&mut self, need: u64) -> Result<()> {
+        loop {
+            let avail = self
+                .fs
+                .available_space(&self.data_dir)
+                .map_err(|e| StoreError::io("reading free space", e))?;
+            if avail >= self.min_free_bytes.saturating_add(need) {
+                return Ok(());
+            }
+            let mut rows = self.index.segments()?;
+            rows.retain(|r| r.live_fragments > 0 || r.sealed);
+            rows.sort_by_key(|r| (r.max_server_ts_ms, r.id));
+            let Some(oldest) = rows.first().copied() else {
+                return Err(StoreError::DiskFull(format!(
+                    "{avail} bytes free, the floor is {} and nothing is left to expire",
+                    self.min_free_bytes
+                )));
+            };
+            let dropped = self.index.drop_segment(oldest.id)?;
+            self.active.retain(|_, a| a.id != oldest.id);
+            self.blobs.delete(oldest.id)?;
+            tracing::warn!(
+                segment = oldest.id,
+                fragments = dropped,
+                free_bytes = avail,
+                floor = self.min_free_bytes,
+                "under the free-space floor: deleted the oldest segment"
+            );
+            let live = lock(&self.live).clone();
+            for s in live.values() {
+                s.touch();
+            }
+        }
+    }
+}
+
+impl SegmentRow {
+    fn with_lane(mut self, lane: u32) -> Self {
+        self.lane = lane;
+        self
+    }
+}

@@ -1,0 +1,817 @@
+//! The index side of the store: stream records, data keys, track headers, and the fragment index
+//! by number, producer timestamp and server timestamp, with per-segment accounting.
+//!
+//! [`Index`] is the seam for other backends (PostgreSQL); [`RedbIndex`] is the embedded one.
+//! Why redb: pure Rust (no C toolchain, quick to build), ACID with copy-on-write B-trees,
+//! readers that never block the writer (MVCC), and a commit that can be made non-durable, which
+//! lets the segment files act as the write-ahead log (see the crate docs): the hot path does one
+//! fsync per group commit, on the segment, and the index is made durable by a periodic
+//! checkpoint. SQLite would do the same job with a C dependency and a SQL layer we do not need.
+//!
+//! Tables (keys are big-endian tuples, so ranges follow numeric order):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | u64 (format version, id sequences) |
+//! | `streams` | stream id | [`StreamRecord`] as JSON (versioned) |
+//! | `stream_names` | name | stream id |
+//! | `data_keys` | (stream, generation) | master key id + wrapped key |
+//! | `headers` | (stream, header id) | sealed track header |
+//! | `fragments` | (stream, number) | [`FragmentMeta`] (versioned binary) |
+//! | `by_server` / `by_producer` | (stream, ts_ms, number) | [`FragmentMeta`] |
+//! | `segment_fragments` | (segment, stream, number) | () |
+//! | `segments` | segment id | [`SegmentRow`] |
+//! | `usage` | stream | (fragments, bytes) |
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use crate::error::{Result, StoreError};
+use crate::fs::{File, RedbBackend};
+use crate::types::{
+    FragmentMeta, Page, PageCursor, STREAM_RECORD_VERSION, StreamRecord, StreamUsage, TimestampKind,
+};
+
+/// The index format version this build writes and reads.
+pub const INDEX_FORMAT_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const STREAMS: TableDefinition<u64, &str> = TableDefinition::new("streams");
+const STREAM_NAMES: TableDefinition<&str, u64> = TableDefinition::new("stream_names");
+const DATA_KEYS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("data_keys");
+const HEADERS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("headers");
+const FRAGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("fragments");
+const BY_SERVER: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("by_server");
+const BY_PRODUCER: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("by_producer");
+const SEGMENT_FRAGMENTS: TableDefinition<(u64, u64, u64), ()> =
+    TableDefinition::new("segment_fragments");
+const SEGMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("segments");
+const USAGE: TableDefinition<u64, (u64, u64)> = TableDefinition::new("usage");
+
+/// A segment file's row in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SegmentRow {
+    /// Segment id.
+    pub id: u64,
+    /// Retention lane.
+    pub lane: u32,
+    /// Creation time.
+    pub created_ms: u64,
+    /// No more records will be appended.
+    pub sealed: bool,
+    /// Bytes of the file whose records are in the index (the recovery scan starts here).
+    pub indexed_len: u64,
+    /// Fragments in the index that live in this segment.
+    pub live_fragments: u64,
+    /// Their record bytes.
+    pub live_bytes: u64,
+    /// Newest server timestamp of any record appended.
+    pub max_server_ts_ms: u64,
+}
+
+impl SegmentRow {
+    fn encode(&self) -> [u8; 49] {
+        let mut out = [0u8; 49];
+        let parts: [&[u8]; 7] = [
+            &self.lane.to_le_bytes(),
+            &self.created_ms.to_le_bytes(),
+            &[u8::from(self.sealed)],
+            &self.indexed_len.to_le_bytes(),
+            &self.live_fragments.to_le_bytes(),
+            &self.live_bytes.to_le_bytes(),
+            &self.max_server_ts_ms.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(d) = out.get_mut(at..at + p.len()) {
+                d.copy_from_slice(p);
+            }
+            at += p.len();
+        }
+        out
+    }
+
+    fn decode(id: u64, b: &[u8]) -> Option<Self> {
+        let (lane, b) = b.split_first_chunk::<4>()?;
+        let (created, b) = b.split_first_chunk::<8>()?;
+        let (&sealed, b) = b.split_first()?;
+        let (indexed, b) = b.split_first_chunk::<8>()?;
+        let (frags, b) = b.split_first_chunk::<8>()?;
+        let (bytes, b) = b.split_first_chunk::<8>()?;
+        let (max_ts, _) = b.split_first_chunk::<8>()?;
+        Some(Self {
+            id,
+            lane: u32::from_le_bytes(*lane),
+            created_ms: u64::from_le_bytes(*created),
+            sealed: sealed != 0,
+            indexed_len: u64::from_le_bytes(*indexed),
+            live_fragments: u64::from_le_bytes(*frags),
+            live_bytes: u64::from_le_bytes(*bytes),
+            max_server_ts_ms: u64::from_le_bytes(*max_ts),
+        })
+    }
+}
+
+/// A wrapped data key and the master key that wrapped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Master key id.
+    pub master_id: String,
+    /// Wrapped bytes.
+    pub wrapped: Vec<u8>,
+}
+
+impl WrappedKey {
+    fn encode(&self) -> Vec<u8> {
+        let id = self.master_id.as_bytes();
+        let mut out = Vec::with_capacity(2 + id.len() + self.wrapped.len());
+        out.extend_from_slice(&u16::try_from(id.len()).unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&self.wrapped);
+        out
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        let (len, rest) = b.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_le_bytes(*len));
+        let id = rest.get(..len)?;
+        Some(Self {
+            master_id: String::from_utf8(id.to_vec()).ok()?,
+            wrapped: rest.get(len..)?.to_vec(),
+        })
+    }
+}
+
+/// What one group commit adds to the index.
+#[derive(Debug, Default, Clone)]
+pub struct CommitBatch {
+    /// New fragments.
+    pub fragments: Vec<FragmentMeta>,
+    /// New or changed segment rows.
+    pub segments: Vec<SegmentRow>,
+}
+
+/// The index side of the store. Every method is a transaction of its own.
+pub trait Index: Send + Sync + Debug {
+    /// A counter in the metadata table.
+    fn meta(&self, key: &str) -> Result<Option<u64>>;
+    /// Sets a counter, durably.
+    fn set_meta(&self, key: &str, value: u64) -> Result<()>;
+
+    /// Creates a stream and its first data key, durably; fails if the name is taken.
+    fn create_stream(&self, record: &StreamRecord, key: &WrappedKey) -> Result<()>;
+    /// A stream by id.
+    fn stream(&self, id: u64) -> Result<Option<StreamRecord>>;
+    /// A stream by name.
+    fn stream_by_name(&self, name: &str) -> Result<Option<StreamRecord>>;
+    /// Streams in name order: names starting with `prefix`, after `after`, at most `limit`.
+    fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>>;
+    /// Every stream record, including those being deleted.
+    fn all_streams(&self) -> Result<Vec<StreamRecord>>;
+    /// Replaces a stream record, durably.
+    fn put_stream(&self, record: &StreamRecord) -> Result<()>;
+    /// Marks a stream deleted, durably: frees its name and destroys its data keys, so its bytes
+    /// can no longer be decrypted; its index entries are purged by [`Index::purge_stream`].
+    fn mark_deleted(&self, record: &StreamRecord) -> Result<()>;
+    /// Deletes up to `max` of a deleted stream's fragments; `true` when none are left (and the
+    /// record itself is gone).
+    fn purge_stream(&self, id: u64, max: usize) -> Result<bool>;
+
+    /// Adds a data key generation, durably.
+    fn add_data_key(&self, stream: u64, generation: u32, key: &WrappedKey) -> Result<()>;
+    /// A stream's data keys.
+    fn data_keys(&self, stream: u64) -> Result<Vec<(u32, WrappedKey)>>;
+
+    /// Stores a (sealed) track header, durably.
+    fn put_header(&self, stream: u64, id: u64, sealed: &[u8]) -> Result<()>;
+    /// A track header.
+    fn header(&self, stream: u64, id: u64) -> Result<Option<Vec<u8>>>;
+    /// The newest track header of a stream.
+    fn latest_header(&self, stream: u64) -> Result<Option<(u64, Vec<u8>)>>;
+
+    /// Applies a group commit. Visible to readers at once; durable if `durable`, else at the
+    /// next [`Index::checkpoint`] (the segments are the log until then).
+    fn apply(&self, batch: &CommitBatch, durable: bool) -> Result<()>;
+    /// Makes everything applied so far durable.
+    fn checkpoint(&self) -> Result<()>;
+
+    /// A fragment by number.
+    fn fragment(&self, stream: u64, number: u64) -> Result<Option<FragmentMeta>>;
+    /// Fragments in number order after `after` (from the first if `None`), at most `limit`.
+    fn fragments_after(
+        &self,
+        stream: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<FragmentMeta>>;
+    /// The newest fragment.
+    fn last_fragment(&self, stream: u64) -> Result<Option<FragmentMeta>>;
+    /// Fragments whose `kind` timestamp is in `[start_ms, end_ms]`, in (timestamp, number)
+    /// order, after `after`, at most `limit`: one index seek, never a scan.
+    fn fragments_by_time(
+        &self,
+        stream: u64,
+        kind: TimestampKind,
+        start_ms: u64,
+        end_ms: u64,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<Page>;
+    /// The newest fragment whose `kind` timestamp is at or before `ts_ms`.
+    fn fragment_at_or_before(
+        &self,
+        stream: u64,
+        kind: TimestampKind,
+        ts_ms: u64,
+    ) -> Result<Option<FragmentMeta>>;
+    /// What a stream stores.
+    fn usage(&self, stream: u64) -> Result<StreamUsage>;
+
+    /// Removes up to `max` of a stream's fragments with a server timestamp before `cutoff_ms`,
+    /// oldest first; returns how many.
+    fn expire_before(&self, stream: u64, cutoff_ms: u64, max: usize) -> Result<u64>;
+    /// Removes a stream's oldest fragments until it stores at most `budget` bytes, at most `max`
+    /// of them; returns how many.
+    fn expire_to_budget(&self, stream: u64, budget: u64, max: usize) -> Result<u64>;
+    /// Removes these fragments' entries (e.g. ones whose records are damaged), durably.
+    fn remove_fragments(&self, fragments: &[FragmentMeta]) -> Result<()>;
+    /// Every segment row.
+    fn segments(&self) -> Result<Vec<SegmentRow>>;
+    /// Removes every fragment in a segment and the segment's row, durably, so the file can go.
+    fn drop_segment(&self, segment: u64) -> Result<u64>;
+}
+
+/// The embedded index: a redb database file.
+#[derive(Debug)]
+pub struct RedbIndex {
+    db: Database,
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+impl RedbIndex {
+    /// Opens (creating if empty) the index in `file`.
+    pub fn open(file: Arc<dyn File>) -> Result<Self> {
+        let db = Database::builder()
+            .create_with_backend(RedbBackend(file))
+            .map_err(storage)?;
+        let this = Self { db };
+        let mut txn = this.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let version = meta.get("format_version")?.map(|v| v.value());
+            match version {
+                None => {
+                    meta.insert("format_version", INDEX_FORMAT_VERSION)?;
+                }
+                Some(INDEX_FORMAT_VERSION) => {}
+                Some(found) => {
+                    return Err(StoreError::FormatVersion {
+                        what: "the index".into(),
+                        found: u32::try_from(found).unwrap_or(u32::MAX),
+                        supported: INDEX_FORMAT_VERSION as u32,
+                    });
+                }
+            }
+            txn.open_table(STREAMS)?;
+            txn.open_table(STREAM_NAMES)?;
+            txn.open_table(DATA_KEYS)?;
+            txn.open_table(HEADERS)?;
+            txn.open_table(FRAGMENTS)?;
+            txn.open_table(BY_SERVER)?;
+            txn.open_table(BY_PRODUCER)?;
+            txn.open_table(SEGMENT_FRAGMENTS)?;
+            txn.open_table(SEGMENTS)?;
+            txn.open_table(USAGE)?;
+        }
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(this)
+    }
+
+    fn write<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        let out = f(&mut txn)?;
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+fn decode_stream(json: &str) -> Result<StreamRecord> {
+    let rec: StreamRecord = serde_json::from_str(json)
+        .map_err(|e| StoreError::Index(format!("a stream record does not decode: {e}")))?;
+    if rec.v != STREAM_RECORD_VERSION {
+        return Err(StoreError::FormatVersion {
+            what: format!("stream record {}", rec.id),
+            found: rec.v,
+            supported: STREAM_RECORD_VERSION,
+        });
+    }
+    Ok(rec)
+}
+
+fn encode_stream(rec: &StreamRecord) -> Result<String> {
+    serde_json::to_string(rec).map_err(|e| StoreError::Index(e.to_string()))
+}
+
+fn decode_meta(b: &[u8]) -> Result<FragmentMeta> {
+    FragmentMeta::decode(b)
+        .ok_or_else(|| StoreError::Index("a fragment entry does not decode".into()))
+}
+
+/// Removes fragments' entries and accounting inside a transaction, opening each table once.
+fn remove_all(txn: &WriteTransaction, metas: &[FragmentMeta]) -> Result<()> {
+    if metas.is_empty() {
+        return Ok(());
+    }
+    let mut frags = txn.open_table(FRAGMENTS)?;
+    let mut by_server = txn.open_table(BY_SERVER)?;
+    let mut by_producer = txn.open_table(BY_PRODUCER)?;
+    let mut seg_frags = txn.open_table(SEGMENT_FRAGMENTS)?;
+    let mut segs = txn.open_table(SEGMENTS)?;
+    let mut usage = txn.open_table(USAGE)?;
+    // Accumulate the counter changes, then write each row once.
+    let mut seg_delta: std::collections::HashMap<u64, (u64, u64)> = Default::default();
+    let mut usage_delta: std::collections::HashMap<u64, (u64, u64)> = Default::default();
+    for m in metas {
+        if frags.remove((m.stream, m.number))?.is_none() {
+            continue;
+        }
+        by_server.remove((m.stream, m.server_ts_ms, m.number))?;
+        by_producer.remove((m.stream, m.producer_ts_ms, m.number))?;
+        seg_frags.remove((m.location.segment, m.stream, m.number))?;
+        let d = seg_delta.entry(m.location.segment).or_default();
+        d.0 += 1;
+        d.1 += u64::from(m.location.len);
+        let u = usage_delta.entry(m.stream).or_default();
+        u.0 += 1;
+        u.1 += u64::from(m.size);
+    }
+    for (seg, (n, bytes)) in seg_delta {
+        let row = segs
+            .get(seg)?
+            .and_then(|v| SegmentRow::decode(seg, v.value()));
+        if let Some(mut row) = row {
+            row.live_fragments = row.live_fragments.saturating_sub(n);
+            row.live_bytes = row.live_bytes.saturating_sub(bytes);
+            segs.insert(seg, row.encode().as_slice())?;
+        }
+    }
+    for (stream, (n, bytes)) in usage_delta {
+        let (had_n, had_b) = usage.get(stream)?.map(|v| v.value()).unwrap_or((0, 0));
+        usage.insert(
+            stream,
+            (had_n.saturating_sub(n), had_b.saturating_sub(bytes)),
+        )?;
+    }
+    Ok(())
+}
+
+impl Index for RedbIndex {
+    fn meta(&self, key: &str) -> Result<Option<u64>> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+
+    fn set_meta(&self, key: &str, value: u64) -> Result<()> {
+        self.write(true, |txn| {
+            txn.open_table(META)?.insert(key, value)?;
+            Ok(())
+        })
+    }
+
+    fn create_stream(&self, record: &StreamRecord, key: &WrappedKey) -> Result<()> {
+        let json = encode_stream(record)?;
+        self.write(true, |txn| {
+            let mut names = txn.open_table(STREAM_NAMES)?;
+            if names.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::StreamExists(record.name.clone()));
+            }
+            names.insert(record.name.as_str(), record.id)?;
+            txn.open_table(STREAMS)?.insert(record.id, json.as_str())?;
+            txn.open_table(DATA_KEYS)?
+                .insert((record.id, record.key_generation), key.encode().as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn stream(&self, id: u64) -> Result<Option<StreamRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(STREAMS)?;
+        let v = t.get(id)?;
+        v.map(|v| decode_stream(v.value())).transpose()
+    }
+
+    fn stream_by_name(&self, name: &str) -> Result<Option<StreamRecord>> {
+        let r = self.db.begin_read()?;
+        let Some(id) = r.open_table(STREAM_NAMES)?.get(name)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let t = r.open_table(STREAMS)?;
+        let v = t.get(id)?;
+        v.map(|v| decode_stream(v.value())).transpose()
+    }
+
+    fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>> {
+        let r = self.db.begin_read()?;
+        let names = r.open_table(STREAM_NAMES)?;
+        let streams = r.open_table(STREAMS)?;
+        let start = match after {
+            Some(a) if a >= prefix => a,
+            _ => prefix,
+        };
+        let mut out = Vec::new();
+        for item in names.range(start..)? {
+            let (name, id) = item?;
+            let name = name.value();
+            if after == Some(name) {
+                continue;
+            }
+            if !name.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(v) = streams.get(id.value())? {
+                out.push(decode_stream(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_streams(&self) -> Result<Vec<StreamRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(STREAMS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            out.push(decode_stream(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put_stream(&self, record: &StreamRecord) -> Result<()> {
+        let json = encode_stream(record)?;
+        self.write(true, |txn| {
+            txn.open_table(STREAMS)?.insert(record.id, json.as_str())?;
+            Ok(())
+        })
+    }
+
+    fn mark_deleted(&self, record: &StreamRecord) -> Result<()> {
+        let json = encode_stream(record)?;
+        self.write(true, |txn| {
+            txn.open_table(STREAM_NAMES)?.remove(record.name.as_str())?;
+            txn.open_table(STREAMS)?.insert(record.id, json.as_str())?;
+            txn.open_table(DATA_KEYS)?
+                .retain_in((record.id, 0)..=(record.id, u32::MAX), |_, _| false)?;
+            txn.open_table(HEADERS)?
+                .retain_in((record.id, 0)..=(record.id, u64::MAX), |_, _| false)?;
+            Ok(())
+        })
+    }
+
+    fn purge_stream(&self, id: u64, max: usize) -> Result<bool> {
+        self.write(true, |txn| {
+            let batch: Vec<FragmentMeta> = {
+                let t = txn.open_table(FRAGMENTS)?;
+                let mut v = Vec::new();
+                for item in t.range((id, 0)..=(id, u64::MAX))?.take(max) {
+                    v.push(decode_meta(item?.1.value())?);
+                }
+                v
+            };
+            remove_all(txn, &batch)?;
+            if batch.len() < max {
+                txn.open_table(STREAMS)?.remove(id)?;
+                txn.open_table(USAGE)?.remove(id)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+
+    fn add_data_key(&self, stream: u64, generation: u32, key: &WrappedKey) -> Result<()> {
+        self.write(true, |txn| {
+            txn.open_table(DATA_KEYS)?
+                .insert((stream, generation), key.encode().as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn data_keys(&self, stream: u64) -> Result<Vec<(u32, WrappedKey)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(DATA_KEYS)?;
+        let mut out = Vec::new();
+        for item in t.range((stream, 0)..=(stream, u32::MAX))? {
+            let (k, v) = item?;
+            let key = WrappedKey::decode(v.value())
+                .ok_or_else(|| StoreError::Index("a wrapped data key does not decode".into()))?;
+            out.push((k.value().1, key));
+        }
+        Ok(out)
+    }
+
+    fn put_header(&self, stream: u64, id: u64, sealed: &[u8]) -> Result<()> {
+        self.write(true, |txn| {
+            txn.open_table(HEADERS)?.insert((stream, id), sealed)?;
+            Ok(())
+        })
+    }
+
+    fn header(&self, stream: u64, id: u64) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(HEADERS)?
+            .get((stream, id))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn latest_header(&self, stream: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(HEADERS)?;
+        let last = t.range((stream, 0)..=(stream, u64::MAX))?.next_back();
+        match last {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((k.value().1, v.value().to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn apply(&self, batch: &CommitBatch, durable: bool) -> Result<()> {
+        self.write(durable, |txn| {
+            let mut frags = txn.open_table(FRAGMENTS)?;
+            let mut by_server = txn.open_table(BY_SERVER)?;
+            let mut by_producer = txn.open_table(BY_PRODUCER)?;
+            let mut seg_frags = txn.open_table(SEGMENT_FRAGMENTS)?;
+            let mut usage = txn.open_table(USAGE)?;
+            let streams = txn.open_table(STREAMS)?;
+            let mut segs = txn.open_table(SEGMENTS)?;
+            for row in &batch.segments {
+                // The counters belong to the index (retention decrements them concurrently).
+                let mut row = *row;
+                if let Some(old) = segs
+                    .get(row.id)?
+                    .and_then(|v| SegmentRow::decode(row.id, v.value()))
+                {
+                    row.live_fragments = old.live_fragments;
+                    row.live_bytes = old.live_bytes;
+                    row.indexed_len = row.indexed_len.max(old.indexed_len);
+                    row.max_server_ts_ms = row.max_server_ts_ms.max(old.max_server_ts_ms);
+                    row.sealed |= old.sealed;
+                }
+                segs.insert(row.id, row.encode().as_slice())?;
+            }
+            let mut live_streams: std::collections::HashMap<u64, bool> = Default::default();
+            for m in &batch.fragments {
+                // A stream deleted while its fragment was in flight, or a record replayed by
+                // recovery that is already indexed, adds nothing.
+                let live = match live_streams.get(&m.stream) {
+                    Some(&l) => l,
+                    None => {
+                        let l = streams
+                            .get(m.stream)?
+                            .map(|v| decode_stream(v.value()))
+                            .transpose()?
+                            .is_some_and(|s| s.status == crate::types::StreamStatus::Active);
+                        live_streams.insert(m.stream, l);
+                        l
+                    }
+                };
+                if !live || frags.get((m.stream, m.number))?.is_some() {
+                    continue;
+                }
+                let enc = m.encode();
+                frags.insert((m.stream, m.number), enc.as_slice())?;
+                by_server.insert((m.stream, m.server_ts_ms, m.number), enc.as_slice())?;
+                by_producer.insert((m.stream, m.producer_ts_ms, m.number), enc.as_slice())?;
+                seg_frags.insert((m.location.segment, m.stream, m.number), ())?;
+                let (n, b) = usage.get(m.stream)?.map(|v| v.value()).unwrap_or((0, 0));
+                usage.insert(m.stream, (n + 1, b + u64::from(m.size)))?;
+                let row = segs
+                    .get(m.location.segment)?
+                    .and_then(|v| SegmentRow::decode(m.location.segment, v.value()));
+                if let Some(mut row) = row {
+                    row.live_fragments += 1;
+                    row.live_bytes += u64::from(m.location.len);
+                    segs.insert(m.location.segment, row.encode().as_slice())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        self.write(true, |_| Ok(()))
+    }
+
+    fn fragment(&self, stream: u64, number: u64) -> Result<Option<FragmentMeta>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FRAGMENTS)?;
+        let v = t.get((stream, number))?;
+        v.map(|v| decode_meta(v.value())).transpose()
+    }
+
+    fn fragments_after(
+        &self,
+        stream: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<FragmentMeta>> {
+        let start = match after {
+            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(n) => n + 1,
+            None => 0,
+        };
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FRAGMENTS)?;
+        let mut out = Vec::new();
+        for item in t.range((stream, start)..=(stream, u64::MAX))?.take(limit) {
+            out.push(decode_meta(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn last_fragment(&self, stream: u64) -> Result<Option<FragmentMeta>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FRAGMENTS)?;
+        let last = t.range((stream, 0)..=(stream, u64::MAX))?.next_back();
+        last.map(|item| decode_meta(item?.1.value())).transpose()
+    }
+
+    fn fragments_by_time(
+        &self,
+        stream: u64,
+        kind: TimestampKind,
+        start_ms: u64,
+        end_ms: u64,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<Page> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(match kind {
+            TimestampKind::Server => BY_SERVER,
+            TimestampKind::Producer => BY_PRODUCER,
+        })?;
+        let from = match after {
+            Some(c) if c.number == u64::MAX => (stream, c.ts_ms.saturating_add(1), 0),
+            Some(c) => (stream, c.ts_ms, c.number + 1),
+            None => (stream, start_ms, 0),
+        };
+        let to = (stream, end_ms, u64::MAX);
+        let mut fragments = Vec::new();
+        if from <= to && limit > 0 {
+            for item in t.range(from..=to)?.take(limit) {
+                fragments.push(decode_meta(item?.1.value())?);
+            }
+        }
+        let next = if fragments.len() == limit {
+            fragments.last().map(|m| PageCursor {
+                ts_ms: match kind {
+                    TimestampKind::Server => m.server_ts_ms,
+                    TimestampKind::Producer => m.producer_ts_ms,
+                },
+                number: m.number,
+            })
+        } else {
+            None
+        };
+        Ok(Page { fragments, next })
+    }
+
+    fn fragment_at_or_before(
+        &self,
+        stream: u64,
+        kind: TimestampKind,
+        ts_ms: u64,
+    ) -> Result<Option<FragmentMeta>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(match kind {
+            TimestampKind::Server => BY_SERVER,
+            TimestampKind::Producer => BY_PRODUCER,
+        })?;
+        let last = t
+            .range((stream, 0, 0)..=(stream, ts_ms, u64::MAX))?
+            .next_back();
+        last.map(|item| decode_meta(item?.1.value())).transpose()
+    }
+
+    fn usage(&self, stream: u64) -> Result<StreamUsage> {
+        let r = self.db.begin_read()?;
+        let (fragments, bytes) = r
+            .open_table(USAGE)?
+            .get(stream)?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        Ok(StreamUsage { fragments, bytes })
+    }
+
+    fn expire_before(&self, stream: u64, cutoff_ms: u64, max: usize) -> Result<u64> {
+        if cutoff_ms == 0 {
+            return Ok(0);
+        }
+        self.write(false, |txn| {
+            let batch: Vec<FragmentMeta> = {
+                let t = txn.open_table(BY_SERVER)?;
+                let mut v = Vec::new();
+                for item in t.range((stream, 0, 0)..(stream, cutoff_ms, 0))?.take(max) {
+                    v.push(decode_meta(item?.1.value())?);
+                }
+                v
+            };
+            remove_all(txn, &batch)?;
+            Ok(batch.len() as u64)
+        })
+    }
+
+    fn expire_to_budget(&self, stream: u64, budget: u64, max: usize) -> Result<u64> {
+        self.write(false, |txn| {
+            let (_, mut bytes) = txn
+                .open_table(USAGE)?
+                .get(stream)?
+                .map(|v| v.value())
+                .unwrap_or((0, 0));
+            let mut batch = Vec::new();
+            {
+                let t = txn.open_table(FRAGMENTS)?;
+                for item in t.range((stream, 0)..=(stream, u64::MAX))? {
+                    if bytes <= budget || batch.len() >= max {
+                        break;
+                    }
+                    let m = decode_meta(item?.1.value())?;
+                    bytes = bytes.saturating_sub(u64::from(m.size));
+                    batch.push(m);
+                }
+            }
+            remove_all(txn, &batch)?;
+            Ok(batch.len() as u64)
+        })
+    }
+
+    fn remove_fragments(&self, fragments: &[FragmentMeta]) -> Result<()> {
+        self.write(true, |txn| {
+            remove_all(txn, fragments)?;
+            Ok(())
+        })
+    }
+
+    fn segments(&self) -> Result<Vec<SegmentRow>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SEGMENTS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let row = SegmentRow::decode(k.value(), v.value())
+                .ok_or_else(|| StoreError::Index("a segment row does not decode".into()))?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn drop_segment(&self, segment: u64) -> Result<u64> {
+        self.write(true, |txn| {
+            let metas: Vec<FragmentMeta> = {
+                let seg_frags = txn.open_table(SEGMENT_FRAGMENTS)?;
+                let frags = txn.open_table(FRAGMENTS)?;
+                let mut v = Vec::new();
+                for item in seg_frags.range((segment, 0, 0)..=(segment, u64::MAX, u64::MAX))? {
+                    let (k, _) = item?;
+                    let (_, s, n) = k.value();
+                    if let Some(m) = frags.get((s, n))? {
+                        v.push(decode_meta(m.value())?);
+                    }
+                }
+                v
+            };
+            remove_all(txn, &metas)?;
+            txn.open_table(SEGMENT_FRAGMENTS)?
+                .retain_in((segment, 0, 0)..=(segment, u64::MAX, u64::MAX), |_, _| {
+                    false
+                })?;
+            txn.open_table(SEGMENTS)?.remove(segment)?;
+            Ok(metas.len() as u64)
+        })
+    }
+}

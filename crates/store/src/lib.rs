@@ -1,0 +1,77 @@
+//! Vigil's fragment store: every stream's media, durable, indexed, encrypted, with retention.
+//!
+//! A stream's media is a sequence of **fragments** (one Matroska cluster each, with the track
+//! header it was ingested under), numbered in ingest order across the whole store and indexed
+//! by number, producer timestamp and server timestamp. The store knows nothing of HTTP, AWS or
+//! Matroska: a fragment is opaque bytes with metadata.
+//!
+//! # Layout
+//!
+//! ```text
+//! <data dir>/
+//!   LOCK                      held (flock) by the process that has the store open
+//!   index.redb                the index: streams, keys, headers, fragment index (redb)
+//!   keys/default.key          the default master key (0600), created on first start
+//!   segments/<id>.seg         append-only segment files (format in `record`)
+//! ```
+//!
+//! Segments are **shared by all streams of similar retention** (a *lane*, see [`lane_for`]),
+//! not kept per stream: one active segment per lane takes every stream's fragments as they
+//! complete, so writes are sequential and one fsync per lane makes a whole batch of streams
+//! durable (group commit). The price is that a segment can only be deleted when every fragment
+//! in it has expired; lanes keep that cost small, because fragments that share a segment expire
+//! at about the same time. Per-stream files would make expiry exact but cost an fsync per stream
+//! per batch and scatter the writes.
+//!
+//! # Durability contract
+//!
+//! When a fragment's [`Durable`] resolves `Ok`:
+//! - its record (plaintext header, AES-256-GCM ciphertext, CRC-32) is in a segment file that
+//!   has been `fdatasync`ed, and the file's directory entry was synced when it was created;
+//! - its index entry is in the index, visible to every reader; it is durable in the index file
+//!   at the next checkpoint (at most `checkpoint_interval_ms` later), and until then the segment
+//!   is the log: a restart re-indexes every record after the last checkpoint;
+//! - its stream record, data key and track header were made durable (fsync) before the
+//!   fragment began.
+//!
+//! So after SIGKILL or power loss at any moment, every fragment reported durable reads back
+//! byte-identical; a record torn by the crash (never reported durable) is cut off on open.
+//! A stream with retention 0 persists nothing: its fragments live in a bounded memory window.
+//!
+//! # Entry points
+//!
+//! [`Store::open`], then [`Store::create_stream`], [`Store::register_header`],
+//! [`Store::begin_fragment`] → [`FragmentWriter`] → [`Durable`], and the reads:
+//! [`Store::read_fragment`], [`Store::list_fragments`] (timestamp ranges, paginated),
+//! [`Store::tail`] (from EARLIEST, NOW, a number or a timestamp, into the live edge).
+//! [`check::check`] verifies a store.
+
+pub mod blob;
+pub mod check;
+pub mod clock;
+mod commit;
+pub mod conformance;
+pub mod crypto;
+mod engine;
+pub mod error;
+pub mod fs;
+pub mod fuzzing;
+pub mod index;
+mod ingest;
+pub mod live;
+pub mod record;
+pub mod recovery;
+pub mod retention;
+mod tail;
+pub mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit::StoreStats;
+pub use engine::{DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, lane_for};
+pub use error::{Result, StoreError};
+pub use ingest::{Durable, FragmentWriter, MAX_FRAGMENT_BYTES};
+pub use tail::{FragmentStart, StartAt, Tail, TailEvent};
+pub use types::{
+    FragmentMeta, Location, NewStream, Page, PageCursor, StreamRecord, StreamStatus, StreamUsage,
+    TimestampKind,
+};

@@ -1,0 +1,360 @@
+//! Reading a stream in fragment-number order, from the past into the live edge.
+//!
+//! A [`Tail`] delivers each fragment as [`TailEvent::Start`], one or more
+//! [`TailEvent::Data`], then [`TailEvent::End`] (or [`TailEvent::Aborted`] if its producer gave
+//! it up). Fragments on disk come whole; the fragment being received comes a chunk at a time,
+//! as ingest appends them, so a reader at the live edge runs at frame latency. Ingest never
+//! waits for a reader: a reader that falls behind keeps reading, from memory while the
+//! fragment is there and from disk after.
+//!
+//! Choosing the next fragment looks at memory first and the index second: a fragment leaves
+//! memory only after it is indexed, so between the two looks nothing can be missed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::engine::{Store, StreamRef};
+use crate::error::{Result, StoreError};
+use crate::live::{Ending, LiveFragment, LiveStream};
+use crate::types::{FragmentMeta, TimestampKind};
+
+/// Where a tail starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest fragment kept.
+    Earliest,
+    /// The live edge: the fragment being received, or else the next one to arrive.
+    Now,
+    /// At this fragment (`inclusive`) or just after it.
+    Fragment {
+        /// The fragment number.
+        number: u64,
+        /// Include the fragment itself.
+        inclusive: bool,
+    },
+    /// At the fragment containing this timestamp (or the first one after it).
+    Timestamp {
+        /// Which timestamp.
+        kind: TimestampKind,
+        /// Milliseconds since the epoch.
+        ts_ms: u64,
+    },
+}
+
+/// The start of a fragment.
+#[derive(Debug, Clone)]
+pub struct FragmentStart {
+    /// Stream id.
+    pub stream: u64,
+    /// Fragment number.
+    pub number: u64,
+    /// Producer timestamp.
+    pub producer_ts_ms: u64,
+    /// Server timestamp.
+    pub server_ts_ms: u64,
+    /// The track header (EBML header, Info, Tracks) the fragment was ingested under.
+    pub header: Bytes,
+    /// Whether the fragment is still being received.
+    pub live: bool,
+}
+
+/// What a tail delivers.
+#[derive(Debug, Clone)]
+pub enum TailEvent {
+    /// A fragment begins.
+    Start(FragmentStart),
+    /// Bytes of the current fragment, in order.
+    Data(Bytes),
+    /// The current fragment is complete.
+    End {
+        /// Its duration.
+        duration_ms: u32,
+    },
+    /// The current fragment was abandoned: discard what was delivered of it.
+    Aborted,
+}
+
+enum State {
+    /// Between fragments; the last one delivered (or skipped) is the cursor.
+    Between,
+    /// Inside a live fragment, at this chunk.
+    Live(Arc<LiveFragment>, usize),
+    /// Inside a disk fragment: its end is pending.
+    DiskEnd(u32),
+}
+
+/// A reader of a stream (see the module docs).
+#[derive(Debug)]
+pub struct Tail {
+    store: Store,
+    stream: u64,
+    live: Arc<LiveStream>,
+    changes: watch::Receiver<u64>,
+    cursor: Option<u64>,
+    state: State,
+    /// Only fragments at or after this timestamp (a timestamp start before any fragment).
+    not_before: Option<(TimestampKind, u64)>,
+    /// The payload of a disk fragment whose Start was just delivered.
+    pending_data: Option<Bytes>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Between => f.write_str("Between"),
+            State::Live(frag, i) => write!(f, "Live({}, {i})", frag.number),
+            State::DiskEnd(_) => f.write_str("DiskEnd"),
+        }
+    }
+}
+
+impl Store {
+    /// Opens a tail on a stream.
+    pub fn tail(&self, stream: StreamRef<'_>, start: StartAt) -> Result<Tail> {
+        let rec = self.stream(stream)?;
+        let live = self.live_stream(&rec);
+        let changes = live.subscribe();
+        let mut not_before = None;
+        let cursor = match start {
+            StartAt::Earliest => None,
+            StartAt::Fragment { number, inclusive } => {
+                if inclusive {
+                    number.checked_sub(1)
+                } else {
+                    Some(number)
+                }
+            }
+            StartAt::Now => {
+                let w = live.window();
+                let open = w
+                    .fragments
+                    .values()
+                    .find(|f| f.ending() == Ending::Open)
+                    .map(|f| f.number);
+                let newest = w.fragments.keys().next_back().copied();
+                drop(w);
+                match open {
+                    Some(n) => n.checked_sub(1),
+                    None => match newest {
+                        Some(n) => Some(n),
+                        None => self.0.index.last_fragment(rec.id)?.map(|m| m.number),
+                    },
+                }
+            }
+            StartAt::Timestamp { kind, ts_ms } => {
+                match self.0.index.fragment_at_or_before(rec.id, kind, ts_ms)? {
+                    Some(m) if ts_of(&m, kind) + u64::from(m.duration_ms) > ts_ms => {
+                        m.number.checked_sub(1)
+                    }
+                    Some(m) => {
+                        not_before = Some((kind, ts_ms));
+                        Some(m.number)
+                    }
+                    None => {
+                        not_before = Some((kind, ts_ms));
+                        None
+                    }
+                }
+            }
+        };
+        Ok(Tail {
+            store: self.clone(),
+            stream: rec.id,
+            live,
+            changes,
+            cursor,
+            state: State::Between,
+            not_before,
+            pending_data: None,
+        })
+    }
+}
+
+fn ts_of(m: &FragmentMeta, kind: TimestampKind) -> u64 {
+    match kind {
+        TimestampKind::Producer => m.producer_ts_ms,
+        TimestampKind::Server => m.server_ts_ms,
+    }
+}
+
+enum Next {
+    Live(Arc<LiveFragment>),
+    Disk(FragmentMeta),
+}
+
+impl Tail {
+    /// The last fragment fully delivered or skipped.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// The next event; waits at the live edge. Fails with `StreamNotFound` once the stream is
+    /// deleted.
+    pub async fn next(&mut self) -> Result<TailEvent> {
+        loop {
+            if self.live.is_closed() {
+                return Err(StoreError::StreamNotFound(format!("#{}", self.stream)));
+            }
+            if let Some(data) = self.pending_data.take() {
+                return Ok(TailEvent::Data(data));
+            }
+            // Mark the current state seen before looking, so a change after the look wakes us.
+            self.changes.borrow_and_update();
+            match &mut self.state {
+                State::DiskEnd(duration_ms) => {
+                    let duration_ms = *duration_ms;
+                    self.state = State::Between;
+                    return Ok(TailEvent::End { duration_ms });
+                }
+                State::Live(frag, at) => {
+                    let (chunks, ending) = frag.read_from(*at);
+                    if !chunks.is_empty() {
+                        *at += chunks.len();
+                        let data = if chunks.len() == 1 {
+                            chunks.into_iter().next().unwrap_or_default()
+                        } else {
+                            let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+                            for c in &chunks {
+                                v.extend_from_slice(c);
+                            }
+                            Bytes::from(v)
+                        };
+                        return Ok(TailEvent::Data(data));
+                    }
+                    match ending {
+                        Ending::Open => {}
+                        Ending::Complete { duration_ms } => {
+                            self.cursor = Some(frag.number);
+                            self.state = State::Between;
+                            return Ok(TailEvent::End { duration_ms });
+                        }
+                        Ending::Aborted => {
+                            self.cursor = Some(frag.number);
+                            self.state = State::Between;
+                            return Ok(TailEvent::Aborted);
+                        }
+                    }
+                }
+                State::Between => {
+                    if let Some(event) = self.start_next().await? {
+                        return Ok(event);
+                    }
+                }
+            }
+            if self.changes.changed().await.is_err() {
+                return Err(StoreError::Closed);
+            }
+        }
+    }
+
+    fn find_next(&self) -> Result<Option<Next>> {
+        let after = self.cursor;
+        let in_memory = {
+            let w = self.live.window();
+            let range = match after {
+                Some(n) => w.fragments.range(n.saturating_add(1)..),
+                None => w.fragments.range(..),
+            };
+            range
+                .map(|(_, f)| f.clone())
+                .find(|f| f.ending() != Ending::Aborted)
+        };
+        let on_disk = self
+            .store
+            .0
+            .index
+            .fragments_after(self.stream, after, 1)?
+            .into_iter()
+            .next();
+        Ok(match (in_memory, on_disk) {
+            (Some(m), Some(d)) if d.number < m.number => Some(Next::Disk(d)),
+            (Some(m), _) => Some(Next::Live(m)),
+            (None, Some(d)) => Some(Next::Disk(d)),
+            (None, None) => None,
+        })
+    }
+
+    async fn start_next(&mut self) -> Result<Option<TailEvent>> {
+        loop {
+            let Some(next) = self.find_next()? else {
+                return Ok(None);
+            };
+            let (number, producer, server, duration) = match &next {
+                Next::Live(f) => (f.number, f.producer_ts_ms, f.server_ts_ms, None),
+                Next::Disk(m) => (
+                    m.number,
+                    m.producer_ts_ms,
+                    m.server_ts_ms,
+                    Some(m.duration_ms),
+                ),
+            };
+            if let Some((kind, ts)) = self.not_before {
+                let t = match kind {
+                    TimestampKind::Producer => producer,
+                    TimestampKind::Server => server,
+                };
+                let end = t + u64::from(duration.unwrap_or(0));
+                if end < ts && duration.is_some() {
+                    self.cursor = Some(number);
+                    continue;
+                }
+                self.not_before = None;
+            }
+            match next {
+                Next::Live(frag) => {
+                    let header = self.store.header(self.stream, frag.header_id)?;
+                    let start = FragmentStart {
+                        stream: self.stream,
+                        number: frag.number,
+                        producer_ts_ms: frag.producer_ts_ms,
+                        server_ts_ms: frag.server_ts_ms,
+                        header,
+                        live: frag.ending() == Ending::Open,
+                    };
+                    self.state = State::Live(frag, 0);
+                    return Ok(Some(TailEvent::Start(start)));
+                }
+                Next::Disk(meta) => {
+                    let store = self.store.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let frag = store.read_meta(&meta)?;
+                        let header = store.header(meta.stream, meta.header_id)?;
+                        Ok::<_, StoreError>((frag, header))
+                    })
+                    .await
+                    .map_err(|e| StoreError::Index(format!("reader task failed: {e}")))?;
+                    let (frag, header) = match read {
+                        Ok(x) => x,
+                        // Expired between the index look and the read: move on.
+                        Err(StoreError::FragmentNotFound { .. }) => {
+                            self.cursor = Some(meta.number);
+                            continue;
+                        }
+                        Err(StoreError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            self.cursor = Some(meta.number);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    self.cursor = Some(meta.number);
+                    self.state = State::DiskEnd(meta.duration_ms);
+                    let start = FragmentStart {
+                        stream: self.stream,
+                        number: meta.number,
+                        producer_ts_ms: meta.producer_ts_ms,
+                        server_ts_ms: meta.server_ts_ms,
+                        header,
+                        live: false,
+                    };
+                    // Start now, the bytes next, then End.
+                    self.pending_data = Some(frag.payload);
+                    return Ok(Some(TailEvent::Start(start)));
+                }
+            }
+        }
+    }
+}

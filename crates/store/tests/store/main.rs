@@ -1,0 +1,8 @@
+//! Integration tests of the embedded store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod conformance;
+mod crash;
+mod encryption;
+mod faults;
+mod fuzz_replay;
