@@ -1,7 +1,7 @@
 //! The store: streams, keys, headers and reads; see the crate docs for the durability contract.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
@@ -459,6 +459,25 @@ impl Store {
         {
             crate::retention::expire_stream(self, &rec)?;
         }
+        Ok(rec)
+    }
+
+    /// Changes a stream's tags and upper-layer attributes, durably, without issuing a new
+    /// version (KVS does not change a stream's version when it is tagged). `f` sees only those
+    /// two maps, under the store's control lock (so a check in `f` sees no concurrent
+    /// change); everything else stays as it was. If `f` fails, nothing changes.
+    pub fn modify_stream_metadata<E: From<StoreError>>(
+        &self,
+        r: StreamRef<'_>,
+        f: impl FnOnce(
+            &mut BTreeMap<String, String>,
+            &mut BTreeMap<String, serde_json::Value>,
+        ) -> std::result::Result<(), E>,
+    ) -> std::result::Result<StreamRecord, E> {
+        let _g = lock(&self.0.control);
+        let mut rec = self.stream(r)?;
+        f(&mut rec.tags, &mut rec.attributes)?;
+        self.0.index.put_stream(&rec)?;
         Ok(rec)
     }
 

@@ -172,6 +172,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether a tail can deliver fragment `number` of a stream now: it is in the stream's
+    /// memory window (being received, or recent; not abandoned) or in the index.
+    pub fn has_fragment(&self, stream: StreamRef<'_>, number: u64) -> Result<bool> {
+        let rec = self.stream(stream)?;
+        // Memory first, the index second: a fragment leaves memory only once indexed.
+        let in_memory = self
+            .live_stream(&rec)
+            .window()
+            .fragments
+            .get(&number)
+            .is_some_and(|f| f.ending() != Ending::Aborted);
+        Ok(in_memory || self.0.index.fragment(rec.id, number)?.is_some())
+    }
+}
+
 fn ts_of(m: &FragmentMeta, kind: TimestampKind) -> u64 {
     match kind {
         TimestampKind::Producer => m.producer_ts_ms,

@@ -7,14 +7,18 @@
 //! process exits with status 1. Usage errors are clap's: status 2.
 
 mod check;
+mod config;
+mod http;
 mod inspect;
+mod keys;
 mod logging;
 mod serve;
 mod storage;
+mod tls;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
@@ -32,12 +36,22 @@ enum Command {
     /// Verify a data directory (every record, every fragment authenticated), repairing what is
     /// safe to repair.
     Check(check::Args),
+    /// Manage access keys: create scoped keys, list and revoke them.
+    Keys(keys::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => match matches.subcommand_matches("serve") {
+            Some(m) => serve::run(args, m),
+            None => Err(anyhow::anyhow!("internal error: no serve arguments")),
+        },
+        Command::Keys(args) => keys::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
     };

@@ -1,26 +1,34 @@
-//! `vigil serve`: the HTTP server.
+//! `vigil serve`: the server.
 //!
-//! It opens the fragment store in the data directory (recovering it after a crash, creating the
-//! default master key on first start, running retention in the background) and, for now,
-//! answers only `GET /health`. The router is built by [`router`], separately from binding and
-//! signal handling, so that it can be served on any listener.
+//! Startup: settings from flags, environment and the configuration file (in that order of
+//! precedence, [`crate::config`]); the listener is bound first (so a port in use fails fast);
+//! then the fragment store is opened (recovering it after a crash, creating the default master
+//! key on first start), the key store is opened (generating and logging root credentials on
+//! first start unless `VIGIL_ACCESS_KEY_ID`/`VIGIL_SECRET_ACCESS_KEY` are set), TLS is set up
+//! when asked for, and only then does `GET /health` answer: a 200 means ready.
 //!
-//! Shutdown: on SIGINT or SIGTERM the server stops accepting connections, lets in-flight
-//! requests finish, makes the store's index durable, and the process exits with status 0.
+//! Shutdown, on SIGINT or SIGTERM: stop accepting connections; let PutMedia sessions finish
+//! the fragments they are receiving and send their PERSISTED acks (at most
+//! `--shutdown-timeout`); close the remaining connections (live GetMedia readers end there);
+//! make the store's index durable; exit 0.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Serialize;
+use anyhow::{Context, bail};
+use clap::ArgMatches;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
+use vigil_api::{Anonymous, ApiConfig, ApiState, Authenticator};
 use vigil_store::{Store, SystemClock};
 
+use crate::config::{FileConfig, defaulted};
 use crate::logging::{self, LogFormat};
 use crate::storage::StoreArgs;
+use crate::tls;
 
 /// The address `vigil serve` listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4567";
@@ -28,6 +36,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4567";
 /// Arguments of `vigil serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A TOML configuration file (docs/configuration.md). Flags and environment variables
+    /// override what it sets.
+    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on, as IP:PORT (e.g. 0.0.0.0:4567 or [::]:4567). Port 0 picks a free
     /// port; the address actually bound is logged at startup.
     #[arg(
@@ -46,6 +59,66 @@ pub struct Args {
 
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// The AWS region the server answers as: clients must sign for it, and ARNs carry it.
+    #[arg(
+        long,
+        env = "VIGIL_REGION",
+        value_name = "REGION",
+        default_value = "us-east-1"
+    )]
+    pub region: String,
+
+    /// The URL clients reach the server at (e.g. https://nvr.home.arpa:4567), returned by
+    /// GetDataEndpoint and in playback URLs. Default: the scheme and Host of each request.
+    #[arg(long, env = "VIGIL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// The 12-digit account id in ARNs.
+    #[arg(
+        long,
+        env = "VIGIL_ACCOUNT_ID",
+        value_name = "DIGITS",
+        default_value = vigil_api::server::DEFAULT_ACCOUNT_ID
+    )]
+    pub account_id: String,
+
+    /// TLS certificate chain (PEM). With --tls-key, the port speaks HTTPS (HTTP/1.1).
+    #[arg(long, env = "VIGIL_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "VIGIL_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Speak HTTPS with a certificate from a local CA created in the data directory
+    /// (tls/ca.pem is what producers trust; docs/tls.md).
+    #[arg(long, env = "VIGIL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// Extra host names or addresses for the --tls-self-signed certificate (repeatable, or
+    /// comma-separated).
+    #[arg(
+        long = "tls-name",
+        env = "VIGIL_TLS_NAMES",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub tls_names: Vec<String>,
+
+    /// Accept requests without signatures, as the root user. For local development only.
+    #[arg(long, env = "VIGIL_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// How long shutdown waits for PutMedia sessions to finish their fragments, and for
+    /// other requests to end, in seconds.
+    #[arg(
+        long,
+        env = "VIGIL_SHUTDOWN_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    pub shutdown_timeout: u64,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -57,22 +130,175 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// Applies the configuration file to every setting left at its built-in default.
+fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let f = FileConfig::load(&path)?;
+    let ctx = |key: &str| format!("{key} in {}", path.display());
+    if let Some(v) = f.listen.filter(|_| defaulted(m, "listen")) {
+        args.listen = parse_listen(&v)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| ctx("listen"))?;
+    }
+    if let Some(v) = f.data_dir.filter(|_| defaulted(m, "data_dir")) {
+        args.store.data_dir = v;
+    }
+    if let Some(v) = f.region.filter(|_| defaulted(m, "region")) {
+        args.region = v;
+    }
+    if let Some(v) = f.public_url.filter(|_| defaulted(m, "public_url")) {
+        args.public_url = Some(v);
+    }
+    if let Some(v) = f.account_id.filter(|_| defaulted(m, "account_id")) {
+        args.account_id = v;
+    }
+    if let Some(v) = f.log_format.filter(|_| defaulted(m, "log_format")) {
+        args.log_format = match v.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("{}: {other:?} is not text or json", ctx("log_format")),
+        };
+    }
+    if let Some(v) = f
+        .allow_anonymous
+        .filter(|_| defaulted(m, "allow_anonymous"))
+    {
+        args.allow_anonymous = v;
+    }
+    if let Some(v) = f.master_key_id.filter(|_| defaulted(m, "master_key_id")) {
+        args.store.master_key_id = v;
+    }
+    let tls_flags = !defaulted(m, "tls_cert") || !defaulted(m, "tls_self_signed");
+    if !tls_flags {
+        match (f.tls.cert, f.tls.key, f.tls.self_signed.unwrap_or(false)) {
+            (Some(c), Some(k), false) => {
+                args.tls_cert = Some(c);
+                args.tls_key = Some(k);
+            }
+            (None, None, s) => args.tls_self_signed = s,
+            (Some(_), Some(_), true) => {
+                bail!(
+                    "{}: cert/key and self_signed exclude each other",
+                    ctx("[tls]")
+                )
+            }
+            _ => bail!("{}: cert and key go together", ctx("[tls]")),
+        }
+    }
+    if let Some(v) = f.tls.names.filter(|_| defaulted(m, "tls_names")) {
+        args.tls_names = v;
+    }
+    Ok(())
+}
+
+/// Checks settings that clap cannot.
+fn validate(args: &Args) -> anyhow::Result<()> {
+    let region_ok = !args.region.is_empty()
+        && args.region.len() <= 32
+        && args
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        bail!(
+            "--region {:?} is not a region name such as us-east-1",
+            args.region
+        );
+    }
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--account-id {:?} must be 12 digits", args.account_id);
+    }
+    if let Some(url) = &args.public_url {
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.split_once("://").is_some_and(|(_, rest)| {
+                let host = rest.trim_end_matches('/');
+                !host.is_empty() && !host.contains('/')
+            });
+        if !ok {
+            bail!(
+                "--public-url {url:?} must be a scheme and host, with an optional port and no \
+                 path, such as https://nvr.home.arpa:4567"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args, matches: &ArgMatches) -> anyhow::Result<()> {
+    apply_file(&mut args, matches)?;
+    validate(&args)?;
     logging::init(args.log_format)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(serve(args.listen, args.store))
+        .block_on(serve(args))
 }
 
-async fn serve(listen: SocketAddr, store_args: StoreArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
+/// The root credentials from the environment, if set.
+fn root_override() -> anyhow::Result<Option<vigil_auth::RootOverride>> {
+    let id = std::env::var("VIGIL_ACCESS_KEY_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let secret = std::env::var("VIGIL_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (id, secret) {
+        (Some(access_key_id), Some(secret)) => Ok(Some(vigil_auth::RootOverride {
+            access_key_id,
+            secret: vigil_auth::SecretKey::new(secret),
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("VIGIL_ACCESS_KEY_ID and VIGIL_SECRET_ACCESS_KEY must be set together"),
+    }
+}
+
+fn authenticator(args: &Args, store: &Store) -> anyhow::Result<Arc<dyn Authenticator>> {
+    let (keys, root) = vigil_auth::KeyStore::open(&args.store.data_dir, root_override()?)
+        .context("opening the key store")?;
+    match &root {
+        vigil_auth::RootStatus::Generated {
+            access_key_id,
+            secret,
+        } => {
+            // Shown once: the secret is in DATA_DIR/auth/keys.json (mode 0600) from now on.
+            warn!(
+                access_key_id,
+                secret_access_key = secret.expose(),
+                "generated root credentials (shown once; set VIGIL_ACCESS_KEY_ID and \
+                 VIGIL_SECRET_ACCESS_KEY to use your own)"
+            );
+        }
+        vigil_auth::RootStatus::Stored { access_key_id } => {
+            info!(access_key_id, "root credentials from the key store");
+        }
+        vigil_auth::RootStatus::Override { access_key_id } => {
+            info!(access_key_id, "root credentials from VIGIL_ACCESS_KEY_ID");
+        }
+    }
+    if args.allow_anonymous {
+        warn!(
+            "--allow-anonymous: requests without a signature are accepted with full rights; \
+             for local development only"
+        );
+        return Ok(Arc::new(Anonymous));
+    }
+    Ok(Arc::new(vigil_api::auth::SigV4::new(
+        &args.region,
+        keys,
+        store.clock().clone(),
+    )))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let cfg = store_args.config()?;
-    let dir = store_args.data_dir.clone();
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let cfg = args.store.config()?;
+    let dir = args.store.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || {
         Store::open(cfg, Arc::new(SystemClock))
             .with_context(|| format!("opening the store in {}", dir.display()))
@@ -81,47 +307,75 @@ async fn serve(listen: SocketAddr, store_args: StoreArgs) -> anyhow::Result<()> 
     .context("opening the store")??;
     let recovery = store.recovery_report();
     info!(
-        data_dir = %store_args.data_dir.display(),
+        data_dir = %args.store.data_dir.display(),
         segments = recovery.segments,
         reindexed = recovery.reindexed,
         "store open"
     );
     for line in &recovery.repairs {
-        tracing::warn!("store repaired: {line}");
+        warn!("store repaired: {line}");
     }
     for line in &recovery.problems {
         tracing::error!("store damage (run `vigil check`): {line}");
     }
+    let auth = authenticator(&args, &store)?;
+    let tls = if args.tls_self_signed {
+        let names: BTreeSet<String> = tls::default_names(
+            args.listen.ip(),
+            args.public_url.as_deref(),
+            &args.tls_names,
+        );
+        let ss = tls::ensure_self_signed(&args.store.data_dir.join("tls"), &names)?;
+        info!(
+            ca = %ss.ca_cert.display(),
+            names = ss.names.join(","),
+            issued = ss.issued,
+            "TLS with the local CA (producers trust the CA file)"
+        );
+        Some(tls::server_config(&ss.cert, &ss.key)?)
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        Some(tls::server_config(cert, key)?)
+    } else {
+        None
+    };
+    let api_cfg = ApiConfig {
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        public_url: args.public_url.clone(),
+        tls: tls.is_some(),
+        ..ApiConfig::default()
+    };
+    let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
+    let app = vigil_api::router(state.clone());
     let bound = listener.local_addr().context("reading the bound address")?;
-    info!(version = env!("CARGO_PKG_VERSION"), "listening on {bound}");
-    axum::serve(listener, router())
-        .with_graceful_shutdown(shutdown_signal())
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        region = args.region,
+        tls = tls.is_some(),
+        "listening on {bound}"
+    );
+    let graceful = crate::http::accept_loop(listener, tls, app, shutdown_signal()).await;
+    let timeout = Duration::from_secs(args.shutdown_timeout);
+    info!("no longer accepting connections; finishing PutMedia sessions");
+    if tokio::time::timeout(timeout, state.sessions.drain())
         .await
-        .context("serving HTTP")?;
+        .is_err()
+    {
+        warn!("PutMedia sessions still open after {timeout:?}; closing them");
+        state.sessions.close_all();
+    }
+    if tokio::time::timeout(Duration::from_secs(2), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        info!("closing connections still open (live readers)");
+    }
+    drop(state);
     tokio::task::spawn_blocking(move || store.close())
         .await
         .context("closing the store")??;
     info!("shut down");
     Ok(())
-}
-
-/// The HTTP routes of the server.
-pub fn router() -> Router {
-    Router::new().route("/health", get(health))
-}
-
-/// Body of `GET /health`.
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    version: &'static str,
-}
-
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or, on Unix, SIGTERM.

@@ -6,8 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod aws_sdk;
 mod check;
 mod inspect;
+mod media;
+mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Root credentials of servers started with [`Server::start_with_root`].
+const ROOT_KEY: &str = "AKIDVIGILTESTROOT";
+const ROOT_SECRET: &str = "vigil-test-secret/with+odd=characters";
 
 fn vigil() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -28,6 +35,18 @@ fn vigil() -> Command {
         "VIGIL_DATA_DIR",
         "VIGIL_MASTER_KEY",
         "VIGIL_MASTER_KEY_ID",
+        "VIGIL_CONFIG",
+        "VIGIL_REGION",
+        "VIGIL_PUBLIC_URL",
+        "VIGIL_ACCOUNT_ID",
+        "VIGIL_TLS_CERT",
+        "VIGIL_TLS_KEY",
+        "VIGIL_TLS_SELF_SIGNED",
+        "VIGIL_TLS_NAMES",
+        "VIGIL_ALLOW_ANONYMOUS",
+        "VIGIL_ACCESS_KEY_ID",
+        "VIGIL_SECRET_ACCESS_KEY",
+        "VIGIL_SHUTDOWN_TIMEOUT",
     ] {
         cmd.env_remove(var);
     }
@@ -52,11 +71,28 @@ struct Server {
 impl Server {
     /// Starts `vigil serve --listen 127.0.0.1:0 EXTRA_ARGS...` and waits for its address.
     fn start(extra_args: &[&str]) -> Server {
+        Self::start_with(extra_args, &[])
+    }
+
+    /// Starts a server with root credentials [`ROOT_KEY`]/[`ROOT_SECRET`].
+    fn start_with_root(extra_args: &[&str]) -> Server {
+        Self::start_with(
+            extra_args,
+            &[
+                ("VIGIL_ACCESS_KEY_ID", ROOT_KEY),
+                ("VIGIL_SECRET_ACCESS_KEY", ROOT_SECRET),
+            ],
+        )
+    }
+
+    /// Starts a server with extra arguments and environment variables.
+    fn start_with(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut child = vigil()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,1189 @@
+//! PutMedia's ingest state machine, sans I/O: request body bytes in, store operations and ack
+//! decisions out.
+//!
+//! [`Ingest`] runs the Matroska demuxer over the body as it arrives (any chunking) and queues
+//! [`Op`]s that the session driver ([`super::putmedia`]) carries out in order against the store
+//! and the ack stream. It never blocks, allocates only what the input holds, and gives the same
+//! ops (the same concatenated bytes) whatever the chunking. Everything here is decided by the
+//! bytes alone, so it is tested without a store or a server.
+//!
+//! # What becomes a fragment
+//!
+//! Each Matroska Cluster is one fragment (`../shared/spec/kvs-api.md` §2.2), stored as
+//! `media/mod.rs` says:
+//!
+//! - The **track header** ([`Op::RegisterHeader`]) is the producer's EBML header (raw), a Segment
+//!   ID with an unknown size ([`SEGMENT_UNKNOWN_SIZE`]), and the producer's Info and Tracks
+//!   (raw). It is registered when Tracks has been read, and again before the next fragment if
+//!   Info or Tracks change later in the body.
+//! - A fragment **begins** ([`Op::Begin`], the BUFFERING ack) when its Cluster's Timecode has
+//!   been read, which Matroska puts first in the Cluster, so in practice with its first bytes.
+//! - Its bytes are **appended** ([`Op::Append`]) from the Cluster ID on, each time the demuxer
+//!   has consumed a whole child (a frame, a Timecode, a skipped element), so a live reader gets
+//!   every frame as soon as it has arrived and never a partial one.
+//! - **Tags** (level-1 elements, which end an unknown-size Cluster) attach to the fragment whose
+//!   Cluster they follow, as KVS appears to do (§2.6); Tags that come before the first Cluster
+//!   (or between a fragment that was completed by an end-of-fragment tag and the next Cluster)
+//!   attach to the next fragment. They are stored raw after the Cluster, in arrival order. A Tags
+//!   element whose SimpleTags are all reserved (`AWS_KINESISVIDEO_*`) is not stored.
+//! - A fragment is **complete** ([`Op::Complete`], the RECEIVED ack) at the next Cluster, at a
+//!   Tags element holding `AWS_KINESISVIDEO_END_OF_FRAGMENT`, or at the end of the body. The C
+//!   producer sends the end-of-fragment tag after its last Cluster and waits for that
+//!   fragment's PERSISTED ack before it ends the body, so the tag must complete it.
+//!
+//! # Timestamps and duration
+//!
+//! The producer timestamp is the Cluster Timecode × TimecodeScale in ms (ABSOLUTE), or
+//! `x-amzn-producer-start-timestamp` + that (RELATIVE); the ack's `FragmentTimecode` is the raw
+//! Cluster Timecode as sent ([`Op::Begin::timecode`]).
+//!
+//! **Duration rule**: the latest end of a frame minus the Cluster's time, where a frame ends at
+//! its time plus its duration: its BlockDuration or its track's DefaultDuration when known,
+//! else the interval since the previous frame of the same track in the fragment (the frame
+//! rate, for producers such as the KVS SDKs that give frames no duration), else 0. It is
+//! rounded to the nearest ms. So a 25 fps fragment of 45 frames from the C producer lasts
+//! 1800 ms, the distance to the next fragment, whether or not the next Cluster has arrived
+//! when the fragment completes.
+//!
+//! # Errors
+//!
+//! Every error ends the session: the driver sends one ERROR ack, drops the fragment being
+//! received (the one begun and not completed, including one whose Cluster has ended but which
+//! is still collecting its Tags), lets earlier fragments finish (their PERSISTED acks still go
+//! out), and ends the response. KVS does the same: the producer SDK treats an ERROR ack as the
+//! end of the connection and resends from the failed fragment on a new one. The checks:
+//!
+//! | ErrorId | when |
+//! |---|---|
+//! | 4000 `STREAM_READ_ERROR` | the body broke off (read error, idle timeout) inside an element |
+//! | 4001 `MAX_FRAGMENT_SIZE_REACHED` | a fragment (Cluster and its Tags) would pass [`MAX_FRAGMENT_BYTES`] |
+//! | 4002 `MAX_FRAGMENT_DURATION_REACHED` | a frame ends more than 20 s after its Cluster's time |
+//! | 4003 `MAX_CONNECTION_DURATION_REACHED` | [`Ingest::expire`]: at the next Cluster once the connection is too old |
+//! | 4004 `FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS` | a Cluster's time is before the previous fragment's |
+//! | 4006 `INVALID_MKV_DATA` | the demuxer fails; a second EBML header or Segment (KVS rejects them; so do we); a Cluster before Tracks; TimecodeScale 0 |
+//! | 4007 `INVALID_PRODUCER_TIMESTAMP` | the producer timestamp is past year 9999 |
+//! | 4009 `FRAGMENT_METADATA_LIMIT_REACHED` | more than 10 custom SimpleTags for one fragment, a name over 128 bytes, a value over 256 bytes, or a custom name starting with `AWS` |
+//! | 4010 `TRACK_NUMBER_MISMATCH` | a frame on a track Tracks does not declare |
+//! | 4012 `MORE_THAN_ALLOWED_TRACKS_FOUND` | Tracks declares more than 3 tracks |
+//!
+//! 4011 `FRAMES_MISSING_FOR_TRACK` (a declared track without a frame in a fragment) is **not**
+//! enforced: producers legitimately send fragments without audio (an audio source that starts
+//! late or stalls, a muted track), and rejecting them would lose the video with no benefit to
+//! any reader; GetMedia, HLS and clips cope with a track missing from a fragment.
+//!
+//! Custom tags are counted per fragment (those of the Tags before its Cluster plus those after);
+//! reserved names (`AWS_KINESISVIDEO_*`, such as the end-of-fragment, image-generation and
+//! notification tags) are not custom and not counted.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+use vigil_mkv::{Demuxer, Error as MkvError, ErrorKind, Event, Frame, Limits, Tag, TagValue, ids};
+use vigil_store::MAX_FRAGMENT_BYTES;
+
+/// Most tracks a stream may declare (KVS: 3).
+pub const MAX_TRACKS: usize = 3;
+/// Longest fragment, in ns (KVS: 20 s).
+pub const MAX_FRAGMENT_DURATION_NS: i128 = 20_000_000_000;
+/// Most custom metadata tags per fragment.
+pub const MAX_CUSTOM_TAGS: usize = 10;
+/// Longest custom tag name, in bytes.
+pub const MAX_TAG_NAME_BYTES: usize = 128;
+/// Longest custom tag value, in bytes.
+pub const MAX_TAG_VALUE_BYTES: usize = 256;
+/// Names of tags the service interprets; they are not custom metadata.
+pub const RESERVED_TAG_PREFIX: &str = "AWS_KINESISVIDEO_";
+/// The tag that ends the fragment it follows.
+pub const END_OF_FRAGMENT_TAG: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
+/// A Segment ID with an unknown size, as the stored track header carries it.
+pub const SEGMENT_UNKNOWN_SIZE: [u8; 12] = [
+    0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+];
+/// Most body bytes held while waiting for an element to end: a whole frame or header element
+/// (the demuxer's limits) and some.
+const MAX_BUFFERED_BYTES: usize = MAX_FRAGMENT_BYTES + (17 << 20);
+/// The latest producer timestamp accepted: 9999-12-31T23:59:59.999Z.
+const MAX_TIMESTAMP_MS: i128 = 253_402_300_799_999;
+
+/// An ack error (`../shared/spec/kvs-api.md` §2.5): `ErrorId` and `ErrorCode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckError {
+    /// 4000: reading the body failed.
+    StreamReadError,
+    /// 4001: a fragment over 50 MB.
+    MaxFragmentSizeReached,
+    /// 4002: a fragment over 20 s.
+    MaxFragmentDurationReached,
+    /// 4003: a connection over 45 min.
+    MaxConnectionDurationReached,
+    /// 4004: a fragment's timecode before the previous one's.
+    FragmentTimecodeLesserThanPrevious,
+    /// 4006: malformed Matroska.
+    InvalidMkvData,
+    /// 4007: a producer timestamp out of range.
+    InvalidProducerTimestamp,
+    /// 4008: the stream was deleted.
+    StreamNotActive,
+    /// 4009: too many or too large metadata tags.
+    FragmentMetadataLimitReached,
+    /// 4010: a frame on an undeclared track.
+    TrackNumberMismatch,
+    /// 4011: a declared track without frames (not enforced; see the module docs).
+    FramesMissingForTrack,
+    /// 4012: more than 3 tracks.
+    MoreThanAllowedTracksFound,
+    /// 5000: an internal error.
+    InternalError,
+    /// 5001: the fragment could not be stored.
+    ArchivalError,
+}
+
+impl AckError {
+    /// The `ErrorId`.
+    pub fn id(self) -> u32 {
+        match self {
+            Self::StreamReadError => 4000,
+            Self::MaxFragmentSizeReached => 4001,
+            Self::MaxFragmentDurationReached => 4002,
+            Self::MaxConnectionDurationReached => 4003,
+            Self::FragmentTimecodeLesserThanPrevious => 4004,
+            Self::InvalidMkvData => 4006,
+            Self::InvalidProducerTimestamp => 4007,
+            Self::StreamNotActive => 4008,
+            Self::FragmentMetadataLimitReached => 4009,
+            Self::TrackNumberMismatch => 4010,
+            Self::FramesMissingForTrack => 4011,
+            Self::MoreThanAllowedTracksFound => 4012,
+            Self::InternalError => 5000,
+            Self::ArchivalError => 5001,
+        }
+    }
+
+    /// The `ErrorCode` (the Java SDK's enum name).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::StreamReadError => "STREAM_READ_ERROR",
+            Self::MaxFragmentSizeReached => "MAX_FRAGMENT_SIZE_REACHED",
+            Self::MaxFragmentDurationReached => "MAX_FRAGMENT_DURATION_REACHED",
+            Self::MaxConnectionDurationReached => "MAX_CONNECTION_DURATION_REACHED",
+            Self::FragmentTimecodeLesserThanPrevious => "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS",
+            Self::InvalidMkvData => "INVALID_MKV_DATA",
+            Self::InvalidProducerTimestamp => "INVALID_PRODUCER_TIMESTAMP",
+            Self::StreamNotActive => "STREAM_NOT_ACTIVE",
+            Self::FragmentMetadataLimitReached => "FRAGMENT_METADATA_LIMIT_REACHED",
+            Self::TrackNumberMismatch => "TRACK_NUMBER_MISMATCH",
+            Self::FramesMissingForTrack => "FRAMES_MISSING_FOR_TRACK",
+            Self::MoreThanAllowedTracksFound => "MORE_THAN_ALLOWED_TRACKS_FOUND",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::ArchivalError => "ARCHIVAL_ERROR",
+        }
+    }
+}
+
+/// How cluster timecodes map to producer timestamps (`x-amzn-fragment-timecode-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimecodeType {
+    /// Cluster timecodes are epoch times.
+    Absolute,
+    /// Cluster timecodes count from `start_ms` (`x-amzn-producer-start-timestamp`).
+    Relative {
+        /// The session's start, epoch ms.
+        start_ms: u64,
+    },
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Register this track header; fragments from now on are ingested under it.
+    RegisterHeader(Bytes),
+    /// A fragment begins: `begin_fragment`, then a BUFFERING ack.
+    Begin {
+        /// The Cluster Timecode as sent (the acks' `FragmentTimecode`).
+        timecode: u64,
+        /// The producer timestamp, epoch ms.
+        producer_ts_ms: u64,
+    },
+    /// Append to the fragment begun last.
+    Append(Bytes),
+    /// The fragment begun last is whole: a RECEIVED ack, then `finish`.
+    Complete {
+        /// Its duration (see the module docs).
+        duration_ms: u32,
+    },
+    /// Send an ERROR ack. If a fragment is open (begun, not completed) it is dropped and the ack
+    /// carries its timecode and number; otherwise it carries `timecode` when there is one (a
+    /// Cluster refused before it began). An [`Op::End`] always follows.
+    Error {
+        /// The error.
+        error: AckError,
+        /// The timecode of a Cluster refused before it began.
+        timecode: Option<u64>,
+        /// What went wrong, for the log.
+        detail: String,
+    },
+    /// Stop reading the body; the session ends once earlier fragments are durable.
+    End,
+}
+
+/// Why the input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOfInput {
+    /// The request body ended.
+    BodyEnd,
+    /// No data came for the idle timeout.
+    Idle,
+    /// Reading the request body failed (the connection broke).
+    ReadError,
+}
+
+/// Per-track frame timing within a fragment, for its duration.
+#[derive(Debug, Clone, Copy)]
+struct TrackTiming {
+    track: u64,
+    last_ns: i128,
+    gap_ns: Option<i128>,
+}
+
+/// The fragment being received.
+#[derive(Debug)]
+struct Fragment {
+    timecode: u64,
+    start_ns: i128,
+    /// Its Cluster is still open (bytes go to it).
+    in_cluster: bool,
+    bytes: usize,
+    custom_tags: usize,
+    /// Tags that came before the Cluster, appended when it ends.
+    early_tags: Vec<Bytes>,
+    /// The latest frame end so far.
+    end_ns: i128,
+    tracks: Vec<TrackTiming>,
+}
+
+/// What a Tags element holds.
+struct TagsSummary {
+    custom: usize,
+    end_of_fragment: bool,
+}
+
+/// The ingest state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Ingest {
+    timecode_type: TimecodeType,
+    demux: Demuxer,
+    /// Body bytes from stream offset `raw_off` on, not yet handed out or dropped.
+    raw: BytesMut,
+    raw_off: u64,
+    /// Bytes before this offset belong to nothing (a skipped element) and are dropped.
+    discard_until: u64,
+    ebml: Option<Bytes>,
+    info: Option<Bytes>,
+    tracks: Option<Bytes>,
+    track_numbers: Vec<u64>,
+    timecode_scale: u64,
+    segment_seen: bool,
+    header_dirty: bool,
+    fragment: Option<Fragment>,
+    /// Tags waiting for the next fragment.
+    pending_tags: Vec<Bytes>,
+    pending_custom: usize,
+    prev_start_ns: Option<i128>,
+    draining: bool,
+    expired: bool,
+    eof: Option<EndOfInput>,
+    ended: bool,
+    ops: VecDeque<Op>,
+}
+
+impl Ingest {
+    /// A machine for one PutMedia body.
+    pub fn new(timecode_type: TimecodeType) -> Self {
+        let limits = Limits {
+            // A bigger frame could never fit in a fragment; refusing it bounds the buffer.
+            max_frame_size: MAX_FRAGMENT_BYTES as u64,
+            ..Limits::default()
+        };
+        Self {
+            timecode_type,
+            demux: Demuxer::with_limits(limits),
+            raw: BytesMut::new(),
+            raw_off: 0,
+            discard_until: 0,
+            ebml: None,
+            info: None,
+            tracks: None,
+            track_numbers: Vec::new(),
+            timecode_scale: vigil_mkv::DEFAULT_TIMECODE_SCALE,
+            segment_seen: false,
+            header_dirty: false,
+            fragment: None,
+            pending_tags: Vec::new(),
+            pending_custom: 0,
+            prev_start_ns: None,
+            draining: false,
+            expired: false,
+            eof: None,
+            ended: false,
+            ops: VecDeque::new(),
+        }
+    }
+
+    /// The next op to carry out.
+    pub fn next_op(&mut self) -> Option<Op> {
+        self.ops.pop_front()
+    }
+
+    /// Whether the machine has ended (an [`Op::End`] was queued); it ignores input from then on.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether a fragment has begun and not completed.
+    pub fn in_fragment(&self) -> bool {
+        self.fragment.is_some()
+    }
+
+    /// Feeds body bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        if self.ended || data.is_empty() {
+            return;
+        }
+        self.raw.extend_from_slice(data);
+        self.demux.push(data);
+        self.discard_skipped();
+        self.pump();
+        self.flush_cluster(self.demux.position());
+        if self.raw.len() > MAX_BUFFERED_BYTES {
+            // Only bytes before a Cluster's Timecode can pile up so (every element elsewhere
+            // is bounded by the demuxer's limits, or streamed, or discarded).
+            self.fail(
+                AckError::InvalidMkvData,
+                None,
+                format!("more than {MAX_BUFFERED_BYTES} bytes before a Cluster's Timecode"),
+            );
+        }
+    }
+
+    /// The input is over: completes the fragment being received (if its bytes are whole) and
+    /// ends.
+    pub fn finish(&mut self, how: EndOfInput) {
+        if self.ended {
+            return;
+        }
+        self.eof = Some(how);
+        self.demux.finish();
+        self.pump();
+        if self.ended {
+            return;
+        }
+        if let Some(fragment) = self.fragment.take() {
+            self.complete(fragment);
+        }
+        self.end();
+    }
+
+    /// The server is shutting down: end after the fragment being received (at once if there is
+    /// none, or if its Cluster has ended).
+    pub fn drain(&mut self) {
+        if self.ended {
+            return;
+        }
+        match self.fragment.take() {
+            None => self.end(),
+            Some(f) if !f.in_cluster => {
+                self.complete(f);
+                self.end();
+            }
+            Some(f) => {
+                self.fragment = Some(f);
+                self.draining = true;
+            }
+        }
+    }
+
+    /// The connection reached its maximum duration: error 4003 now if no fragment is being
+    /// received, else when the next Cluster starts.
+    pub fn expire(&mut self) {
+        if self.ended {
+            return;
+        }
+        if self.fragment.is_none() {
+            self.fail(
+                AckError::MaxConnectionDurationReached,
+                None,
+                "the connection reached its maximum duration".into(),
+            );
+        } else {
+            self.expired = true;
+        }
+    }
+
+    /// The driver failed (a store error): stop at once, discarding queued ops.
+    pub fn abort(&mut self) {
+        self.ended = true;
+        self.fragment = None;
+        self.ops.clear();
+    }
+
+    // ---- internals ----
+
+    fn end(&mut self) {
+        self.ops.push_back(Op::End);
+        self.ended = true;
+        self.fragment = None;
+    }
+
+    fn fail(&mut self, error: AckError, timecode: Option<u64>, detail: String) {
+        if self.ended {
+            return;
+        }
+        self.ops.push_back(Op::Error {
+            error,
+            timecode,
+            detail,
+        });
+        self.end();
+    }
+
+    fn pump(&mut self) {
+        while !self.ended {
+            match self.demux.pull() {
+                None => break,
+                Some(Ok(event)) => self.on_event(event),
+                Some(Err(e)) => self.on_mkv_error(&e),
+            }
+        }
+    }
+
+    fn on_mkv_error(&mut self, e: &MkvError) {
+        let error = match e.kind {
+            ErrorKind::TooLarge {
+                id: ids::SIMPLE_BLOCK | ids::BLOCK_GROUP,
+                ..
+            } => AckError::MaxFragmentSizeReached,
+            ErrorKind::Truncated
+                if matches!(self.eof, Some(EndOfInput::Idle | EndOfInput::ReadError)) =>
+            {
+                AckError::StreamReadError
+            }
+            _ => AckError::InvalidMkvData,
+        };
+        self.fail(error, None, e.to_string());
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::EbmlHeader { span, .. } => {
+                if self.segment_seen {
+                    return self.fail(
+                        AckError::InvalidMkvData,
+                        None,
+                        "a second EBML header in one PutMedia body".into(),
+                    );
+                }
+                if let Some(b) = self.take_element(span.offset, span.end()) {
+                    self.ebml = Some(b);
+                }
+            }
+            Event::SegmentStart { span } => {
+                if self.segment_seen {
+                    return self.fail(
+                        AckError::InvalidMkvData,
+                        None,
+                        "a second Segment in one PutMedia body".into(),
+                    );
+                }
+                self.segment_seen = true;
+                self.drop_raw_to(span.data_offset());
+            }
+            Event::Info { span, info } => {
+                if info.timecode_scale == 0 {
+                    return self.fail(AckError::InvalidMkvData, None, "TimecodeScale 0".into());
+                }
+                self.timecode_scale = info.timecode_scale;
+                if let Some(b) = self.take_element(span.offset, span.end()) {
+                    self.info = Some(b);
+                    self.header_dirty = true;
+                }
+            }
+            Event::Tracks { span, tracks } => {
+                if tracks.len() > MAX_TRACKS {
+                    return self.fail(
+                        AckError::MoreThanAllowedTracksFound,
+                        None,
+                        format!("{} tracks; at most {MAX_TRACKS} are allowed", tracks.len()),
+                    );
+                }
+                self.track_numbers = tracks.iter().map(|t| t.number).collect();
+                if let Some(b) = self.take_element(span.offset, span.end()) {
+                    self.tracks = Some(b);
+                    self.register_header();
+                }
+            }
+            Event::ClusterStart { span, timecode } => self.on_cluster_start(span.offset, timecode),
+            Event::Frame(frame) => self.on_frame(&frame),
+            Event::ClusterEnd { end, .. } => self.on_cluster_end(end),
+            Event::Tags { span, tags } => self.on_tags(span.offset, span.end(), &tags),
+            Event::Skipped { span, .. } => {
+                if !self.fragment.as_ref().is_some_and(|f| f.in_cluster) {
+                    let end = span.end().unwrap_or_else(|| self.demux.position());
+                    self.discard_until = self.discard_until.max(end);
+                    self.discard_skipped();
+                }
+            }
+            Event::SegmentEnd { .. } => {}
+        }
+    }
+
+    fn register_header(&mut self) {
+        let parts = [
+            self.ebml.as_deref().unwrap_or_default(),
+            &SEGMENT_UNKNOWN_SIZE,
+            self.info.as_deref().unwrap_or_default(),
+            self.tracks.as_deref().unwrap_or_default(),
+        ];
+        let header: Vec<u8> = parts.concat();
+        self.ops.push_back(Op::RegisterHeader(Bytes::from(header)));
+        self.header_dirty = false;
+    }
+
+    fn on_cluster_start(&mut self, offset: u64, timecode: u64) {
+        if self.tracks.is_none() {
+            return self.fail(
+                AckError::InvalidMkvData,
+                Some(timecode),
+                "a Cluster before the Tracks element".into(),
+            );
+        }
+        if let Some(previous) = self.fragment.take() {
+            self.complete(previous);
+        }
+        if self.draining {
+            return self.end();
+        }
+        if self.expired {
+            return self.fail(
+                AckError::MaxConnectionDurationReached,
+                Some(timecode),
+                "the connection reached its maximum duration".into(),
+            );
+        }
+        let start_ns = i128::from(timecode) * i128::from(self.timecode_scale);
+        let relative_ms = start_ns / 1_000_000;
+        let producer_ms = match self.timecode_type {
+            TimecodeType::Absolute => relative_ms,
+            TimecodeType::Relative { start_ms } => i128::from(start_ms) + relative_ms,
+        };
+        let producer_ts_ms = match u64::try_from(producer_ms) {
+            Ok(ms) if producer_ms <= MAX_TIMESTAMP_MS => ms,
+            _ => {
+                return self.fail(
+                    AckError::InvalidProducerTimestamp,
+                    Some(timecode),
+                    format!("producer timestamp {producer_ms} ms is out of range"),
+                );
+            }
+        };
+        if let Some(previous) = self.prev_start_ns
+            && start_ns < previous
+        {
+            return self.fail(
+                AckError::FragmentTimecodeLesserThanPrevious,
+                Some(timecode),
+                format!("Cluster at {start_ns} ns is before the previous fragment's {previous} ns"),
+            );
+        }
+        if self.header_dirty {
+            self.register_header();
+        }
+        self.ops.push_back(Op::Begin {
+            timecode,
+            producer_ts_ms,
+        });
+        self.drop_raw_to(offset);
+        self.fragment = Some(Fragment {
+            timecode,
+            start_ns,
+            in_cluster: true,
+            bytes: 0,
+            custom_tags: std::mem::take(&mut self.pending_custom),
+            early_tags: std::mem::take(&mut self.pending_tags),
+            end_ns: start_ns,
+            tracks: Vec::new(),
+        });
+        self.flush_cluster(self.demux.position());
+    }
+
+    fn on_frame(&mut self, frame: &Frame) {
+        if !self.track_numbers.contains(&frame.track) {
+            return self.fail(
+                AckError::TrackNumberMismatch,
+                None,
+                format!(
+                    "a frame on track {}, which Tracks does not declare",
+                    frame.track
+                ),
+            );
+        }
+        let Some(f) = self.fragment.as_mut() else {
+            return self.fail(
+                AckError::InvalidMkvData,
+                None,
+                "a frame outside a Cluster".into(),
+            );
+        };
+        let t = i128::from(frame.time_ns);
+        let known = frame.duration_ns.map(i128::from);
+        let offset = t + known.unwrap_or(0) - f.start_ns;
+        if offset > MAX_FRAGMENT_DURATION_NS {
+            return self.fail(
+                AckError::MaxFragmentDurationReached,
+                None,
+                format!(
+                    "a frame ends {} ms after its Cluster starts; fragments last at most {} ms",
+                    offset / 1_000_000,
+                    MAX_FRAGMENT_DURATION_NS / 1_000_000
+                ),
+            );
+        }
+        let entry = f.tracks.iter_mut().find(|e| e.track == frame.track);
+        let previous_gap = entry.as_ref().and_then(|e| e.gap_ns);
+        let gap = entry.as_ref().map(|e| t - e.last_ns).filter(|g| *g > 0);
+        let estimate = known.or(gap).or(previous_gap).unwrap_or(0);
+        f.end_ns = f.end_ns.max(t + estimate);
+        match entry {
+            Some(e) => {
+                e.last_ns = t;
+                e.gap_ns = gap.or(previous_gap);
+            }
+            None => f.tracks.push(TrackTiming {
+                track: frame.track,
+                last_ns: t,
+                gap_ns: None,
+            }),
+        }
+        self.flush_cluster(self.demux.position());
+    }
+
+    fn on_cluster_end(&mut self, end: u64) {
+        self.flush_cluster(end);
+        let early = match self.fragment.as_mut() {
+            Some(f) => {
+                f.in_cluster = false;
+                std::mem::take(&mut f.early_tags)
+            }
+            None => Vec::new(),
+        };
+        for tags in early {
+            self.append_to_fragment(tags);
+        }
+    }
+
+    fn on_tags(&mut self, offset: u64, end: Option<u64>, tags: &[Tag]) {
+        let Some(raw) = self.take_element(offset, end) else {
+            return;
+        };
+        let summary = match summarize_tags(tags) {
+            Ok(s) => s,
+            Err(detail) => {
+                return self.fail(AckError::FragmentMetadataLimitReached, None, detail);
+            }
+        };
+        let count = match self.fragment.as_mut() {
+            Some(f) => {
+                f.custom_tags += summary.custom;
+                f.custom_tags
+            }
+            None => {
+                self.pending_custom += summary.custom;
+                self.pending_custom
+            }
+        };
+        if count > MAX_CUSTOM_TAGS {
+            return self.fail(
+                AckError::FragmentMetadataLimitReached,
+                None,
+                format!("{count} metadata tags for one fragment; at most {MAX_CUSTOM_TAGS}"),
+            );
+        }
+        if summary.custom > 0 {
+            if self.fragment.is_some() {
+                self.append_to_fragment(raw);
+            } else {
+                self.pending_tags.push(raw);
+            }
+        }
+        if summary.end_of_fragment
+            && let Some(f) = self.fragment.take()
+        {
+            self.complete(f);
+            if self.draining {
+                self.end();
+            } else if self.expired {
+                self.fail(
+                    AckError::MaxConnectionDurationReached,
+                    None,
+                    "the connection reached its maximum duration".into(),
+                );
+            }
+        }
+    }
+
+    fn complete(&mut self, f: Fragment) {
+        let ns = (f.end_ns - f.start_ns).max(0);
+        let ms = (ns + 500_000) / 1_000_000;
+        let duration_ms = u32::try_from(ms).unwrap_or(u32::MAX);
+        self.prev_start_ns = Some(f.start_ns);
+        self.ops.push_back(Op::Complete { duration_ms });
+    }
+
+    /// Appends the Cluster's bytes up to stream offset `to`.
+    fn flush_cluster(&mut self, to: u64) {
+        if !self.fragment.as_ref().is_some_and(|f| f.in_cluster) {
+            return;
+        }
+        let end = self.raw_end();
+        let to = to.min(end);
+        if to <= self.raw_off {
+            return;
+        }
+        let Some(n) = usize::try_from(to - self.raw_off).ok() else {
+            return;
+        };
+        let chunk = self.raw.split_to(n.min(self.raw.len())).freeze();
+        self.raw_off = to;
+        self.append_to_fragment(chunk);
+    }
+
+    fn append_to_fragment(&mut self, chunk: Bytes) {
+        let Some(f) = self.fragment.as_mut() else {
+            return;
+        };
+        let total = f.bytes.saturating_add(chunk.len());
+        if total > MAX_FRAGMENT_BYTES {
+            let timecode = f.timecode;
+            return self.fail(
+                AckError::MaxFragmentSizeReached,
+                None,
+                format!("the fragment at timecode {timecode} passes {MAX_FRAGMENT_BYTES} bytes"),
+            );
+        }
+        f.bytes = total;
+        self.ops.push_back(Op::Append(chunk));
+    }
+
+    fn raw_end(&self) -> u64 {
+        self.raw_off + self.raw.len() as u64
+    }
+
+    /// Drops buffered bytes before stream offset `to`.
+    fn drop_raw_to(&mut self, to: u64) {
+        if to <= self.raw_off {
+            return;
+        }
+        let n = usize::try_from(to - self.raw_off)
+            .unwrap_or(usize::MAX)
+            .min(self.raw.len());
+        self.raw.advance(n);
+        self.raw_off += n as u64;
+    }
+
+    fn discard_skipped(&mut self) {
+        self.drop_raw_to(self.discard_until);
+    }
+
+    /// The raw bytes of a whole element the demuxer has just read, `offset..end`. The demuxer
+    /// reports only elements whose bytes have all been pushed and that begin after what was
+    /// handed out, so `None` (after failing the session) would be a bug, not an input.
+    fn take_element(&mut self, offset: u64, end: Option<u64>) -> Option<Bytes> {
+        let bytes = match end {
+            Some(end) if offset >= self.raw_off && end >= offset && end <= self.raw_end() => {
+                self.drop_raw_to(offset);
+                usize::try_from(end - offset).ok().map(|n| {
+                    let element = self.raw.split_to(n.min(self.raw.len())).freeze();
+                    self.raw_off = end;
+                    element
+                })
+            }
+            _ => None,
+        };
+        if bytes.is_none() {
+            self.fail(
+                AckError::InternalError,
+                None,
+                format!("element at byte {offset} is not in the buffered input"),
+            );
+        }
+        bytes
+    }
+}
+
+/// Counts a Tags element's custom SimpleTags and checks them; notes the end-of-fragment tag.
+fn summarize_tags(tags: &[Tag]) -> Result<TagsSummary, String> {
+    let mut summary = TagsSummary {
+        custom: 0,
+        end_of_fragment: false,
+    };
+    for st in tags.iter().flat_map(|t| &t.simple_tags) {
+        if st.name.starts_with(RESERVED_TAG_PREFIX) {
+            summary.end_of_fragment |= st.name == END_OF_FRAGMENT_TAG;
+            continue;
+        }
+        if st.name.starts_with("AWS") {
+            return Err(format!(
+                "metadata tag {:?}: custom names may not start with AWS",
+                st.name
+            ));
+        }
+        if st.name.len() > MAX_TAG_NAME_BYTES {
+            return Err(format!(
+                "a metadata tag name of {} bytes; at most {MAX_TAG_NAME_BYTES}",
+                st.name.len()
+            ));
+        }
+        let value_len = match &st.value {
+            TagValue::None => 0,
+            TagValue::String(s) => s.len(),
+            TagValue::Binary(b) => b.len(),
+        };
+        if value_len > MAX_TAG_VALUE_BYTES {
+            return Err(format!(
+                "metadata tag {:?} has a value of {value_len} bytes; at most {MAX_TAG_VALUE_BYTES}",
+                st.name
+            ));
+        }
+        summary.custom += 1;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use vigil_mkv::{EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, TrackEntry, Video};
+
+    use super::*;
+
+    fn track(number: u64) -> TrackEntry {
+        TrackEntry {
+            number,
+            uid: number,
+            track_type: 1,
+            codec_id: "V_MPEG4/ISO/AVC".into(),
+            video: Some(Video {
+                pixel_width: 64,
+                pixel_height: 48,
+                ..Video::default()
+            }),
+            ..TrackEntry::default()
+        }
+    }
+
+    fn tag(name: &str, value: &str) -> Tag {
+        Tag {
+            simple_tags: vec![SimpleTag::string(name, value)],
+            ..Tag::default()
+        }
+    }
+
+    fn eofr() -> Tag {
+        tag(END_OF_FRAGMENT_TAG, "")
+    }
+
+    /// A muxer with a document of `tracks` tracks begun; returns it and the header bytes.
+    fn document(tracks: u64) -> (Muxer, Vec<u8>) {
+        let mut m = Muxer::new(MuxerOptions::streaming());
+        let tracks: Vec<TrackEntry> = (1..=tracks).map(track).collect();
+        m.begin_document(&EbmlHeader::kvs(), &Info::default(), &tracks)
+            .unwrap();
+        let head = m.take();
+        (m, head)
+    }
+
+    /// Runs `input` through a machine in chunks of `size`, then ends it.
+    fn run(input: &[u8], size: usize, how: EndOfInput) -> Vec<Op> {
+        let mut ingest = Ingest::new(TimecodeType::Absolute);
+        let mut ops = Vec::new();
+        for chunk in input.chunks(size.max(1)) {
+            ingest.push(chunk);
+            while let Some(op) = ingest.next_op() {
+                ops.push(op);
+            }
+        }
+        ingest.finish(how);
+        while let Some(op) = ingest.next_op() {
+            ops.push(op);
+        }
+        ops
+    }
+
+    /// Merges consecutive appends, so that chunkings compare equal.
+    fn merged(ops: Vec<Op>) -> Vec<Op> {
+        let mut out: Vec<Op> = Vec::new();
+        for op in ops {
+            if let (Op::Append(b), Some(Op::Append(prev))) = (&op, out.last_mut()) {
+                let mut v = prev.to_vec();
+                v.extend_from_slice(b);
+                *prev = Bytes::from(v);
+                continue;
+            }
+            out.push(op);
+        }
+        out
+    }
+
+    fn error_of(ops: &[Op]) -> Option<(AckError, Option<u64>)> {
+        ops.iter().find_map(|op| match op {
+            Op::Error {
+                error, timecode, ..
+            } => Some((*error, *timecode)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn clusters_and_tags_become_fragments_whatever_the_chunking() {
+        let (mut m, head) = document(1);
+        m.write_tags(&[tag("EARLY", "1")]).unwrap();
+        let early = m.take();
+        m.begin_cluster(1000).unwrap();
+        for i in 0..10 {
+            m.write_simple_block(1, 1000 + i * 40, i == 0, &[i as u8; 50])
+                .unwrap();
+        }
+        let cluster1 = m.take();
+        m.write_tags(&[tag("A", "x")]).unwrap();
+        let tags_a = m.take();
+        m.write_tags(&[eofr()]).unwrap();
+        let eofr1 = m.take();
+        m.begin_cluster(1400).unwrap();
+        m.write_simple_block(1, 1400, true, &[9; 10]).unwrap();
+        m.write_simple_block(1, 1440, false, &[9; 10]).unwrap();
+        let cluster2 = m.take();
+        let input = [
+            head.clone(),
+            early.clone(),
+            cluster1.clone(),
+            tags_a.clone(),
+            eofr1,
+            cluster2.clone(),
+        ]
+        .concat();
+
+        let expected = vec![
+            // EBML header + unknown-size Segment + Info + Tracks: what the muxer wrote.
+            Op::RegisterHeader(Bytes::from(head.clone())),
+            Op::Begin {
+                timecode: 1000,
+                producer_ts_ms: 1000,
+            },
+            Op::Append(Bytes::from([cluster1, early, tags_a].concat())),
+            Op::Complete { duration_ms: 400 },
+            Op::Begin {
+                timecode: 1400,
+                producer_ts_ms: 1400,
+            },
+            Op::Append(Bytes::from(cluster2)),
+            Op::Complete { duration_ms: 80 },
+            Op::End,
+        ];
+        for size in [1, 2, 3, 7, 64, 1000, usize::MAX] {
+            let ops = merged(run(&input, size, EndOfInput::BodyEnd));
+            assert_eq!(ops, expected, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn frames_are_appended_as_soon_as_they_are_whole() {
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1; 100]).unwrap();
+        let first = m.take();
+        m.write_simple_block(1, 40, false, &[2; 100]).unwrap();
+        let second = m.take();
+        let mut ingest = Ingest::new(TimecodeType::Relative { start_ms: 5000 });
+        ingest.push(&head);
+        ingest.push(&first);
+        let mut ops = Vec::new();
+        while let Some(op) = ingest.next_op() {
+            ops.push(op);
+        }
+        assert!(matches!(
+            ops[1],
+            Op::Begin {
+                timecode: 0,
+                producer_ts_ms: 5000
+            }
+        ));
+        let appended: usize = ops
+            .iter()
+            .map(|op| match op {
+                Op::Append(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(appended, first.len());
+        // Half a frame: nothing new.
+        ingest.push(&second[..50]);
+        assert_eq!(ingest.next_op(), None);
+        ingest.push(&second[50..]);
+        assert_eq!(ingest.next_op(), Some(Op::Append(Bytes::from(second))));
+        assert!(ingest.in_fragment());
+    }
+
+    #[test]
+    fn reserved_only_tags_are_not_stored_and_the_last_fragment_ends_at_the_body_end() {
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1; 10]).unwrap();
+        let cluster = m.take();
+        m.write_tags(&[tag("AWS_KINESISVIDEO_NOTIFICATION", "")])
+            .unwrap();
+        let input = [head, cluster.clone(), m.take()].concat();
+        let ops = merged(run(&input, 5, EndOfInput::BodyEnd));
+        assert_eq!(ops[2], Op::Append(Bytes::from(cluster)));
+        assert_eq!(ops[3], Op::Complete { duration_ms: 0 });
+        assert_eq!(ops[4], Op::End);
+    }
+
+    #[test]
+    fn errors_end_the_session() {
+        // 4004: the second Cluster is earlier.
+        let (mut m, head) = document(1);
+        m.begin_cluster(2000).unwrap();
+        m.write_simple_block(1, 2000, true, &[1]).unwrap();
+        m.begin_cluster(1000).unwrap();
+        m.write_simple_block(1, 1000, true, &[1]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 9, EndOfInput::BodyEnd);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::FragmentTimecodeLesserThanPrevious, Some(1000)))
+        );
+        assert!(ops.contains(&Op::Complete { duration_ms: 0 }));
+        assert_eq!(ops.last(), Some(&Op::End));
+
+        // 4010: a frame on track 2 of a one-track stream.
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(2, 0, true, &[1]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 4, EndOfInput::BodyEnd);
+        assert_eq!(error_of(&ops), Some((AckError::TrackNumberMismatch, None)));
+
+        // 4012: four tracks.
+        let (_, head) = document(4);
+        let ops = run(&head, 100, EndOfInput::BodyEnd);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::MoreThanAllowedTracksFound, None))
+        );
+
+        // 4002: a frame 25 s into its Cluster.
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1]).unwrap();
+        m.write_simple_block(1, 25_000, false, &[1]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 100, EndOfInput::BodyEnd);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::MaxFragmentDurationReached, None))
+        );
+
+        // 4009: eleven custom tags, an AWS name, a long value.
+        for tags in [
+            (0..11)
+                .map(|i| tag(&format!("K{i}"), "v"))
+                .collect::<Vec<_>>(),
+            vec![tag("AWSX", "v")],
+            vec![tag("K", &"v".repeat(257))],
+        ] {
+            let (mut m, head) = document(1);
+            m.begin_cluster(0).unwrap();
+            m.write_simple_block(1, 0, true, &[1]).unwrap();
+            m.write_tags(&tags).unwrap();
+            let ops = run(&[head, m.take()].concat(), 100, EndOfInput::BodyEnd);
+            assert_eq!(
+                error_of(&ops),
+                Some((AckError::FragmentMetadataLimitReached, None))
+            );
+            assert!(!ops.iter().any(|op| matches!(op, Op::Complete { .. })));
+        }
+
+        // 4006: a second EBML header; garbage; a truncated body (4000 when it broke off).
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1]).unwrap();
+        let body = [head.clone(), m.take(), head.clone()].concat();
+        let ops = run(&body, 3, EndOfInput::BodyEnd);
+        assert_eq!(error_of(&ops), Some((AckError::InvalidMkvData, None)));
+        let ops = run(
+            &[&head[..], &[0x00, 0x00, 0x00]].concat(),
+            3,
+            EndOfInput::BodyEnd,
+        );
+        assert_eq!(error_of(&ops), Some((AckError::InvalidMkvData, None)));
+        let cut = &head[..head.len() - 3];
+        let ops = run(cut, 3, EndOfInput::BodyEnd);
+        assert_eq!(error_of(&ops), Some((AckError::InvalidMkvData, None)));
+        let ops = run(cut, 3, EndOfInput::Idle);
+        assert_eq!(error_of(&ops), Some((AckError::StreamReadError, None)));
+    }
+
+    #[test]
+    fn the_duration_counts_the_last_frame() {
+        // Frames without durations, 40 ms apart: the last one lasts 40 ms too.
+        let (mut m, head) = document(2);
+        m.begin_cluster(100).unwrap();
+        for i in 0..45 {
+            m.write_simple_block(1, 100 + i * 40, i == 0, &[1]).unwrap();
+            m.write_simple_block(2, 101 + i * 40, false, &[2]).unwrap();
+        }
+        m.write_tags(&[eofr()]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 17, EndOfInput::BodyEnd);
+        assert!(ops.contains(&Op::Complete { duration_ms: 1801 }), "{ops:?}");
+
+        // A BlockDuration is used as given.
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_block_group(1, 0, Some(700), None, &[1]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 17, EndOfInput::BodyEnd);
+        assert!(ops.contains(&Op::Complete { duration_ms: 700 }), "{ops:?}");
+    }
+
+    #[test]
+    fn drain_and_expiry_end_after_the_fragment() {
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1]).unwrap();
+        let c1 = m.take();
+        m.begin_cluster(1000).unwrap();
+        m.write_simple_block(1, 1000, true, &[1]).unwrap();
+        let c2 = m.take();
+
+        let mut ingest = Ingest::new(TimecodeType::Absolute);
+        ingest.push(&head);
+        ingest.push(&c1);
+        ingest.drain();
+        assert!(!ingest.is_ended());
+        ingest.push(&c2);
+        let ops: Vec<Op> = std::iter::from_fn(|| ingest.next_op()).collect();
+        assert_eq!(
+            ops.iter().filter(|o| matches!(o, Op::Begin { .. })).count(),
+            1
+        );
+        assert_eq!(ops[ops.len() - 2], Op::Complete { duration_ms: 0 });
+        assert_eq!(ops.last(), Some(&Op::End));
+
+        let mut ingest = Ingest::new(TimecodeType::Absolute);
+        ingest.push(&head);
+        ingest.push(&c1);
+        ingest.expire();
+        ingest.push(&c2);
+        let ops: Vec<Op> = std::iter::from_fn(|| ingest.next_op()).collect();
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::MaxConnectionDurationReached, Some(1000)))
+        );
+        assert!(ops.contains(&Op::Complete { duration_ms: 0 }));
+    }
+}

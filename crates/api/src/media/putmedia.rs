@@ -1,0 +1,826 @@
+//! PutMedia: the HTTP side of ingest (`../shared/spec/kvs-api.md` §2).
+//!
+//! # The request
+//!
+//! The headers are checked before anything is sent, and failures are normal JSON errors:
+//! `x-amzn-stream-name` or `x-amzn-stream-arn` (a missing stream is 404
+//! `ResourceNotFoundException`), `x-amzn-fragment-timecode-type` (`ABSOLUTE` or `RELATIVE`,
+//! required), `x-amzn-producer-start-timestamp` (epoch seconds as any decimal number, the C
+//! producer's unpadded `"<sec>.<ms>"` included, or ISO-8601; in RELATIVE mode it defaults to
+//! the session's start), `x-amzn-fragment-acknowledgment-required` (`1`/`0`, default `1`; with
+//! `0` only ERROR and IDLE acks are sent). A bad value is 400 `InvalidArgumentException`. Then
+//! the caller is authorised for the stream and the session admitted ([`super::sessions`]).
+//!
+//! # Full duplex
+//!
+//! Once admitted, the handler answers `200` with a chunked body fed by a channel, while a
+//! spawned task (the session driver) reads the request body. Before returning, the handler
+//! polls the body once: hyper answers `Expect: 100-continue` only while no response has been
+//! written, so this makes the `100 Continue` go out before the `200`, as the producers expect.
+//! Each ack is its own HTTP chunk, flushed at once: a flat JSON object and a line feed, well
+//! under the 1024 bytes the producer SDK's parser accepts per read:
+//!
+//! ```text
+//! {"EventType":"BUFFERING","FragmentTimecode":1795320641601,"FragmentNumber":"900000000000000000007"}
+//! {"EventType":"ERROR","FragmentTimecode":0,"FragmentNumber":"9…","ErrorId":4006,"ErrorCode":"INVALID_MKV_DATA"}
+//! {"EventType":"IDLE"}
+//! ```
+//!
+//! # Who owns what
+//!
+//! - The **session driver** (one task per request) owns the request body, the
+//!   [`Ingest`] state machine and the fragment being received (its `FragmentWriter`). It
+//!   carries out the machine's ops in order: registers track headers (on the blocking pool:
+//!   the store fsyncs them), begins fragments (BUFFERING), appends bytes as they arrive (live
+//!   readers see each frame at once), and on completion sends RECEIVED and hands the writer to
+//!   a persist task. It never waits for durability, so acks of different fragments interleave.
+//! - A **persist task** per completed fragment owns its writer from then on: `finish` (on the
+//!   blocking pool above [`SEAL_INLINE_MAX_BYTES`], since it encrypts the whole fragment), then
+//!   waits for the store's `Durable`. **PERSISTED is sent only once `Durable` has resolved**,
+//!   that is once the fragment's record is fsynced in a segment and indexed (the store's
+//!   durability contract); for a stream with retention 0 nothing is written and no PERSISTED
+//!   is sent. A failure is an ERROR ack for that fragment (4008 if the stream was deleted,
+//!   5001 `ARCHIVAL_ERROR` otherwise) and ends the session.
+//! - The **response** ends (the zero-length chunk) when the driver and every persist task have
+//!   dropped their ack senders: after the last PERSISTED or ERROR ack. The session stays
+//!   registered until then, so shutdown waits for those acks.
+//!
+//! # Session end
+//!
+//! The session ends at the end of the body; at the first error (see [`super::ingest`]: one
+//! ERROR ack, the fragment being received dropped, earlier ones still persisted and
+//! acknowledged); when the stream is deleted (ERROR 4008); at shutdown, or when a newer
+//! connection to the stream wins (after the fragment being received); after
+//! [`PutMediaConfig::idle_timeout`] without data (the last fragment is kept if its bytes are
+//! whole); or at the connection's maximum duration (ERROR 4003 at the next Cluster). If it
+//! ends before the body does, the rest of the body is read and discarded for
+//! [`PutMediaConfig::discard_after_end`], so that closing the connection does not reset it
+//! while the producer still has acks to read.
+//!
+//! # IDLE acks
+//!
+//! After [`PutMediaConfig::idle_ack_interval`] (3 s) without request data, and every 3 s after
+//! that, an `{"EventType":"IDLE"}` ack is sent; after 30 s the session ends, as KVS does. A
+//! paused producer thus keeps getting acks, which its SDK counts as a live connection (the
+//! SDK's connection-staleness check looks at when the last ack arrived). 3 s keeps well inside
+//! the producer's staleness and curl's 30 s low-speed windows while costing nothing; an idle
+//! stream's acks cannot reach curl's 30 bytes/s floor anyway (that would take several IDLE
+//! acks a second), which is why the session ends at 30 s, when curl would give up too.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::Instrument;
+use vigil_store::{FragmentWriter, StoreError, StreamRef};
+
+use super::ingest::{AckError, EndOfInput, Ingest, Op, TimecodeType};
+use super::sessions::{Control, PutMediaConfig, SessionGuard};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::{self, Counter};
+use crate::model::{fragment_number, seconds_to_ms};
+use crate::server::{ApiState, Call, resolve_stream};
+
+/// Fragments larger than this are sealed (encrypted) on the blocking pool rather than on the
+/// runtime.
+pub const SEAL_INLINE_MAX_BYTES: usize = 1 << 20;
+
+/// Header names.
+const STREAM_NAME: &str = "x-amzn-stream-name";
+const STREAM_ARN: &str = "x-amzn-stream-arn";
+const TIMECODE_TYPE: &str = "x-amzn-fragment-timecode-type";
+const START_TIMESTAMP: &str = "x-amzn-producer-start-timestamp";
+const ACK_REQUIRED: &str = "x-amzn-fragment-acknowledgment-required";
+
+/// PutMedia: see the module docs.
+pub async fn put_media(call: Call, body: Body) -> ApiResult<Response> {
+    let req = RequestHeaders::parse(&call.parts.headers)?;
+    let state = call.state.clone();
+    let rec = resolve_stream(
+        &state,
+        req.stream_name.as_deref(),
+        req.stream_arn.as_deref(),
+        false,
+    )?;
+    call.authorize(Some(&rec.name))?;
+    let timecode_type = if req.relative {
+        TimecodeType::Relative {
+            start_ms: req.start_ms.unwrap_or_else(|| state.store.clock().now_ms()),
+        }
+    } else {
+        TimecodeType::Absolute
+    };
+    let admission = state.sessions.admit(rec.id)?;
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let mut data = body.into_data_stream();
+    // Polled once now, before the response head exists: see the module docs (100 Continue).
+    let first = data.next().now_or_never();
+
+    let m = metrics::global();
+    m.putmedia_sessions_total.inc(&[]);
+    let span = tracing::info_span!("putmedia", stream = %rec.name, session = admission.id);
+    span.in_scope(|| {
+        tracing::info!(
+            timecode_type = if req.relative { "RELATIVE" } else { "ABSOLUTE" },
+            start_ms = ?req.start_ms,
+            acks = req.acks_required,
+            "PutMedia session starts"
+        );
+    });
+    let session = Session {
+        cfg: state.sessions.config().clone(),
+        stream_id: rec.id,
+        ingest: Ingest::new(timecode_type),
+        acks: Acks {
+            tx,
+            fragment_acks: req.acks_required,
+        },
+        header_id: None,
+        open: None,
+        guard: admission.guard,
+        control: admission.control,
+        bytes_in: m.putmedia_bytes.with(&[rec.name.as_str()]),
+        fragments_in: m.putmedia_fragments.with(&[rec.name.as_str()]),
+        state,
+    };
+    tokio::spawn(session.run(first, data).instrument(span));
+    // Lets hyper see that the body is wanted (and write the 100) before the head is written.
+    tokio::task::yield_now().await;
+
+    let acks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|ack| (Ok::<Bytes, Infallible>(ack), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(acks));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// The PutMedia request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestHeaders {
+    pub stream_name: Option<String>,
+    pub stream_arn: Option<String>,
+    /// RELATIVE timecodes (else ABSOLUTE).
+    pub relative: bool,
+    /// `x-amzn-producer-start-timestamp`, epoch ms.
+    pub start_ms: Option<u64>,
+    pub acks_required: bool,
+}
+
+impl RequestHeaders {
+    pub(crate) fn parse(h: &HeaderMap) -> ApiResult<Self> {
+        let relative = match header_str(h, TIMECODE_TYPE)? {
+            Some(v) if v.eq_ignore_ascii_case("ABSOLUTE") => false,
+            Some(v) if v.eq_ignore_ascii_case("RELATIVE") => true,
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "{TIMECODE_TYPE} {v:?} is not ABSOLUTE or RELATIVE."
+                )));
+            }
+            None => {
+                return Err(ApiError::invalid(format!(
+                    "The {TIMECODE_TYPE} header (ABSOLUTE or RELATIVE) is required."
+                )));
+            }
+        };
+        let start_ms = match header_str(h, START_TIMESTAMP)? {
+            None | Some("") => None,
+            Some(v) => Some(parse_timestamp(v).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{START_TIMESTAMP} {v:?} is not a timestamp (epoch seconds or ISO-8601)."
+                ))
+            })?),
+        };
+        let acks_required = match header_str(h, ACK_REQUIRED)? {
+            None | Some("") => true,
+            Some(v) if v == "1" || v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v == "0" || v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "{ACK_REQUIRED} {v:?} is not 1 or 0."
+                )));
+            }
+        };
+        Ok(Self {
+            stream_name: header_str(h, STREAM_NAME)?.map(str::to_owned),
+            stream_arn: header_str(h, STREAM_ARN)?.map(str::to_owned),
+            relative,
+            start_ms,
+            acks_required,
+        })
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::invalid(format!("The {name} header is not valid text."))),
+    }
+}
+
+/// The latest timestamp accepted: 9999-12-31T23:59:59.999Z, in ms.
+const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
+/// Parses a producer start timestamp into epoch ms: decimal epoch seconds (`1732012345.678`;
+/// `1700000000.5` is 500 ms, as KVS reads the C producer's unpadded milliseconds; more than
+/// three decimals round to the nearest ms), any other number form (`1.7e9`), or ISO-8601
+/// (`2024-11-19T10:32:25.678Z`, with `Z` or an offset; none means UTC).
+pub(crate) fn parse_timestamp(s: &str) -> Option<u64> {
+    let s = s.trim();
+    parse_decimal_seconds(s)
+        .or_else(|| s.parse::<f64>().ok().and_then(seconds_to_ms))
+        .or_else(|| parse_iso8601(s))
+        .filter(|ms| *ms <= MAX_TIMESTAMP_MS)
+}
+
+fn parse_decimal_seconds(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let secs: u64 = int.parse().ok()?;
+    let d = |i: usize| frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+    let ms = d(0) * 100 + d(1) * 10 + d(2) + u64::from(d(3) >= 5);
+    secs.checked_mul(1000)?.checked_add(ms)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff…][Z|±HH:MM|±HHMM]` (a space may replace the `T`).
+fn parse_iso8601(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = s.get(from..from + len)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = frac.get(..n)?;
+        let d = |i: usize| digits.as_bytes().get(i).map_or(0, |c| i64::from(c - b'0'));
+        ms = d(0) * 100 + d(1) * 10 + d(2) + i64::from(d(3) >= 5);
+        rest = frac.get(n..)?;
+    }
+    let offset_secs = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let tz = rest.get(1..)?.replace(':', "");
+            if tz.len() != 4 || !tz.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let h: i64 = tz.get(..2)?.parse().ok()?;
+            let m: i64 = tz.get(2..)?.parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    u64::try_from(secs.checked_mul(1000)?.checked_add(ms)?).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An ack's `EventType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckEvent {
+    Buffering,
+    Received,
+    Persisted,
+    Error(AckError),
+    Idle,
+}
+
+impl AckEvent {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Buffering => "BUFFERING",
+            Self::Received => "RECEIVED",
+            Self::Persisted => "PERSISTED",
+            Self::Error(_) => "ERROR",
+            Self::Idle => "IDLE",
+        }
+    }
+}
+
+/// One ack, as sent: a flat JSON object and a line feed. Every value is an integer or a fixed
+/// ASCII string, so nothing needs escaping (the producer SDK's parser knows no escapes).
+fn encode_ack(event: AckEvent, timecode: Option<u64>, number: Option<u64>) -> String {
+    let mut s = format!("{{\"EventType\":\"{}\"", event.name());
+    if let Some(tc) = timecode {
+        let _ = write!(s, ",\"FragmentTimecode\":{tc}");
+    }
+    if let Some(n) = number {
+        let _ = write!(s, ",\"FragmentNumber\":\"{}\"", fragment_number(n));
+    }
+    if let AckEvent::Error(e) = event {
+        let _ = write!(s, ",\"ErrorId\":{},\"ErrorCode\":\"{}\"", e.id(), e.code());
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// The ack stream of one session (cloned into persist tasks; the response ends when every
+/// clone is gone).
+#[derive(Debug, Clone)]
+struct Acks {
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// Whether BUFFERING, RECEIVED and PERSISTED are sent
+    /// (`x-amzn-fragment-acknowledgment-required`).
+    fragment_acks: bool,
+}
+
+impl Acks {
+    fn send(&self, event: AckEvent, timecode: Option<u64>, number: Option<u64>) {
+        let fragment_ack = matches!(
+            event,
+            AckEvent::Buffering | AckEvent::Received | AckEvent::Persisted
+        );
+        if fragment_ack && !self.fragment_acks {
+            return;
+        }
+        let m = metrics::global();
+        m.putmedia_acks.inc(&[event.name()]);
+        if let AckEvent::Error(e) = event {
+            let id = e.id().to_string();
+            m.putmedia_errors.inc(&[id.as_str(), e.code()]);
+        }
+        // A closed channel means the connection is gone; the driver notices on the body side.
+        let _ = self
+            .tx
+            .send(Bytes::from(encode_ack(event, timecode, number)));
+    }
+}
+
+/// The fragment being received.
+#[derive(Debug)]
+struct OpenFragment {
+    writer: FragmentWriter,
+    timecode: u64,
+    retained: bool,
+}
+
+/// One PutMedia session's driver (see the module docs).
+#[derive(Debug)]
+struct Session {
+    state: Arc<ApiState>,
+    cfg: PutMediaConfig,
+    stream_id: u64,
+    ingest: Ingest,
+    acks: Acks,
+    header_id: Option<u64>,
+    open: Option<OpenFragment>,
+    guard: Arc<SessionGuard>,
+    control: watch::Receiver<Control>,
+    bytes_in: Counter,
+    fragments_in: Counter,
+}
+
+type BodyItem = Option<Result<Bytes, axum::Error>>;
+
+impl Session {
+    async fn run(mut self, first: Option<BodyItem>, mut data: BodyDataStream) {
+        let cfg = self.cfg.clone();
+        let started = Instant::now();
+        let deadline = started + cfg.max_connection_duration;
+        let mut expired = false;
+        let mut last_data = started;
+        let mut next_idle = started + cfg.idle_ack_interval;
+        let mut body_done = false;
+        if let Some(item) = first {
+            body_done = self.on_body(item);
+            self.apply().await;
+        }
+        while !self.ingest.is_ended() {
+            tokio::select! {
+                biased;
+                changed = self.control.changed() => {
+                    if changed.is_err() {
+                        // The guard holds the sender: cannot happen while we run.
+                        self.ingest.abort();
+                    } else {
+                        let c = *self.control.borrow_and_update();
+                        self.on_control(c);
+                    }
+                }
+                () = sleep_until(deadline), if !expired => {
+                    expired = true;
+                    tracing::info!("the connection reached its maximum duration");
+                    self.ingest.expire();
+                }
+                item = data.next() => {
+                    let now = Instant::now();
+                    last_data = now;
+                    next_idle = now + cfg.idle_ack_interval;
+                    body_done = self.on_body(item);
+                }
+                () = sleep_until(next_idle) => {
+                    if last_data.elapsed() >= cfg.idle_timeout {
+                        tracing::info!("no data for {:?}; ending the session", cfg.idle_timeout);
+                        self.ingest.finish(EndOfInput::Idle);
+                    } else {
+                        self.acks.send(AckEvent::Idle, None, None);
+                        next_idle += cfg.idle_ack_interval;
+                    }
+                }
+            }
+            self.apply().await;
+        }
+        if let Some(open) = self.open.take() {
+            open.writer.abort();
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "PutMedia session ends"
+        );
+        // The response ends once the persist tasks have dropped their ack senders too.
+        drop(self);
+        if !body_done {
+            let discard = async { while let Some(Ok(_)) = data.next().await {} };
+            let _ = tokio::time::timeout(cfg.discard_after_end, discard).await;
+        }
+    }
+
+    /// Feeds a body item to the machine; whether the body is over.
+    fn on_body(&mut self, item: BodyItem) -> bool {
+        match item {
+            Some(Ok(chunk)) => {
+                self.bytes_in.inc_by(chunk.len() as u64);
+                self.ingest.push(&chunk);
+                false
+            }
+            Some(Err(e)) => {
+                tracing::info!("reading the request body failed: {e}");
+                self.ingest.finish(EndOfInput::ReadError);
+                true
+            }
+            None => {
+                self.ingest.finish(EndOfInput::BodyEnd);
+                true
+            }
+        }
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Run => {}
+            Control::Drain => {
+                tracing::info!("told to drain: ending after the fragment being received");
+                self.ingest.drain();
+            }
+            Control::Abort => {
+                if let Some(open) = self.open.take() {
+                    open.writer.abort();
+                }
+                self.ingest.abort();
+            }
+            Control::StreamDeleted => self.fail(
+                AckError::StreamNotActive,
+                None,
+                "the stream was deleted".into(),
+            ),
+        }
+    }
+
+    /// Carries out the machine's queued ops.
+    async fn apply(&mut self) {
+        while let Some(op) = self.ingest.next_op() {
+            match op {
+                Op::RegisterHeader(header) => self.register_header(header).await,
+                Op::Begin {
+                    timecode,
+                    producer_ts_ms,
+                } => self.begin(timecode, producer_ts_ms),
+                Op::Append(bytes) => self.append(bytes),
+                Op::Complete { duration_ms } => self.complete(duration_ms),
+                Op::Error {
+                    error,
+                    timecode,
+                    detail,
+                } => self.send_error(error, timecode, &detail),
+                Op::End => {}
+            }
+        }
+    }
+
+    async fn register_header(&mut self, header: Bytes) {
+        let store = self.state.store.clone();
+        let stream = self.stream_id;
+        match tokio::task::spawn_blocking(move || store.register_header(stream, &header)).await {
+            Ok(Ok(id)) => {
+                tracing::debug!(header = id, "track header registered");
+                self.header_id = Some(id);
+            }
+            Ok(Err(e)) => self.fail(
+                store_ack_error(&e),
+                None,
+                format!("registering the track header: {e}"),
+            ),
+            Err(e) => self.fail(
+                AckError::InternalError,
+                None,
+                format!("registering the track header: {e}"),
+            ),
+        }
+    }
+
+    fn begin(&mut self, timecode: u64, producer_ts_ms: u64) {
+        let Some(header_id) = self.header_id else {
+            return self.fail(
+                AckError::InternalError,
+                Some(timecode),
+                "a fragment without a track header".into(),
+            );
+        };
+        let store = &self.state.store;
+        let retained = match store.stream(StreamRef::Id(self.stream_id)) {
+            Ok(rec) => rec.data_retention_hours > 0,
+            Err(e) => {
+                return self.fail(store_ack_error(&e), Some(timecode), e.to_string());
+            }
+        };
+        match store.begin_fragment(self.stream_id, header_id, producer_ts_ms) {
+            Ok(writer) => {
+                let number = writer.number();
+                tracing::debug!(
+                    fragment = number,
+                    timecode,
+                    producer_ts_ms,
+                    "fragment begins"
+                );
+                self.acks
+                    .send(AckEvent::Buffering, Some(timecode), Some(number));
+                self.open = Some(OpenFragment {
+                    writer,
+                    timecode,
+                    retained,
+                });
+            }
+            Err(e) => self.fail(
+                store_ack_error(&e),
+                Some(timecode),
+                format!("beginning a fragment: {e}"),
+            ),
+        }
+    }
+
+    fn append(&mut self, bytes: Bytes) {
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        if let Err(e) = open.writer.append(bytes) {
+            let error = match e {
+                StoreError::InvalidArgument(_) => AckError::MaxFragmentSizeReached,
+                ref other => store_ack_error(other),
+            };
+            self.fail(error, None, e.to_string());
+        }
+    }
+
+    fn complete(&mut self, duration_ms: u32) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let number = open.writer.number();
+        tracing::debug!(
+            fragment = number,
+            timecode = open.timecode,
+            duration_ms,
+            bytes = open.writer.len(),
+            "fragment received"
+        );
+        self.acks
+            .send(AckEvent::Received, Some(open.timecode), Some(number));
+        self.fragments_in.inc();
+        let task = persist(open, duration_ms, self.acks.clone(), self.guard.clone());
+        tokio::spawn(task.in_current_span());
+    }
+
+    /// An ERROR ack: for the fragment being received (dropped) if there is one, else for
+    /// `timecode` if given.
+    fn send_error(&mut self, error: AckError, timecode: Option<u64>, detail: &str) {
+        let (timecode, number) = match self.open.take() {
+            Some(open) => {
+                let number = open.writer.number();
+                open.writer.abort();
+                (Some(open.timecode), Some(number))
+            }
+            None => (timecode, None),
+        };
+        tracing::warn!(
+            error_id = error.id(),
+            error_code = error.code(),
+            fragment = number,
+            timecode,
+            "PutMedia error: {detail}"
+        );
+        self.acks.send(AckEvent::Error(error), timecode, number);
+    }
+
+    /// A failure of the driver's own (a store error, deletion): ERROR ack, then the session
+    /// ends.
+    fn fail(&mut self, error: AckError, timecode: Option<u64>, detail: String) {
+        self.send_error(error, timecode, &detail);
+        self.ingest.abort();
+    }
+}
+
+/// The ack error for a store failure.
+fn store_ack_error(e: &StoreError) -> AckError {
+    match e {
+        StoreError::StreamNotFound(_) => AckError::StreamNotActive,
+        _ => AckError::ArchivalError,
+    }
+}
+
+/// Finishes a complete fragment and acknowledges it once durable (see the module docs).
+async fn persist(open: OpenFragment, duration_ms: u32, acks: Acks, guard: Arc<SessionGuard>) {
+    let OpenFragment {
+        writer,
+        timecode,
+        retained,
+    } = open;
+    let number = writer.number();
+    let started = Instant::now();
+    let finished = if writer.len() > SEAL_INLINE_MAX_BYTES {
+        match tokio::task::spawn_blocking(move || writer.finish(duration_ms)).await {
+            Ok(r) => r.map_err(|e| (store_ack_error(&e), e.to_string())),
+            Err(e) => Err((AckError::InternalError, format!("sealing task failed: {e}"))),
+        }
+    } else {
+        writer
+            .finish(duration_ms)
+            .map_err(|e| (store_ack_error(&e), e.to_string()))
+    };
+    let durable = match finished {
+        Ok(durable) => durable
+            .wait()
+            .await
+            .map_err(|e| (store_ack_error(&e), e.to_string())),
+        Err(e) => Err(e),
+    };
+    match durable {
+        Ok(meta) => {
+            if retained {
+                metrics::global()
+                    .store_persist_seconds
+                    .observe(started.elapsed());
+                acks.send(AckEvent::Persisted, Some(timecode), Some(number));
+            }
+            tracing::debug!(
+                fragment = number,
+                timecode,
+                producer_ts_ms = meta.producer_ts_ms,
+                bytes = meta.size,
+                retained,
+                "fragment durable"
+            );
+        }
+        Err((error, detail)) => {
+            tracing::warn!(
+                error_id = error.id(),
+                error_code = error.code(),
+                fragment = number,
+                timecode,
+                "storing the fragment failed: {detail}"
+            );
+            acks.send(AckEvent::Error(error), Some(timecode), Some(number));
+            guard.raise(Control::Abort);
+        }
+    }
+    drop(guard);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_producer_timestamps() {
+        assert_eq!(parse_timestamp("1795320641.601"), Some(1_795_320_641_601));
+        // The C producer's unpadded milliseconds read as a decimal, as KVS reads them.
+        assert_eq!(parse_timestamp("1700000000.5"), Some(1_700_000_000_500));
+        assert_eq!(parse_timestamp("1700000000.05"), Some(1_700_000_000_050));
+        assert_eq!(parse_timestamp("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(parse_timestamp("1700000000."), Some(1_700_000_000_000));
+        assert_eq!(parse_timestamp("1700000000.0015"), Some(1_700_000_000_002));
+        assert_eq!(parse_timestamp("1.7e9"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T23:13:20.250+01:00"),
+            Some(1_700_000_000_250)
+        );
+        assert_eq!(parse_timestamp("1970-01-01 00:00:00.5"), Some(500));
+        for bad in [
+            "",
+            "abc",
+            "-5",
+            "1e30",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14T22:13:20X",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(STREAM_NAME, HeaderValue::from_static("cam"));
+        h.insert(TIMECODE_TYPE, HeaderValue::from_static("RELATIVE"));
+        h.insert(START_TIMESTAMP, HeaderValue::from_static("1700000000.5"));
+        h.insert(ACK_REQUIRED, HeaderValue::from_static("0"));
+        let r = RequestHeaders::parse(&h).unwrap();
+        assert_eq!(
+            r,
+            RequestHeaders {
+                stream_name: Some("cam".into()),
+                stream_arn: None,
+                relative: true,
+                start_ms: Some(1_700_000_000_500),
+                acks_required: false,
+            }
+        );
+        h.insert(TIMECODE_TYPE, HeaderValue::from_static("SOMETIMES"));
+        assert!(RequestHeaders::parse(&h).is_err());
+        h.remove(TIMECODE_TYPE);
+        assert!(RequestHeaders::parse(&h).is_err());
+        h.insert(TIMECODE_TYPE, HeaderValue::from_static("absolute"));
+        h.insert(ACK_REQUIRED, HeaderValue::from_static("maybe"));
+        assert!(RequestHeaders::parse(&h).is_err());
+    }
+
+    #[test]
+    fn encodes_acks() {
+        assert_eq!(
+            encode_ack(AckEvent::Buffering, Some(1_795_320_641_601), Some(7)),
+            "{\"EventType\":\"BUFFERING\",\"FragmentTimecode\":1795320641601,\
+             \"FragmentNumber\":\"900000000000000000007\"}\n"
+        );
+        assert_eq!(
+            encode_ack(AckEvent::Error(AckError::InvalidMkvData), Some(0), None),
+            "{\"EventType\":\"ERROR\",\"FragmentTimecode\":0,\"ErrorId\":4006,\
+             \"ErrorCode\":\"INVALID_MKV_DATA\"}\n"
+        );
+        assert_eq!(
+            encode_ack(AckEvent::Idle, None, None),
+            "{\"EventType\":\"IDLE\"}\n"
+        );
+        let longest = encode_ack(
+            AckEvent::Error(AckError::FragmentTimecodeLesserThanPrevious),
+            Some(u64::MAX),
+            Some(u64::MAX),
+        );
+        assert!(longest.len() < 1024);
+    }
+}

@@ -1,0 +1,410 @@
+//! HTTP: the router, request handling common to every operation, and the one dispatch `match`.
+//!
+//! Every KVS operation is a `POST` to its path ([`Operation::from_path`]) on one host:port.
+//! For each request: find the operation (unknown path: `UnknownOperationException`, 404); for
+//! PutMedia, authenticate from the headers alone and hand the still-unread body to
+//! [`crate::media::putmedia`]; for every other operation read the JSON body (at most
+//! [`ApiConfig::max_json_body`] bytes), authenticate with its hash, parse it
+//! (`SerializationException` if it is not the operation's JSON) and call the handler.
+//! Handlers authorise the caller for the stream they resolve ([`Call::stream`]).
+//! `GET /health` and `GET /metrics` (Prometheus text) answer without authentication.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use vigil_store::{Store, StreamRecord, StreamRef};
+
+use crate::auth::{Authenticator, Payload, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{ArnContext, parse_arn};
+use crate::ops::Operation;
+use crate::{control, media};
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The region the server answers for (`us-east-1`); signatures must be scoped to it.
+    pub region: String,
+    /// The account id in ARNs (12 digits).
+    pub account_id: String,
+    /// The URL clients reach this server at (`https://vigil.example.com:4567`, no trailing
+    /// slash): what GetDataEndpoint returns. `None`: derived from each request's `Host` and
+    /// whether the server speaks TLS.
+    pub public_url: Option<String>,
+    /// Whether the listener speaks TLS (for URLs derived from `Host`).
+    pub tls: bool,
+    /// Largest JSON request body accepted, in bytes.
+    pub max_json_body: usize,
+}
+
+/// The account id ARNs carry unless configured otherwise.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: DEFAULT_ACCOUNT_ID.into(),
+            public_url: None,
+            tls: false,
+            max_json_body: 1 << 20,
+        }
+    }
+}
+
+/// What handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The fragment store.
+    pub store: Store,
+    /// Settings.
+    pub cfg: ApiConfig,
+    /// Authentication.
+    pub auth: Arc<dyn Authenticator>,
+    /// Live sessions and their shutdown.
+    pub sessions: media::Sessions,
+}
+
+impl ApiState {
+    /// A state over `store`.
+    pub fn new(store: Store, cfg: ApiConfig, auth: Arc<dyn Authenticator>) -> Self {
+        Self {
+            store,
+            cfg,
+            auth,
+            sessions: media::Sessions::default(),
+        }
+    }
+
+    /// Region and account, for ARNs.
+    pub fn arn_context(&self) -> ArnContext {
+        ArnContext {
+            region: self.cfg.region.clone(),
+            account_id: self.cfg.account_id.clone(),
+        }
+    }
+}
+
+/// The router of the whole API: `GET /health` and every KVS operation.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+/// Body of `GET /health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        crate::metrics::global().render_prometheus(),
+    )
+        .into_response()
+}
+
+/// One API call: the operation, the request's head, who sent it and (for JSON operations)
+/// the body.
+#[derive(Debug)]
+pub struct Call {
+    /// The operation.
+    pub op: Operation,
+    /// The request line and headers.
+    pub parts: Parts,
+    /// Who signed it.
+    pub principal: Principal,
+    /// The JSON body (empty for PutMedia).
+    pub body: Bytes,
+    /// The server.
+    pub state: Arc<ApiState>,
+}
+
+impl Call {
+    /// Parses the body as the operation's input (an empty body is `{}`).
+    pub fn input<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::SerializationException(format!(
+                "The request body is not valid input for {}: {e}",
+                self.op.name()
+            ))
+        })
+    }
+
+    /// Checks that the caller may call this operation on `stream` (or at all).
+    pub fn authorize(&self, stream: Option<&str>) -> ApiResult<()> {
+        self.state.auth.authorize(&self.principal, self.op, stream)
+    }
+
+    /// The stream a request names by `StreamName` or `StreamARN` (one is required; if both
+    /// are given they must agree), after checking that the caller may use it.
+    pub fn stream(&self, name: Option<&str>, arn: Option<&str>) -> ApiResult<StreamRecord> {
+        let rec = resolve_stream(&self.state, name, arn, false)?;
+        self.authorize(Some(&rec.name))?;
+        Ok(rec)
+    }
+
+    /// The URL clients reach this server at: the configured public URL, or the scheme and
+    /// `Host` of this request.
+    pub fn endpoint(&self) -> String {
+        if let Some(url) = &self.state.cfg.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.state.cfg.tls { "https" } else { "http" };
+        let host = self
+            .parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .or_else(|| self.parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "localhost".into());
+        format!("{scheme}://{host}")
+    }
+}
+
+/// Finds a stream by name or ARN. `arn_format_error`: a malformed ARN is
+/// `InvalidResourceFormatException` (tagging) rather than `InvalidArgumentException`.
+pub fn resolve_stream(
+    state: &ApiState,
+    name: Option<&str>,
+    arn: Option<&str>,
+    arn_format_error: bool,
+) -> ApiResult<StreamRecord> {
+    let name = name.filter(|n| !n.is_empty());
+    let arn = arn.filter(|a| !a.is_empty());
+    let by_arn = match arn {
+        None => None,
+        Some(arn) => {
+            let bad = || {
+                let msg = format!("StreamARN {arn:?} is not a Kinesis Video stream ARN.");
+                if arn_format_error {
+                    ApiError::InvalidResourceFormatException(msg)
+                } else {
+                    ApiError::invalid(msg)
+                }
+            };
+            let parsed = parse_arn(arn).ok_or_else(bad)?;
+            if parsed.kind != "stream" {
+                return Err(bad());
+            }
+            let rec = state.store.stream(StreamRef::Name(parsed.name))?;
+            if parsed.creation_ms != rec.creation_time_ms
+                || parsed.region != state.cfg.region
+                || parsed.account_id != state.cfg.account_id
+            {
+                // Same name, another stream (deleted and re-created), or another server.
+                return Err(ApiError::stream_not_found());
+            }
+            Some(rec)
+        }
+    };
+    match (name, by_arn) {
+        (None, None) => Err(ApiError::invalid(
+            "Either StreamName or StreamARN must be given.",
+        )),
+        (None, Some(rec)) => Ok(rec),
+        (Some(name), None) => {
+            crate::validate::stream_name("StreamName", name)?;
+            Ok(state.store.stream(StreamRef::Name(name))?)
+        }
+        (Some(name), Some(rec)) if rec.name == name => Ok(rec),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "StreamName and StreamARN name different streams.",
+        )),
+    }
+}
+
+/// Serialises a handler's output as the 200 response.
+pub fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::InternalFailure(format!("encoding the response: {e}")).into_response(),
+    }
+}
+
+async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let request_id = request_id();
+    let path = req.uri().path().to_owned();
+    let mut resp = match call(state, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::info!(path, error = e.aws_code(), "{}", e.message());
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-RequestId", v.clone());
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp
+}
+
+async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
+    let op = Operation::from_path(req.uri().path()).ok_or_else(|| {
+        ApiError::UnknownOperationException(format!(
+            "No Kinesis Video Streams operation at {}.",
+            req.uri().path()
+        ))
+    })?;
+    if req.method() != Method::POST {
+        return Err(ApiError::UnknownOperationException(format!(
+            "{} takes POST, not {}.",
+            op.name(),
+            req.method()
+        )));
+    }
+    crate::metrics::global().api_requests.inc(&[op.name()]);
+    let (parts, body) = req.into_parts();
+    if op.streams_request_body() {
+        let principal = state.auth.authenticate(&parts, Payload::Streaming)?;
+        let call = Call {
+            op,
+            parts,
+            principal,
+            body: Bytes::new(),
+            state,
+        };
+        return media::put_media(call, body).await;
+    }
+    let bytes = read_body(body, state.cfg.max_json_body).await?;
+    let principal = state.auth.authenticate(&parts, Payload::Body(&bytes))?;
+    let call = Call {
+        op,
+        parts,
+        principal,
+        body: bytes,
+        state,
+    };
+    tracing::debug!(op = op.name(), key = call.principal.access_key_id, "call");
+    match op {
+        Operation::CreateStream => control::create_stream(&call),
+        Operation::DescribeStream => control::describe_stream(&call),
+        Operation::ListStreams => control::list_streams(&call),
+        Operation::UpdateStream => control::update_stream(&call),
+        Operation::DeleteStream => control::delete_stream(&call),
+        Operation::UpdateDataRetention => control::update_data_retention(&call),
+        Operation::GetDataEndpoint => control::get_data_endpoint(&call),
+        Operation::TagStream => control::tag_stream(&call),
+        Operation::UntagStream => control::untag_stream(&call),
+        Operation::ListTagsForStream => control::list_tags_for_stream(&call),
+        Operation::TagResource => control::tag_resource(&call),
+        Operation::UntagResource => control::untag_resource(&call),
+        Operation::ListTagsForResource => control::list_tags_for_resource(&call),
+        Operation::DescribeImageGenerationConfiguration => {
+            control::describe_image_generation_configuration(&call)
+        }
+        Operation::UpdateImageGenerationConfiguration => {
+            control::update_image_generation_configuration(&call)
+        }
+        Operation::DescribeNotificationConfiguration => {
+            control::describe_notification_configuration(&call)
+        }
+        Operation::UpdateNotificationConfiguration => {
+            control::update_notification_configuration(&call)
+        }
+        Operation::DescribeStreamStorageConfiguration => {
+            control::describe_stream_storage_configuration(&call)
+        }
+        Operation::UpdateStreamStorageConfiguration => {
+            control::update_stream_storage_configuration(&call)
+        }
+        Operation::GetMedia => media::get_media(call).await,
+        Operation::ListFragments => media::list_fragments(&call),
+        Operation::GetMediaForFragmentList => media::get_media_for_fragment_list(call).await,
+        Operation::PutMedia => Err(ApiError::InternalFailure(
+            "PutMedia reached the JSON path".into(),
+        )),
+        // Playback (HLS, DASH, clips, images) comes with the playback issue; WebRTC
+        // signaling and storage and the IoT edge agent are out of Vigil's scope
+        // (docs/compatibility.md).
+        Operation::GetHLSStreamingSessionURL
+        | Operation::GetDASHStreamingSessionURL
+        | Operation::GetClip
+        | Operation::GetImages
+        | Operation::DescribeMediaStorageConfiguration
+        | Operation::UpdateMediaStorageConfiguration
+        | Operation::DescribeMappedResourceConfiguration
+        | Operation::StartEdgeConfigurationUpdate
+        | Operation::DescribeEdgeConfiguration
+        | Operation::DeleteEdgeConfiguration
+        | Operation::ListEdgeAgentConfigurations
+        | Operation::CreateSignalingChannel
+        | Operation::DescribeSignalingChannel
+        | Operation::ListSignalingChannels
+        | Operation::UpdateSignalingChannel
+        | Operation::DeleteSignalingChannel
+        | Operation::GetSignalingChannelEndpoint
+        | Operation::GetIceServerConfig
+        | Operation::SendAlexaOfferToMaster
+        | Operation::JoinStorageSession
+        | Operation::JoinStorageSessionAsViewer => Err(ApiError::NotImplemented(format!(
+            "Vigil does not implement {} (see docs/compatibility.md).",
+            op.name()
+        ))),
+    }
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        ApiError::SerializationException(format!(
+            "The request body could not be read (at most {limit} bytes): {e}"
+        ))
+    })
+}
+
+/// A request id: 32 random hex digits in the UUID layout.
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        return "00000000-0000-0000-0000-000000000000".into();
+    }
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h.get(0..8).unwrap_or_default(),
+        h.get(8..12).unwrap_or_default(),
+        h.get(12..16).unwrap_or_default(),
+        h.get(16..20).unwrap_or_default(),
+        h.get(20..32).unwrap_or_default()
+    )
+}

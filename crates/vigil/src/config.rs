@@ -1,0 +1,113 @@
+//! The configuration file of `vigil serve` (TOML), and how it combines with flags and
+//! environment variables: a flag wins over its environment variable, which wins over the
+//! file, which wins over the built-in default. `docs/configuration.md` documents every key.
+//!
+//! ```toml
+//! listen = "0.0.0.0:4567"
+//! data_dir = "/var/lib/vigil"
+//! region = "eu-west-1"
+//! public_url = "https://vigil.home.arpa:4567"
+//! account_id = "123456789012"
+//! log_format = "json"
+//! allow_anonymous = false
+//! master_key_id = "vigil/master"
+//!
+//! [tls]
+//! cert = "/etc/vigil/cert.pem"
+//! key = "/etc/vigil/key.pem"
+//! # self_signed = true
+//! # names = ["nvr.home.arpa", "192.168.1.10"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::Deserialize;
+
+/// The file's contents. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// `--account-id`.
+    pub account_id: Option<String>,
+    /// `--log-format` (`text` or `json`).
+    pub log_format: Option<String>,
+    /// `--allow-anonymous`.
+    pub allow_anonymous: Option<bool>,
+    /// `--master-key-id`.
+    pub master_key_id: Option<String>,
+    /// TLS.
+    #[serde(default)]
+    pub tls: TlsFileConfig,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// `--tls-cert`.
+    pub cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub key: Option<PathBuf>,
+    /// `--tls-self-signed`.
+    pub self_signed: Option<bool>,
+    /// `--tls-name` (repeatable).
+    pub names: Option<Vec<String>>,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("in the configuration file {}", path.display()))
+    }
+}
+
+/// Whether an argument was left at its built-in default (neither flag nor environment).
+pub fn defaulted(m: &ArgMatches, id: &str) -> bool {
+    matches!(m.value_source(id), None | Some(ValueSource::DefaultValue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_key_and_rejects_unknown_ones() {
+        let c: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:4567"
+            data_dir = "/var/lib/vigil"
+            region = "eu-west-1"
+            public_url = "https://nvr:4567"
+            account_id = "123456789012"
+            log_format = "json"
+            allow_anonymous = false
+            master_key_id = "k"
+            [tls]
+            self_signed = true
+            names = ["nvr.home.arpa"]
+            "#,
+        )
+        .unwrap_or_default();
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.tls.self_signed, Some(true));
+        assert_eq!(
+            c.tls.names.as_deref(),
+            Some(&["nvr.home.arpa".to_owned()][..])
+        );
+        assert!(toml::from_str::<FileConfig>("regoin = \"x\"").is_err());
+    }
+}

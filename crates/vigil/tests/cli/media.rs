@@ -1,0 +1,445 @@
+//! The media plane end to end, against the real binary with SigV4: a producer-like PutMedia
+//! client (signed with `aws-sigv4` exactly as the C producer signs: empty-string payload hash,
+//! `connection`, `transfer-encoding` and `user-agent` among the signed headers) streams
+//! Matroska that ffmpeg made; the official SDKs read it back (ListFragments,
+//! GetMediaForFragmentList, GetMedia), and ffprobe and our demuxer check every frame.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesisvideo::types::ApiName;
+use aws_sdk_kinesisvideoarchivedmedia::types::{
+    FragmentSelector, FragmentSelectorType, TimestampRange,
+};
+use aws_sdk_kinesisvideomedia::types::{StartSelector, StartSelectorType};
+use aws_smithy_types::DateTime;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vigil_mkv::{Demuxer, Event};
+
+use crate::aws_sdk::{control_client, http_client};
+use crate::{ROOT_KEY, ROOT_SECRET, Server};
+
+/// 6 s of 320x240 H.264 at 25 fps, a key frame a second (so 6 Clusters), absolute
+/// timestamps from 1.7e12 ms, as a KVS producer's.
+fn ffmpeg_media(dir: &Path) -> Vec<u8> {
+    let path = dir.join("in.mkv");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25")
+        .args([
+            "-t", "6", "-c:v", "libx264", "-g", "25", "-bf", "0", "-crf", "30",
+        ])
+        .args(["-threads", "1", "-output_ts_offset", "1700000000"])
+        .args(["-f", "matroska", "-y"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}); run scripts/install-test-deps.sh"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&path).unwrap()
+}
+
+/// (pts, key) of every video packet, as ffprobe sees them, in stream order.
+fn ffprobe(dir: &Path, name: &str, data: &[u8]) -> Vec<(i64, bool)> {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "packet=pts,flags", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (pts, flags) = l.split_once(',').unwrap();
+            (pts.parse().unwrap(), flags.contains('K'))
+        })
+        .collect()
+}
+
+/// Splits concatenated EBML documents (GetMedia output) at their EBML headers.
+fn documents(data: &[u8]) -> Vec<&[u8]> {
+    let mut d = Demuxer::new();
+    d.push(data);
+    d.finish();
+    let mut starts = Vec::new();
+    while let Some(ev) = d.pull() {
+        if let Event::EbmlHeader { span, .. } = ev.unwrap() {
+            starts.push(span.offset as usize);
+        }
+    }
+    starts.push(data.len());
+    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+}
+
+/// A frame: track, timecode, key.
+type FrameInfo = (u64, i64, bool);
+/// A tag: name and (debug-printed) value.
+type TagInfo = (String, String);
+
+/// Frames and the AWS_KINESISVIDEO_* tag values, per document.
+fn demux(data: &[u8]) -> (Vec<FrameInfo>, Vec<TagInfo>) {
+    let mut d = Demuxer::new();
+    let (mut frames, mut tags) = (Vec::new(), Vec::new());
+    for chunk in data.chunks(1000) {
+        d.push(chunk);
+        while let Some(ev) = d.pull() {
+            match ev.unwrap() {
+                Event::Frame(f) => frames.push((f.track, f.timecode, f.keyframe)),
+                Event::Tags { tags: t, .. } => {
+                    for tag in t {
+                        for st in tag.simple_tags {
+                            if st.name.starts_with("AWS_KINESISVIDEO") {
+                                tags.push((st.name.clone(), format!("{:?}", st.value)));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (frames, tags)
+}
+
+/// A signed PutMedia on a raw connection: sends `body` in chunks of `chunk` bytes while
+/// reading acks; returns every ack, once the server has ended its response.
+async fn put_media(server: &Server, stream: &str, body: &[u8], chunk: usize) -> Vec<Value> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let host = server.addr.to_string();
+    let start_ts = format!(
+        "{:.3}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    );
+    let headers = [
+        ("host", host.as_str()),
+        ("x-amzn-stream-name", stream),
+        ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
+        ("x-amzn-producer-start-timestamp", start_ts.as_str()),
+        ("x-amzn-fragment-acknowledgment-required", "1"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "keep-alive"),
+        (
+            "user-agent",
+            "vigil-tests/1.0 (like AWS-SDK-KVS-CPP-CLIENT)",
+        ),
+    ];
+    let identity =
+        aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+    let mut settings = SigningSettings::default();
+    // Sign what the C producer signs, hop-by-hop headers and user-agent included.
+    settings.excluded_headers = Some(vec!["authorization".into()]);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("kinesisvideo")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{host}/putMedia");
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        headers.iter().copied(),
+        SignableBody::Bytes(&[]),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut head = String::from("POST /putMedia HTTP/1.1\r\n");
+    for (k, v) in headers.iter().copied().chain(instructions.headers()) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+
+    let sock = TcpStream::connect(server.addr).await.unwrap();
+    let (mut rd, mut wr) = sock.into_split();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut acks = Vec::new();
+        let mut tmp = [0u8; 4096];
+        // Head.
+        let body_start = loop {
+            let n = rd.read(&mut tmp).await.unwrap();
+            assert!(n > 0, "connection closed before the response head");
+            buf.extend_from_slice(&tmp[..n]);
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..p]).into_owned();
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                assert!(
+                    head.to_ascii_lowercase()
+                        .contains("transfer-encoding: chunked"),
+                    "{head}"
+                );
+                break p + 4;
+            }
+        };
+        buf.drain(..body_start);
+        // Chunks: one ack each.
+        loop {
+            if let Some(nl) = buf.windows(2).position(|w| w == b"\r\n") {
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&buf[..nl]).unwrap().trim(), 16)
+                        .unwrap();
+                if size == 0 {
+                    return acks;
+                }
+                if buf.len() >= nl + 2 + size + 2 {
+                    let ack = &buf[nl + 2..nl + 2 + size];
+                    assert!(ack.len() <= 1024, "an ack chunk over 1024 bytes");
+                    acks.push(serde_json::from_slice::<Value>(ack).unwrap());
+                    buf.drain(..nl + 2 + size + 2);
+                    continue;
+                }
+            }
+            let n = rd.read(&mut tmp).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed inside the ack stream; acks so far: {acks:?}"
+            );
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    });
+    wr.write_all(head.as_bytes()).await.unwrap();
+    for c in body.chunks(chunk) {
+        wr.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+            .await
+            .unwrap();
+        wr.write_all(c).await.unwrap();
+        wr.write_all(b"\r\n").await.unwrap();
+    }
+    wr.write_all(b"0\r\n\r\n").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the ack stream ends after the body")
+        .unwrap()
+}
+
+#[test]
+fn putmedia_then_archived_and_live_reads_through_the_sdks() {
+    let server = Server::start_with_root(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_media(dir.path());
+    let input_packets = ffprobe(dir.path(), "in.mkv", &input);
+    assert_eq!(input_packets.len(), 150);
+    let endpoint = format!("http://{}", server.addr);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let kv = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "us-east-1");
+        kv.create_stream()
+            .stream_name("e2e")
+            .data_retention_in_hours(1)
+            .send()
+            .await
+            .unwrap();
+
+        // Odd chunk sizes cut through elements.
+        let acks = put_media(&server, "e2e", &input, 7919).await;
+        let kinds = |t: &str| acks.iter().filter(|a| a["EventType"] == t).count();
+        assert_eq!(kinds("ERROR"), 0, "{acks:#?}");
+        assert_eq!(kinds("BUFFERING"), 6, "{acks:#?}");
+        assert_eq!(kinds("RECEIVED"), 6, "{acks:#?}");
+        assert_eq!(kinds("PERSISTED"), 6, "{acks:#?}");
+        let persisted: Vec<&Value> = acks
+            .iter()
+            .filter(|a| a["EventType"] == "PERSISTED")
+            .collect();
+        for (i, a) in persisted.iter().enumerate() {
+            // The Cluster Timecode as sent: ms since the epoch here.
+            assert_eq!(
+                a["FragmentTimecode"],
+                1_700_000_000_000u64 + 1000 * i as u64,
+                "{a}"
+            );
+            assert!(a["FragmentNumber"].is_string());
+        }
+
+        // What Prometheus sees.
+        let metrics = crate::http_get(server.addr, "/metrics");
+        assert_eq!(metrics.status, 200);
+        for line in [
+            "vigil_putmedia_fragments_total{stream=\"e2e\"} 6",
+            "vigil_putmedia_acks_total{type=\"PERSISTED\"} 6",
+        ] {
+            assert!(
+                metrics.body.contains(line),
+                "{line} not in {}",
+                metrics.body
+            );
+        }
+        assert!(
+            metrics.body.contains("vigil_store_persist_seconds_count"),
+            "{}",
+            metrics.body
+        );
+
+        // The data plane through the official SDKs, at the endpoint GetDataEndpoint gives.
+        let data_ep = kv
+            .get_data_endpoint()
+            .stream_name("e2e")
+            .api_name(ApiName::ListFragments)
+            .send()
+            .await
+            .unwrap()
+            .data_endpoint
+            .unwrap();
+        let creds = aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t");
+        let archived = aws_sdk_kinesisvideoarchivedmedia::Client::from_conf(
+            aws_sdk_kinesisvideoarchivedmedia::Config::builder()
+                .behavior_version(
+                    aws_sdk_kinesisvideoarchivedmedia::config::BehaviorVersion::latest(),
+                )
+                .region(aws_sdk_kinesisvideoarchivedmedia::config::Region::new(
+                    "us-east-1",
+                ))
+                .credentials_provider(creds.clone())
+                .endpoint_url(&data_ep)
+                .http_client(http_client())
+                .build(),
+        );
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut listed = Vec::new();
+        let mut pages = archived
+            .list_fragments()
+            .stream_name("e2e")
+            .max_results(4)
+            .fragment_selector(
+                FragmentSelector::builder()
+                    .fragment_selector_type(FragmentSelectorType::ProducerTimestamp)
+                    .timestamp_range(
+                        TimestampRange::builder()
+                            .start_timestamp(DateTime::from_secs(1_700_000_000))
+                            .end_timestamp(DateTime::from_secs(1_700_000_100))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            listed.extend(page.unwrap().fragments.unwrap_or_default());
+        }
+        assert_eq!(listed.len(), 6);
+        listed.sort_by_key(|f| f.producer_timestamp.unwrap().as_nanos());
+        for (i, f) in listed.iter().enumerate() {
+            assert_eq!(
+                f.producer_timestamp.unwrap().to_millis().unwrap(),
+                1_700_000_000_000 + 1000 * i as i64
+            );
+            assert_eq!(f.fragment_length_in_milliseconds, 1000);
+            let server_ts = f.server_timestamp.unwrap().secs();
+            assert!((server_ts - now).abs() < 60);
+        }
+        let numbers: Vec<String> = listed
+            .iter()
+            .map(|f| f.fragment_number.clone().unwrap())
+            .collect();
+        let got = archived
+            .get_media_for_fragment_list()
+            .stream_name("e2e")
+            .set_fragments(Some(numbers.clone()))
+            .send()
+            .await
+            .unwrap()
+            .payload
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let docs = documents(&got);
+        assert_eq!(docs.len(), 6);
+        let mut out_packets = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            out_packets.extend(ffprobe(dir.path(), &format!("gmffl-{i}.mkv"), doc));
+            let (frames, tags) = demux(doc);
+            assert_eq!(frames.len(), 25);
+            assert!(
+                tags.iter()
+                    .any(|(n, v)| n == "AWS_KINESISVIDEO_FRAGMENT_NUMBER"
+                        && v.contains(numbers[i].as_str())),
+                "{tags:?}"
+            );
+        }
+        assert_eq!(
+            out_packets, input_packets,
+            "every frame back, with its timestamp"
+        );
+
+        // GetMedia from EARLIEST through the media SDK: the same six fragments, in order.
+        let media = aws_sdk_kinesisvideomedia::Client::from_conf(
+            aws_sdk_kinesisvideomedia::Config::builder()
+                .behavior_version(aws_sdk_kinesisvideomedia::config::BehaviorVersion::latest())
+                .region(aws_sdk_kinesisvideomedia::config::Region::new("us-east-1"))
+                .credentials_provider(creds)
+                .endpoint_url(&data_ep)
+                .http_client(http_client())
+                .build(),
+        );
+        let mut out = media
+            .get_media()
+            .stream_name("e2e")
+            .start_selector(
+                StartSelector::builder()
+                    .start_selector_type(StartSelectorType::Earliest)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        // The response follows the live edge and never ends: read until the sixth
+        // fragment's closing tags are in.
+        while demux(&bytes)
+            .1
+            .iter()
+            .filter(|(n, _)| n == "AWS_KINESISVIDEO_CONTINUATION_TOKEN")
+            .count()
+            < 6
+        {
+            let next = tokio::time::timeout_at(deadline, out.payload.next())
+                .await
+                .expect("GetMedia delivers the stored fragments");
+            bytes.extend_from_slice(&next.unwrap().unwrap());
+        }
+        let (frames, tags) = demux(&bytes);
+        assert_eq!(frames.len(), 150);
+        let fragment_tags: Vec<&String> = tags
+            .iter()
+            .filter(|(n, _)| n == "AWS_KINESISVIDEO_FRAGMENT_NUMBER")
+            .map(|(_, v)| v)
+            .collect();
+        for (tag, n) in fragment_tags.iter().zip(&numbers) {
+            assert!(tag.contains(n.as_str()), "{tag} vs {n}");
+        }
+    });
+}
