@@ -199,17 +199,32 @@ pub(crate) fn list_streams(call: &Call) -> ApiResult<Response> {
         Some(t) => Some(decode_token(t)?),
         None => None,
     };
-    // One more than a page, to know whether another page follows.
-    let mut recs = call
-        .state
-        .store
-        .list_streams(prefix, after.as_deref(), limit + 1)?;
+    // The streams the caller may see, one more than a page to know whether another follows.
+    // The token is the last name returned, so it never names a stream outside the caller's
+    // scope.
+    let mut recs = Vec::new();
+    let mut cursor = after;
+    loop {
+        let batch = call
+            .state
+            .store
+            .list_streams(prefix, cursor.as_deref(), limit + 1)?;
+        let exhausted = batch.len() <= limit;
+        cursor = batch.last().map(|r| r.name.clone());
+        recs.extend(
+            batch
+                .into_iter()
+                .filter(|r| call.authorize(Some(&r.name)).is_ok()),
+        );
+        if recs.len() > limit || exhausted {
+            break;
+        }
+    }
     let more = recs.len() > limit;
     recs.truncate(limit);
     let ctx = call.state.arn_context();
     let list: Vec<StreamInfo> = recs
         .iter()
-        .filter(|r| call.authorize(Some(&r.name)).is_ok())
         .map(|r| StreamInfo::from_record(&ctx, r))
         .collect();
     let mut out = serde_json::Map::new();
@@ -408,6 +423,7 @@ fn tagged_stream(
     name: Option<&str>,
     arn: Option<&str>,
 ) -> ApiResult<vigil_store::StreamRecord> {
+    call.authorize_requested(name, arn)?;
     let rec = resolve_stream(&call.state, name, arn, true)?;
     call.authorize(Some(&rec.name))?;
     Ok(rec)
@@ -534,14 +550,19 @@ fn resource(call: &Call, arn: Option<&str>) -> ApiResult<vigil_store::StreamReco
             "The resource {arn} is not found."
         )));
     }
+    let denied = |e| match e {
+        ApiError::NotAuthorizedException(m) => ApiError::AccessDeniedException(m),
+        other => other,
+    };
+    call.state
+        .auth
+        .authorize(&call.principal, call.op, Some(parsed.name))
+        .map_err(denied)?;
     let rec = resolve_stream(&call.state, None, Some(arn), true)?;
     call.state
         .auth
         .authorize(&call.principal, call.op, Some(&rec.name))
-        .map_err(|e| match e {
-            ApiError::NotAuthorizedException(m) => ApiError::AccessDeniedException(m),
-            other => other,
-        })?;
+        .map_err(denied)?;
     Ok(rec)
 }
 
@@ -550,6 +571,12 @@ pub(crate) fn tag_resource(call: &Call) -> ApiResult<Response> {
     let list = input
         .tags
         .ok_or_else(|| ApiError::invalid("Tags is required."))?;
+    if list.is_empty() || list.len() > validate::MAX_TAGS {
+        return Err(ApiError::invalid(format!(
+            "Tags must hold 1 to {} tags.",
+            validate::MAX_TAGS
+        )));
+    }
     let mut tags = BTreeMap::new();
     for t in list {
         match (t.key, t.value) {

@@ -45,6 +45,9 @@ pub struct ApiConfig {
     pub max_json_body: usize,
 }
 
+/// How long a JSON request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The account id ARNs carry unless configured otherwise.
 pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
@@ -168,9 +171,20 @@ impl Call {
     /// The stream a request names by `StreamName` or `StreamARN` (one is required; if both
     /// are given they must agree), after checking that the caller may use it.
     pub fn stream(&self, name: Option<&str>, arn: Option<&str>) -> ApiResult<StreamRecord> {
+        self.authorize_requested(name, arn)?;
         let rec = resolve_stream(&self.state, name, arn, false)?;
         self.authorize(Some(&rec.name))?;
         Ok(rec)
+    }
+
+    /// Authorises the stream name a request asks for, before it is looked up: a key limited
+    /// to some streams must not learn whether others exist (404 against 401).
+    pub fn authorize_requested(&self, name: Option<&str>, arn: Option<&str>) -> ApiResult<()> {
+        match (name.filter(|n| !n.is_empty()), arn.and_then(parse_arn)) {
+            (Some(n), _) => self.authorize(Some(n)),
+            (None, Some(p)) => self.authorize(Some(p.name)),
+            (None, None) => Ok(()),
+        }
     }
 
     /// The URL clients reach this server at: the configured public URL, or the scheme and
@@ -305,7 +319,15 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         };
         return media::put_media(call, body).await;
     }
-    let bytes = read_body(body, state.cfg.max_json_body).await?;
+    state.auth.precheck(&parts)?;
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, read_body(body, state.cfg.max_json_body))
+        .await
+        .map_err(|_| {
+            ApiError::SerializationException(format!(
+                "The request body did not arrive within {} s.",
+                BODY_TIMEOUT.as_secs()
+            ))
+        })??;
     let principal = state.auth.authenticate(&parts, Payload::Body(&bytes))?;
     let call = Call {
         op,
@@ -316,39 +338,39 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
     };
     tracing::debug!(op = op.name(), key = call.principal.access_key_id, "call");
     match op {
-        Operation::CreateStream => control::create_stream(&call),
-        Operation::DescribeStream => control::describe_stream(&call),
-        Operation::ListStreams => control::list_streams(&call),
-        Operation::UpdateStream => control::update_stream(&call),
-        Operation::DeleteStream => control::delete_stream(&call),
-        Operation::UpdateDataRetention => control::update_data_retention(&call),
-        Operation::GetDataEndpoint => control::get_data_endpoint(&call),
-        Operation::TagStream => control::tag_stream(&call),
-        Operation::UntagStream => control::untag_stream(&call),
-        Operation::ListTagsForStream => control::list_tags_for_stream(&call),
-        Operation::TagResource => control::tag_resource(&call),
-        Operation::UntagResource => control::untag_resource(&call),
-        Operation::ListTagsForResource => control::list_tags_for_resource(&call),
+        Operation::CreateStream => blocking(call, control::create_stream).await,
+        Operation::DescribeStream => blocking(call, control::describe_stream).await,
+        Operation::ListStreams => blocking(call, control::list_streams).await,
+        Operation::UpdateStream => blocking(call, control::update_stream).await,
+        Operation::DeleteStream => blocking(call, control::delete_stream).await,
+        Operation::UpdateDataRetention => blocking(call, control::update_data_retention).await,
+        Operation::GetDataEndpoint => blocking(call, control::get_data_endpoint).await,
+        Operation::TagStream => blocking(call, control::tag_stream).await,
+        Operation::UntagStream => blocking(call, control::untag_stream).await,
+        Operation::ListTagsForStream => blocking(call, control::list_tags_for_stream).await,
+        Operation::TagResource => blocking(call, control::tag_resource).await,
+        Operation::UntagResource => blocking(call, control::untag_resource).await,
+        Operation::ListTagsForResource => blocking(call, control::list_tags_for_resource).await,
         Operation::DescribeImageGenerationConfiguration => {
-            control::describe_image_generation_configuration(&call)
+            blocking(call, control::describe_image_generation_configuration).await
         }
         Operation::UpdateImageGenerationConfiguration => {
-            control::update_image_generation_configuration(&call)
+            blocking(call, control::update_image_generation_configuration).await
         }
         Operation::DescribeNotificationConfiguration => {
-            control::describe_notification_configuration(&call)
+            blocking(call, control::describe_notification_configuration).await
         }
         Operation::UpdateNotificationConfiguration => {
-            control::update_notification_configuration(&call)
+            blocking(call, control::update_notification_configuration).await
         }
         Operation::DescribeStreamStorageConfiguration => {
-            control::describe_stream_storage_configuration(&call)
+            blocking(call, control::describe_stream_storage_configuration).await
         }
         Operation::UpdateStreamStorageConfiguration => {
-            control::update_stream_storage_configuration(&call)
+            blocking(call, control::update_stream_storage_configuration).await
         }
         Operation::GetMedia => media::get_media(call).await,
-        Operation::ListFragments => media::list_fragments(&call),
+        Operation::ListFragments => blocking(call, media::list_fragments).await,
         Operation::GetMediaForFragmentList => media::get_media_for_fragment_list(call).await,
         Operation::PutMedia => Err(ApiError::InternalFailure(
             "PutMedia reached the JSON path".into(),
@@ -381,6 +403,15 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
             op.name()
         ))),
     }
+}
+
+/// Runs a handler on the blocking pool: the control plane's store calls commit to the index
+/// durably (an fsync) and take the store's locks, which must not stall the runtime's workers
+/// (they carry every ack and every live frame).
+async fn blocking(call: Call, handler: fn(&Call) -> ApiResult<Response>) -> ApiResult<Response> {
+    tokio::task::spawn_blocking(move || handler(&call))
+        .await
+        .map_err(|e| ApiError::InternalFailure(format!("the handler task failed: {e}")))?
 }
 
 /// Reads a JSON body of at most `limit` bytes.

@@ -76,6 +76,7 @@ pub fn run_all(open: Opener<'_>) {
     retention(open);
     byte_budget(open);
     no_retention(open);
+    retained_is_fixed_at_begin(open);
     delete_stream(open);
     key_rotation(open);
     tail(open);
@@ -386,6 +387,49 @@ pub fn no_retention(open: Opener<'_>) {
         };
         assert_eq!(&d[..], b"ephemeral");
     });
+}
+
+/// A writer's `retained` is the stream's retention as the fragment began, and says exactly
+/// whether `finish` writes it: a retention change while the fragment is open changes neither.
+pub fn retained_is_fixed_at_begin(open: Opener<'_>) {
+    let store = open(Arc::new(clock())).unwrap();
+    let kept = stream(&store, "retained-then-not", 24);
+    let h = store.register_header(kept, b"h").unwrap();
+    let mut w = store.begin_fragment(kept, h, 1).unwrap();
+    assert!(w.retained());
+    w.append(Bytes::from_static(b"kept")).unwrap();
+    store
+        .update_stream(StreamRef::Id(kept), None, |r| {
+            r.data_retention_hours = 0;
+            Ok(())
+        })
+        .unwrap();
+    assert!(w.retained(), "fixed when the fragment began");
+    let m = w.finish(1000).unwrap().wait_blocking().unwrap();
+    assert_eq!(
+        &store.read_fragment(kept, m.number).unwrap().payload[..],
+        b"kept"
+    );
+
+    let ephemeral = stream(&store, "not-then-retained", 0);
+    let h = store.register_header(ephemeral, b"h").unwrap();
+    let mut w = store.begin_fragment(ephemeral, h, 1).unwrap();
+    assert!(!w.retained());
+    w.append(Bytes::from_static(b"memory")).unwrap();
+    store
+        .update_stream(StreamRef::Id(ephemeral), None, |r| {
+            r.data_retention_hours = 24;
+            Ok(())
+        })
+        .unwrap();
+    assert!(!w.retained());
+    let m = w.finish(1000).unwrap().wait_blocking().unwrap();
+    assert!(
+        store.read_fragment(ephemeral, m.number).is_err(),
+        "never written"
+    );
+    // The next fragment follows the new retention.
+    assert!(store.begin_fragment(ephemeral, h, 2).unwrap().retained());
 }
 
 /// Deleting a stream makes its data unreachable at once, and retention purges it.

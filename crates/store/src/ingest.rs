@@ -108,6 +108,14 @@ impl FragmentWriter {
         self.frag.server_ts_ms
     }
 
+    /// Whether the fragment will be written to disk when finished: the stream's retention was
+    /// above 0 when the fragment began (read once, in `begin_fragment`; a later
+    /// UpdateDataRetention does not change it). `finish` writes it and its [`Durable`] resolves
+    /// once it is on disk exactly when this is true; otherwise it lives only in memory.
+    pub fn retained(&self) -> bool {
+        self.retained
+    }
+
     /// Bytes so far.
     pub fn len(&self) -> usize {
         self.bytes

@@ -11,6 +11,7 @@
 //! log_format = "json"
 //! allow_anonymous = false
 //! master_key_id = "vigil/master"
+//! shutdown_timeout = 30
 //!
 //! [tls]
 //! cert = "/etc/vigil/cert.pem"
@@ -46,6 +47,8 @@ pub struct FileConfig {
     pub allow_anonymous: Option<bool>,
     /// `--master-key-id`.
     pub master_key_id: Option<String>,
+    /// `--shutdown-timeout`, in seconds.
+    pub shutdown_timeout: Option<u64>,
     /// TLS.
     #[serde(default)]
     pub tls: TlsFileConfig,

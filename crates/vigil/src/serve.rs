@@ -170,6 +170,12 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     if let Some(v) = f.master_key_id.filter(|_| defaulted(m, "master_key_id")) {
         args.store.master_key_id = v;
     }
+    if let Some(v) = f
+        .shutdown_timeout
+        .filter(|_| defaulted(m, "shutdown_timeout"))
+    {
+        args.shutdown_timeout = v;
+    }
     let tls_flags = !defaulted(m, "tls_cert") || !defaulted(m, "tls_self_signed");
     if !tls_flags {
         match (f.tls.cert, f.tls.key, f.tls.self_signed.unwrap_or(false)) {
@@ -364,7 +370,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         warn!("PutMedia sessions still open after {timeout:?}; closing them");
         state.sessions.close_all();
     }
-    if tokio::time::timeout(Duration::from_secs(2), graceful.shutdown())
+    // Long enough for a drained session to finish discarding its producer's body (so that
+    // closing the connection cannot reset it before the last acks are read).
+    if tokio::time::timeout(Duration::from_secs(6), graceful.shutdown())
         .await
         .is_err()
     {

@@ -45,6 +45,12 @@
 //! failure (a damaged or unreadable fragment) ends the body with an error document,
 //! `ERROR_ID` 5000.
 //!
+//! The body also ends, the same way (an open document closed as abandoned, no error
+//! document), once the key that signed the request is revoked or deleted: every
+//! [`crate::auth::RECHECK_INTERVAL`] (1 s), while it waits for the stream or reads it, the body
+//! asks the authenticator whether the caller is still valid
+//! ([`crate::auth::Authenticator::is_current`]).
+//!
 //! # Memory and back-pressure
 //!
 //! The body is a stream that reads the store's [`Tail`] only when the connection asks for more
@@ -61,12 +67,16 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::Deserialize;
+use tokio::time::{Instant, sleep_until};
 use vigil_store::{StartAt, Store, StoreError, StreamRef, Tail, TailEvent, TimestampKind};
 
 use super::document::{self, Aligner, ChunkError, Flavor, FragmentHead};
 use super::readers::ReaderMetrics;
+use crate::auth::{Authenticator, Principal, RECHECK_INTERVAL};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{is_fragment_number_shape, parse_fragment_number, seconds_to_ms};
 use crate::server::Call;
@@ -236,8 +246,12 @@ pub async fn get_media(call: Call) -> ApiResult<Response> {
     let tail = store.tail(StreamRef::Id(rec.id), start)?;
     tracing::debug!(stream = rec.name, ?selector, "GetMedia");
     let metrics = ReaderMetrics::start(&rec.name);
+    let access = Access {
+        auth: call.state.auth.clone(),
+        principal: call.principal.clone(),
+    };
     Ok(media_response(Body::from_stream(reader_stream(
-        store, tail, metrics,
+        store, tail, metrics, access,
     ))))
 }
 
@@ -248,6 +262,13 @@ struct Open {
     server_ts_ms: u64,
     /// For a fragment still being received: its payload is sent in whole elements.
     aligner: Option<Aligner>,
+}
+
+/// Who is reading, re-checked while the body lasts (see the module docs).
+#[derive(Debug)]
+struct Access {
+    auth: Arc<dyn Authenticator>,
+    principal: Principal,
 }
 
 /// One GetMedia body (see the module docs).
@@ -261,6 +282,9 @@ struct Reader {
     last_number: Option<u64>,
     done: bool,
     metrics: ReaderMetrics,
+    access: Access,
+    /// When `access` is next re-checked.
+    next_auth_check: Instant,
 }
 
 /// The body: reads the tail only when polled.
@@ -268,6 +292,7 @@ fn reader_stream(
     store: Store,
     tail: Tail,
     metrics: ReaderMetrics,
+    access: Access,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let reader = Reader {
         store,
@@ -277,6 +302,8 @@ fn reader_stream(
         last_number: None,
         done: false,
         metrics,
+        access,
+        next_auth_check: Instant::now() + RECHECK_INTERVAL,
     };
     futures_util::stream::unfold(reader, |mut r| async move {
         loop {
@@ -293,9 +320,36 @@ fn reader_stream(
 }
 
 impl Reader {
+    /// The next tail event; `None` once the caller's key is no longer valid. The tail's read
+    /// is never cancelled by a re-check (a slow disk read could otherwise never finish).
+    async fn next_event(&mut self) -> Option<vigil_store::Result<TailEvent>> {
+        let next = self.tail.next();
+        tokio::pin!(next);
+        loop {
+            tokio::select! {
+                event = &mut next => return Some(event),
+                () = sleep_until(self.next_auth_check) => {
+                    self.next_auth_check = Instant::now() + RECHECK_INTERVAL;
+                    if !self.access.auth.is_current(&self.access.principal) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads one tail event into `out` (or marks the body done).
     async fn step(&mut self) {
-        match self.tail.next().await {
+        let Some(event) = self.next_event().await else {
+            tracing::warn!(
+                key = self.access.principal.access_key_id,
+                "GetMedia: the reader's access key was revoked; ending the response"
+            );
+            self.close_open();
+            self.done = true;
+            return;
+        };
+        match event {
             Ok(TailEvent::Start(start)) => {
                 // A Start while a document is open cannot happen (the tail ends or aborts
                 // each fragment first); close it anyway rather than nest documents.

@@ -24,12 +24,34 @@
 //! - **Tags** (level-1 elements, which end an unknown-size Cluster) attach to the fragment whose
 //!   Cluster they follow, as KVS appears to do (§2.6); Tags that come before the first Cluster
 //!   (or between a fragment that was completed by an end-of-fragment tag and the next Cluster)
-//!   attach to the next fragment. They are stored raw after the Cluster, in arrival order. A Tags
-//!   element whose SimpleTags are all reserved (`AWS_KINESISVIDEO_*`) is not stored.
+//!   attach to the next fragment. They are stored after the Cluster, in arrival order; only
+//!   their custom SimpleTags are stored (see *Tags* below).
 //! - A fragment is **complete** ([`Op::Complete`], the RECEIVED ack) at the next Cluster, at a
 //!   Tags element holding `AWS_KINESISVIDEO_END_OF_FRAGMENT`, or at the end of the body. The C
 //!   producer sends the end-of-fragment tag after its last Cluster and waits for that
 //!   fragment's PERSISTED ack before it ends the body, so the tag must complete it.
+//!
+//! # Tags
+//!
+//! Only custom metadata is stored: GetMedia writes its own reserved tags around the payload,
+//! and the KVS parser library reads `AWS_KINESISVIDEO_*` tags (continuation token, millis
+//! behind now, error codes) from any Tags element after the Cluster, so a producer must not be
+//! able to put one there. A Tags element is therefore stored
+//!
+//! - **raw**, as the producer sent it, when it holds custom SimpleTags only and nothing the
+//!   demuxer does not account for (`is_plain`: only Tag, Targets with its three known
+//!   children, SimpleTag with at most one TagName (valid UTF-8, no NUL), TagLanguage,
+//!   TagDefault and TagString or TagBinary, nested SimpleTags, and Void or CRC-32 anywhere), so
+//!   that a parser cannot read a name there that ingest did not check;
+//! - **re-encoded** (`vigil_mkv::encode_tags`) otherwise, holding only the custom SimpleTags
+//!   as decoded, each with its own nesting; the custom children of a reserved SimpleTag take its
+//!   place (image-generation and notification tags may carry custom pairs);
+//! - **not at all** when it holds no custom SimpleTag.
+//!
+//! Reserved names producers send, and that are accepted (and not stored) at any depth:
+//! [`PRODUCER_TAGS`] (`AWS_KINESISVIDEO_END_OF_FRAGMENT`, which the C producer sends, as its
+//! captures show; `AWS_KINESISVIDEO_IMAGE_GENERATION` and `AWS_KINESISVIDEO_IMAGE_PREFIX`;
+//! `AWS_KINESISVIDEO_NOTIFICATION`). Any other `AWS_KINESISVIDEO_*` name is ERROR 4009.
 //!
 //! # Timestamps and duration
 //!
@@ -59,10 +81,10 @@
 //! | 4001 `MAX_FRAGMENT_SIZE_REACHED` | a fragment (Cluster and its Tags) would pass [`MAX_FRAGMENT_BYTES`] |
 //! | 4002 `MAX_FRAGMENT_DURATION_REACHED` | a frame ends more than 20 s after its Cluster's time |
 //! | 4003 `MAX_CONNECTION_DURATION_REACHED` | [`Ingest::expire`]: at the next Cluster once the connection is too old |
-//! | 4004 `FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS` | a Cluster's time is before the previous fragment's |
+//! | 4004 `FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS` | a Cluster's time, or a frame's, is before the latest frame of the session's previous fragment (see below) |
 //! | 4006 `INVALID_MKV_DATA` | the demuxer fails; a second EBML header or Segment (KVS rejects them; so do we); a Cluster before Tracks; TimecodeScale 0 |
 //! | 4007 `INVALID_PRODUCER_TIMESTAMP` | the producer timestamp is past year 9999 |
-//! | 4009 `FRAGMENT_METADATA_LIMIT_REACHED` | more than 10 custom SimpleTags for one fragment, a name over 128 bytes, a value over 256 bytes, or a custom name starting with `AWS` |
+//! | 4009 `FRAGMENT_METADATA_LIMIT_REACHED` | more than 10 custom SimpleTags (nested ones included) for one fragment, a custom name over 128 bytes, a value over 256 bytes, a custom name starting with `AWS`, or a reserved `AWS_KINESISVIDEO_*` name other than [`PRODUCER_TAGS`] |
 //! | 4010 `TRACK_NUMBER_MISMATCH` | a frame on a track Tracks does not declare |
 //! | 4012 `MORE_THAN_ALLOWED_TRACKS_FOUND` | Tracks declares more than 3 tracks |
 //!
@@ -72,13 +94,28 @@
 //! any reader; GetMedia, HLS and clips cope with a track missing from a fragment.
 //!
 //! Custom tags are counted per fragment (those of the Tags before its Cluster plus those after);
-//! reserved names (`AWS_KINESISVIDEO_*`, such as the end-of-fragment, image-generation and
-//! notification tags) are not custom and not counted.
+//! the reserved names producers may send ([`PRODUCER_TAGS`]) are not custom and not counted.
+//!
+//! **The 4004 rule** (§2.4: each fragment's earliest frame must be after the latest frame of
+//! the previous one): a fragment's Cluster Timecode and every one of its frame times must be
+//! **at or after the latest frame time** (the frame's start, not its end) of the previous
+//! fragment of the session; a fragment without frames counts as one frame at its Cluster's
+//! time. Equal is accepted: the next Cluster of a producer that gives frames no duration
+//! starts one frame interval after the last frame (the C producer's captures: last frames at
+//! +1760 ms video and +1780 ms audio, next Cluster at +1800 ms), one that starts exactly at
+//! the last frame's end is later still, and a frame on another track at the same instant as
+//! the previous fragment's last one orders nothing backwards. A Cluster Timecode before that
+//! is refused before the fragment begins (the ERROR ack carries the timecode, no number); a
+//! frame before it fails the fragment being received (dropped, ERROR with its number).
 
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use vigil_mkv::{Demuxer, Error as MkvError, ErrorKind, Event, Frame, Limits, Tag, TagValue, ids};
+use vigil_mkv::ebml::{Child, Children};
+use vigil_mkv::{
+    Demuxer, Error as MkvError, ErrorKind, Event, Frame, Limits, SimpleTag, Tag, TagValue,
+    encode_tags, ids,
+};
 use vigil_store::MAX_FRAGMENT_BYTES;
 
 /// Most tracks a stream may declare (KVS: 3).
@@ -95,6 +132,14 @@ pub const MAX_TAG_VALUE_BYTES: usize = 256;
 pub const RESERVED_TAG_PREFIX: &str = "AWS_KINESISVIDEO_";
 /// The tag that ends the fragment it follows.
 pub const END_OF_FRAGMENT_TAG: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
+/// The reserved names producers may send: accepted, interpreted (the end-of-fragment tag) or
+/// not, and never stored. Any other reserved name is ERROR 4009.
+pub const PRODUCER_TAGS: [&str; 4] = [
+    END_OF_FRAGMENT_TAG,
+    "AWS_KINESISVIDEO_IMAGE_GENERATION",
+    "AWS_KINESISVIDEO_IMAGE_PREFIX",
+    "AWS_KINESISVIDEO_NOTIFICATION",
+];
 /// A Segment ID with an unknown size, as the stored track header carries it.
 pub const SEGMENT_UNKNOWN_SIZE: [u8; 12] = [
     0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
@@ -258,13 +303,18 @@ struct Fragment {
     early_tags: Vec<Bytes>,
     /// The latest frame end so far.
     end_ns: i128,
+    /// The latest frame time (start) so far.
+    latest_frame_ns: Option<i128>,
     tracks: Vec<TrackTiming>,
 }
 
 /// What a Tags element holds.
 struct TagsSummary {
+    /// Custom SimpleTags, nested ones included.
     custom: usize,
     end_of_fragment: bool,
+    /// Whether a SimpleTag (at any depth) has a reserved name.
+    reserved: bool,
 }
 
 /// The ingest state machine. See the [module docs](self).
@@ -288,7 +338,9 @@ pub struct Ingest {
     /// Tags waiting for the next fragment.
     pending_tags: Vec<Bytes>,
     pending_custom: usize,
-    prev_start_ns: Option<i128>,
+    /// The latest frame time of the previous fragment (its Cluster's time if it had none):
+    /// the 4004 bound.
+    prev_latest_ns: Option<i128>,
     draining: bool,
     expired: bool,
     eof: Option<EndOfInput>,
@@ -320,7 +372,7 @@ impl Ingest {
             fragment: None,
             pending_tags: Vec::new(),
             pending_custom: 0,
-            prev_start_ns: None,
+            prev_latest_ns: None,
             draining: false,
             expired: false,
             eof: None,
@@ -585,13 +637,16 @@ impl Ingest {
                 );
             }
         };
-        if let Some(previous) = self.prev_start_ns
+        if let Some(previous) = self.prev_latest_ns
             && start_ns < previous
         {
             return self.fail(
                 AckError::FragmentTimecodeLesserThanPrevious,
                 Some(timecode),
-                format!("Cluster at {start_ns} ns is before the previous fragment's {previous} ns"),
+                format!(
+                    "Cluster at {start_ns} ns is before the previous fragment's latest frame \
+                     ({previous} ns)"
+                ),
             );
         }
         if self.header_dirty {
@@ -610,6 +665,7 @@ impl Ingest {
             custom_tags: std::mem::take(&mut self.pending_custom),
             early_tags: std::mem::take(&mut self.pending_tags),
             end_ns: start_ns,
+            latest_frame_ns: None,
             tracks: Vec::new(),
         });
         self.flush_cluster(self.demux.position());
@@ -634,6 +690,19 @@ impl Ingest {
             );
         };
         let t = i128::from(frame.time_ns);
+        if let Some(previous) = self.prev_latest_ns
+            && t < previous
+        {
+            return self.fail(
+                AckError::FragmentTimecodeLesserThanPrevious,
+                None,
+                format!(
+                    "a frame at {t} ns is before the previous fragment's latest frame \
+                     ({previous} ns)"
+                ),
+            );
+        }
+        f.latest_frame_ns = Some(f.latest_frame_ns.map_or(t, |l| l.max(t)));
         let known = frame.duration_ns.map(i128::from);
         let offset = t + known.unwrap_or(0) - f.start_ns;
         if offset > MAX_FRAGMENT_DURATION_NS {
@@ -708,10 +777,17 @@ impl Ingest {
             );
         }
         if summary.custom > 0 {
-            if self.fragment.is_some() {
-                self.append_to_fragment(raw);
+            let stored = if !summary.reserved && is_plain(&raw) {
+                raw
             } else {
-                self.pending_tags.push(raw);
+                let mut out = Vec::with_capacity(raw.len());
+                encode_tags(&mut out, &custom_only(tags));
+                Bytes::from(out)
+            };
+            if self.fragment.is_some() {
+                self.append_to_fragment(stored);
+            } else {
+                self.pending_tags.push(stored);
             }
         }
         if summary.end_of_fragment
@@ -734,7 +810,7 @@ impl Ingest {
         let ns = (f.end_ns - f.start_ns).max(0);
         let ms = (ns + 500_000) / 1_000_000;
         let duration_ms = u32::try_from(ms).unwrap_or(u32::MAX);
-        self.prev_start_ns = Some(f.start_ns);
+        self.prev_latest_ns = Some(f.latest_frame_ns.unwrap_or(f.start_ns));
         self.ops.push_back(Op::Complete { duration_ms });
     }
 
@@ -819,29 +895,24 @@ impl Ingest {
     }
 }
 
-/// Counts a Tags element's custom SimpleTags and checks them; notes the end-of-fragment tag.
+/// Counts a Tags element's custom SimpleTags (nested ones included) and checks them and the
+/// reserved ones; notes the end-of-fragment tag.
 fn summarize_tags(tags: &[Tag]) -> Result<TagsSummary, String> {
     let mut summary = TagsSummary {
         custom: 0,
         end_of_fragment: false,
+        reserved: false,
     };
-    for st in tags.iter().flat_map(|t| &t.simple_tags) {
-        if st.name.starts_with(RESERVED_TAG_PREFIX) {
-            summary.end_of_fragment |= st.name == END_OF_FRAGMENT_TAG;
-            continue;
-        }
-        if st.name.starts_with("AWS") {
-            return Err(format!(
-                "metadata tag {:?}: custom names may not start with AWS",
-                st.name
-            ));
-        }
-        if st.name.len() > MAX_TAG_NAME_BYTES {
-            return Err(format!(
-                "a metadata tag name of {} bytes; at most {MAX_TAG_NAME_BYTES}",
-                st.name.len()
-            ));
-        }
+    for tag in tags {
+        summarize_simple_tags(&tag.simple_tags, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+/// [`summarize_tags`] for SimpleTags and, recursively, their children (whose depth the
+/// demuxer bounds).
+fn summarize_simple_tags(list: &[SimpleTag], summary: &mut TagsSummary) -> Result<(), String> {
+    for st in list {
         let value_len = match &st.value {
             TagValue::None => 0,
             TagValue::String(s) => s.len(),
@@ -853,9 +924,122 @@ fn summarize_tags(tags: &[Tag]) -> Result<TagsSummary, String> {
                 st.name
             ));
         }
-        summary.custom += 1;
+        if st.name.starts_with(RESERVED_TAG_PREFIX) {
+            if !PRODUCER_TAGS.contains(&st.name.as_str()) {
+                return Err(format!(
+                    "metadata tag {:?}: a reserved name producers may not send",
+                    st.name
+                ));
+            }
+            summary.reserved = true;
+            summary.end_of_fragment |= st.name == END_OF_FRAGMENT_TAG;
+        } else {
+            if st.name.starts_with("AWS") {
+                return Err(format!(
+                    "metadata tag {:?}: custom names may not start with AWS",
+                    st.name
+                ));
+            }
+            if st.name.len() > MAX_TAG_NAME_BYTES {
+                return Err(format!(
+                    "a metadata tag name of {} bytes; at most {MAX_TAG_NAME_BYTES}",
+                    st.name.len()
+                ));
+            }
+            summary.custom += 1;
+        }
+        summarize_simple_tags(&st.children, summary)?;
     }
-    Ok(summary)
+    Ok(())
+}
+
+/// The Tags without their reserved SimpleTags: each custom SimpleTag as decoded, with its
+/// custom children; the custom children of a reserved one in its place. Tags left with no
+/// SimpleTag are dropped.
+fn custom_only(tags: &[Tag]) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|tag| {
+            let simple_tags = custom_simple_tags(&tag.simple_tags);
+            (!simple_tags.is_empty()).then(|| Tag {
+                targets: tag.targets.clone(),
+                simple_tags,
+            })
+        })
+        .collect()
+}
+
+fn custom_simple_tags(list: &[SimpleTag]) -> Vec<SimpleTag> {
+    let mut out = Vec::new();
+    for st in list {
+        if st.name.starts_with(RESERVED_TAG_PREFIX) {
+            out.extend(custom_simple_tags(&st.children));
+        } else {
+            out.push(SimpleTag {
+                name: st.name.clone(),
+                language: st.language.clone(),
+                default: st.default,
+                value: st.value.clone(),
+                children: custom_simple_tags(&st.children),
+            });
+        }
+    }
+    out
+}
+
+/// Whether a whole Tags element (as received, already decoded without error) holds nothing
+/// but what its decoding accounts for, so that storing it raw stores exactly the tags that
+/// were checked (see the module docs).
+fn is_plain(raw: &Bytes) -> bool {
+    let Ok(Some(header)) = vigil_mkv::ebml::read_header(raw) else {
+        return false;
+    };
+    let start = usize::from(header.header_len);
+    if raw.len() < start || header.size != Some((raw.len() - start) as u64) {
+        return false;
+    }
+    all_children(raw.slice(start..), |tag| {
+        tag.id == ids::TAG
+            && all_children(tag.data.clone(), |c| match c.id {
+                ids::TARGETS => all_children(c.data.clone(), |t| {
+                    matches!(
+                        t.id,
+                        ids::TARGET_TYPE_VALUE | ids::TARGET_TYPE | ids::TAG_TRACK_UID
+                    )
+                }),
+                ids::SIMPLE_TAG => is_plain_simple_tag(c.data.clone()),
+                _ => false,
+            })
+    })
+}
+
+fn is_plain_simple_tag(data: Bytes) -> bool {
+    let (mut names, mut languages, mut defaults, mut values) = (0u8, 0u8, 0u8, 0u8);
+    all_children(data, |c| match c.id {
+        ids::TAG_NAME => {
+            names += 1;
+            names == 1 && std::str::from_utf8(&c.data).is_ok() && !c.data.contains(&0)
+        }
+        ids::TAG_LANGUAGE => {
+            languages += 1;
+            languages == 1
+        }
+        ids::TAG_DEFAULT => {
+            defaults += 1;
+            defaults == 1
+        }
+        ids::TAG_STRING | ids::TAG_BINARY => {
+            values += 1;
+            values == 1
+        }
+        ids::SIMPLE_TAG => is_plain_simple_tag(c.data.clone()),
+        _ => false,
+    })
+}
+
+/// Whether every child of a master element's payload reads and passes `f`; Void and CRC-32
+/// elements (which hold nothing) pass.
+fn all_children(data: Bytes, mut f: impl FnMut(&Child) -> bool) -> bool {
+    Children::new(data, 0).all(|c| c.is_ok_and(|c| matches!(c.id, ids::VOID | ids::CRC32) || f(&c)))
 }
 
 #[cfg(test)]
@@ -1127,6 +1311,281 @@ mod tests {
         assert_eq!(error_of(&ops), Some((AckError::InvalidMkvData, None)));
         let ops = run(cut, 3, EndOfInput::Idle);
         assert_eq!(error_of(&ops), Some((AckError::StreamReadError, None)));
+    }
+
+    /// The bytes a machine appends after the first fragment's Cluster: its stored Tags.
+    fn stored_tags(input: &[u8], cluster_len: usize) -> Vec<u8> {
+        let ops = merged(run(input, 7, EndOfInput::BodyEnd));
+        assert_eq!(error_of(&ops), None, "{ops:?}");
+        let appended: Vec<u8> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Append(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .concat();
+        appended[cluster_len..].to_vec()
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn nested(name: &str, value: &str, children: Vec<SimpleTag>) -> SimpleTag {
+        SimpleTag {
+            children,
+            ..SimpleTag::string(name, value)
+        }
+    }
+
+    #[test]
+    fn reserved_tags_are_refused_or_never_stored() {
+        // Names GetMedia's readers act on: refused alone, beside a custom tag, nested in one.
+        for forged in [
+            "AWS_KINESISVIDEO_CONTINUATION_TOKEN",
+            "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW",
+            "AWS_KINESISVIDEO_ERROR_CODE",
+            "AWS_KINESISVIDEO_FRAGMENT_ABORTED",
+            "AWS_KINESISVIDEO_FRAGMENT_NUMBER",
+        ] {
+            for simple_tags in [
+                vec![SimpleTag::string(forged, "1")],
+                vec![
+                    SimpleTag::string("CAMERA", "x"),
+                    SimpleTag::string(forged, "1"),
+                ],
+                vec![nested("CAMERA", "x", vec![SimpleTag::string(forged, "1")])],
+            ] {
+                let (mut m, head) = document(1);
+                m.begin_cluster(0).unwrap();
+                m.write_simple_block(1, 0, true, &[1]).unwrap();
+                m.write_tags(&[Tag {
+                    simple_tags,
+                    ..Tag::default()
+                }])
+                .unwrap();
+                let ops = run(&[head, m.take()].concat(), 5, EndOfInput::BodyEnd);
+                assert_eq!(
+                    error_of(&ops),
+                    Some((AckError::FragmentMetadataLimitReached, None)),
+                    "{forged}"
+                );
+                assert!(!ops.iter().any(|op| matches!(op, Op::Complete { .. })));
+            }
+        }
+
+        // The families producers send are accepted and not stored; the custom tags beside or
+        // under them are, with their nesting.
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1]).unwrap();
+        let cluster = m.take();
+        let sent = [
+            Tag {
+                simple_tags: vec![
+                    SimpleTag::string("AWS_KINESISVIDEO_IMAGE_GENERATION", ""),
+                    SimpleTag::string("AWS_KINESISVIDEO_IMAGE_PREFIX", "cam1/"),
+                    nested("CAMERA", "front", vec![SimpleTag::string("LENS", "wide")]),
+                ],
+                ..Tag::default()
+            },
+            Tag {
+                simple_tags: vec![nested(
+                    "AWS_KINESISVIDEO_NOTIFICATION",
+                    "",
+                    vec![SimpleTag::string("EVENT", "motion")],
+                )],
+                ..Tag::default()
+            },
+        ];
+        m.write_tags(&sent).unwrap();
+        m.write_tags(&[eofr()]).unwrap();
+        let tags = stored_tags(
+            &[head.clone(), cluster.clone(), m.take()].concat(),
+            cluster.len(),
+        );
+        let mut expected = Vec::new();
+        encode_tags(
+            &mut expected,
+            &[
+                Tag {
+                    simple_tags: vec![nested(
+                        "CAMERA",
+                        "front",
+                        vec![SimpleTag::string("LENS", "wide")],
+                    )],
+                    ..Tag::default()
+                },
+                Tag {
+                    simple_tags: vec![SimpleTag::string("EVENT", "motion")],
+                    ..Tag::default()
+                },
+            ],
+        );
+        assert_eq!(tags, expected);
+        assert!(!contains(&tags, b"AWS"));
+
+        // Custom tags alone are stored as sent (with the 8-byte sizes the PIC writes).
+        let mut encoded = Vec::new();
+        encode_tags(&mut encoded, &[tag_of(&[("CAMERA", "front")])]);
+        let h = vigil_mkv::ebml::read_header(&encoded).unwrap().unwrap();
+        let mut custom = Vec::new();
+        vigil_mkv::ebml::write_id(&mut custom, ids::TAGS);
+        vigil_mkv::ebml::write_vint_width(
+            &mut custom,
+            (encoded.len() - usize::from(h.header_len)) as u64,
+            8,
+        );
+        custom.extend_from_slice(&encoded[usize::from(h.header_len)..]);
+        let tags = stored_tags(
+            &[head, cluster.clone(), custom.clone()].concat(),
+            cluster.len(),
+        );
+        assert_eq!(tags, custom);
+    }
+
+    fn tag_of(pairs: &[(&str, &str)]) -> Tag {
+        Tag {
+            simple_tags: pairs
+                .iter()
+                .map(|(k, v)| SimpleTag::string(*k, *v))
+                .collect(),
+            ..Tag::default()
+        }
+    }
+
+    #[test]
+    fn tags_holding_what_the_decoder_skips_are_re_encoded() {
+        use vigil_mkv::ebml::{write_binary, write_master};
+        const FORGED: &[u8] = b"AWS_KINESISVIDEO_CONTINUATION_TOKEN";
+        // Each decodes to custom tags only, but a parser that pairs names and values by their
+        // SimpleTag (the KVS parser library) or reads elements wherever they are would find
+        // the forged name in the raw bytes.
+        let hidden: [fn(&mut Vec<u8>); 4] = [
+            // Two names in one SimpleTag: the decoder keeps the last.
+            |o| {
+                write_master(o, ids::SIMPLE_TAG, |o| {
+                    write_binary(o, ids::TAG_NAME, FORGED);
+                    write_binary(o, ids::TAG_STRING, b"forged");
+                    write_binary(o, ids::TAG_NAME, b"CAMERA");
+                });
+            },
+            // A name with a NUL, which the decoder cuts.
+            |o| {
+                write_master(o, ids::SIMPLE_TAG, |o| {
+                    write_binary(o, ids::TAG_NAME, b"CAMERA\0AWS_KINESISVIDEO_X");
+                    write_binary(o, ids::TAG_STRING, b"front");
+                });
+            },
+            // A SimpleTag inside Targets, which the decoder does not look into.
+            |o| {
+                write_master(o, ids::TARGETS, |o| {
+                    write_master(o, ids::SIMPLE_TAG, |o| {
+                        write_binary(o, ids::TAG_NAME, FORGED);
+                        write_binary(o, ids::TAG_STRING, b"forged");
+                    });
+                });
+                write_master(o, ids::SIMPLE_TAG, |o| {
+                    write_binary(o, ids::TAG_NAME, b"CAMERA");
+                    write_binary(o, ids::TAG_STRING, b"front");
+                });
+            },
+            // Two values in one SimpleTag (the parser library fails on it).
+            |o| {
+                write_master(o, ids::SIMPLE_TAG, |o| {
+                    write_binary(o, ids::TAG_NAME, b"CAMERA");
+                    write_binary(o, ids::TAG_STRING, b"front");
+                    write_binary(o, ids::TAG_STRING, b"back");
+                });
+            },
+        ];
+        for (i, body) in hidden.iter().enumerate() {
+            let (mut m, head) = document(1);
+            m.begin_cluster(0).unwrap();
+            m.write_simple_block(1, 0, true, &[1]).unwrap();
+            let cluster = m.take();
+            let mut tags = Vec::new();
+            write_master(&mut tags, ids::TAGS, |o| write_master(o, ids::TAG, *body));
+            let stored = stored_tags(
+                &[head, cluster.clone(), tags.clone()].concat(),
+                cluster.len(),
+            );
+            assert_ne!(stored, tags, "case {i}");
+            assert!(is_plain(&Bytes::from(stored.clone())), "case {i}");
+            assert!(!contains(&stored, b"AWS"), "case {i}");
+            assert!(contains(&stored, b"CAMERA"), "case {i}");
+        }
+    }
+
+    #[test]
+    fn no_frame_may_come_before_the_previous_fragments_latest() {
+        // Fragment 1: frames at 1000 … 1360 ms (10, 40 ms apart).
+        let first = |m: &mut Muxer| {
+            m.begin_cluster(1000).unwrap();
+            for i in 0..10 {
+                m.write_simple_block(1, 1000 + i * 40, i == 0, &[1])
+                    .unwrap();
+            }
+        };
+        // A Cluster after fragment 1 began but before its last frame: refused before it begins.
+        let (mut m, head) = document(1);
+        first(&mut m);
+        m.begin_cluster(1200).unwrap();
+        m.write_simple_block(1, 1200, true, &[2]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 11, EndOfInput::BodyEnd);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::FragmentTimecodeLesserThanPrevious, Some(1200)))
+        );
+        assert_eq!(
+            ops.iter().filter(|o| matches!(o, Op::Begin { .. })).count(),
+            1
+        );
+
+        // A Cluster in order whose first frame (a negative block offset) is before it: the
+        // fragment begins, then fails.
+        let (mut m, head) = document(1);
+        first(&mut m);
+        m.begin_cluster(1400).unwrap();
+        m.write_simple_block(1, 1300, true, &[2]).unwrap();
+        let ops = run(&[head, m.take()].concat(), 11, EndOfInput::BodyEnd);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::FragmentTimecodeLesserThanPrevious, None))
+        );
+        assert_eq!(
+            ops.iter().filter(|o| matches!(o, Op::Begin { .. })).count(),
+            2
+        );
+        assert_eq!(
+            ops.iter()
+                .filter(|o| matches!(o, Op::Complete { .. }))
+                .count(),
+            1
+        );
+
+        // At the last frame's time, at its end, or later (another track too): accepted.
+        for (cluster, frames) in [
+            (1360, vec![(1, 1360)]),
+            (1400, vec![(1, 1400), (2, 1400)]),
+            (1360, vec![(2, 1360), (1, 1400)]),
+        ] {
+            let (mut m, head) = document(2);
+            first(&mut m);
+            m.begin_cluster(cluster).unwrap();
+            for (track, t) in frames {
+                m.write_simple_block(track, t, track == 1, &[3]).unwrap();
+            }
+            let ops = run(&[head, m.take()].concat(), 11, EndOfInput::BodyEnd);
+            assert_eq!(error_of(&ops), None, "Cluster at {cluster}: {ops:?}");
+            assert_eq!(
+                ops.iter()
+                    .filter(|o| matches!(o, Op::Complete { .. }))
+                    .count(),
+                2
+            );
+        }
     }
 
     #[test]

@@ -14,8 +14,11 @@
 //!   elements (raw, as ingested).
 //! - **Fragment payload** (`FragmentWriter::append`): the producer's Cluster element as
 //!   ingested, from its ID to its last byte (an unknown-size Cluster keeps its unknown size;
-//!   it ends at the next level-1 element), followed by any producer Tags elements attached to
-//!   that fragment (raw), except Tags that hold only reserved `AWS_KINESISVIDEO_*` tags.
+//!   it ends at the next level-1 element), followed by the producer Tags elements attached to
+//!   that fragment, holding only their custom metadata: raw when that is all they hold, else
+//!   re-encoded without the reserved `AWS_KINESISVIDEO_*` tags, and left out when they hold
+//!   none ([`ingest`]). A stored payload therefore never carries a reserved tag: those a
+//!   reader sees are the ones GetMedia adds.
 //!   Bytes are appended as they arrive, so live readers get each frame at once; what a live
 //!   reader has seen is always a prefix of the final payload.
 //! - **Timestamps**: producer timestamp = the Cluster Timecode converted to ms (ABSOLUTE), or

@@ -7,9 +7,11 @@
 //! `ResourceNotFoundException`), `x-amzn-fragment-timecode-type` (`ABSOLUTE` or `RELATIVE`,
 //! required), `x-amzn-producer-start-timestamp` (epoch seconds as any decimal number, the C
 //! producer's unpadded `"<sec>.<ms>"` included, or ISO-8601; in RELATIVE mode it defaults to
-//! the session's start), `x-amzn-fragment-acknowledgment-required` (`1`/`0`, default `1`; with
-//! `0` only ERROR and IDLE acks are sent). A bad value is 400 `InvalidArgumentException`. Then
-//! the caller is authorised for the stream and the session admitted ([`super::sessions`]).
+//! the session's start; ABSOLUTE sessions do not use it, so there a malformed value is
+//! ignored), `x-amzn-fragment-acknowledgment-required` (`1`/`0`, default `1`; with `0` only
+//! ERROR and IDLE acks are sent). A bad value is 400 `InvalidArgumentException`. Then the
+//! caller is authorised for the stream and the session admitted ([`super::sessions`]: past
+//! the server-wide session limit, 400 `ClientLimitExceededException`).
 //!
 //! # Full duplex
 //!
@@ -33,24 +35,52 @@
 //!   carries out the machine's ops in order: registers track headers (on the blocking pool:
 //!   the store fsyncs them), begins fragments (BUFFERING), appends bytes as they arrive (live
 //!   readers see each frame at once), and on completion sends RECEIVED and hands the writer to
-//!   a persist task. It never waits for durability, so acks of different fragments interleave.
+//!   a persist task. It does not wait for durability, so acks of different fragments
+//!   interleave, but it bounds what is in flight (below).
 //! - A **persist task** per completed fragment owns its writer from then on: `finish` (on the
 //!   blocking pool above [`SEAL_INLINE_MAX_BYTES`], since it encrypts the whole fragment), then
-//!   waits for the store's `Durable`. **PERSISTED is sent only once `Durable` has resolved**,
+//!   waits for the store's `Durable`, then for the previous fragment's ack, so that acks go
+//!   out in fragment order. **PERSISTED is sent only once `Durable` has resolved**,
 //!   that is once the fragment's record is fsynced in a segment and indexed (the store's
-//!   durability contract); for a stream with retention 0 nothing is written and no PERSISTED
-//!   is sent. A failure is an ERROR ack for that fragment (4008 if the stream was deleted,
-//!   5001 `ARCHIVAL_ERROR` otherwise) and ends the session.
+//!   durability contract). Whether the fragment is written at all is the writer's own
+//!   decision, taken once when the fragment began (`FragmentWriter::retained`: the stream's
+//!   retention then), so PERSISTED is sent exactly for the fragments the store wrote, whatever
+//!   UpdateDataRetention does meanwhile; for a stream with retention 0 nothing is written and
+//!   no PERSISTED is sent. A failure is an ERROR ack for that fragment (4008 if the stream was
+//!   deleted, 5001 `ARCHIVAL_ERROR` otherwise) and ends the session.
 //! - The **response** ends (the zero-length chunk) when the driver and every persist task have
 //!   dropped their ack senders: after the last PERSISTED or ERROR ack. The session stays
 //!   registered until then, so shutdown waits for those acks.
+//!
+//! # Memory: fragments in flight
+//!
+//! A fragment holds its bytes (up to 50 MB) from its first byte until its persist task has
+//! sent its PERSISTED or ERROR ack. Each persist task holds one of the session's
+//! [`PutMediaConfig::max_fragments_in_flight`] (4) permits until its ack is out; the driver
+//! takes one for each completed fragment, after its RECEIVED ack, and when none is free it
+//! waits, reading nothing from the request body meanwhile, so that TCP pushes back on a
+//! producer faster than the disk (a bulk upload, thousands of tiny Clusters). A session thus
+//! holds at most that many completed fragments plus the one being received, and the request
+//! bytes of one body read. No ack is dropped or reordered by waiting; the wait ends early only
+//! if the session is aborted (the completed fragment is then still persisted). Time spent
+//! waiting does not count as idle.
+//!
+//! # Revoked keys
+//!
+//! Every [`PutMediaConfig::auth_recheck_interval`] (1 s) the driver asks the authenticator
+//! whether the key that signed the request is still valid
+//! ([`crate::auth::Authenticator::is_current`]); once it is not (revoked or deleted), the
+//! session ends as [`super::sessions::Sessions::close_all`] ends it: the fragment being
+//! received is dropped without an ack, fragments already complete are still persisted and
+//! acknowledged.
 //!
 //! # Session end
 //!
 //! The session ends at the end of the body; at the first error (see [`super::ingest`]: one
 //! ERROR ack, the fragment being received dropped, earlier ones still persisted and
-//! acknowledged); when the stream is deleted (ERROR 4008); at shutdown, or when a newer
-//! connection to the stream wins (after the fragment being received); after
+//! acknowledged); when the stream is deleted (ERROR 4008); when its key is revoked (above); at
+//! shutdown, or when a newer connection to the stream wins (after the fragment being
+//! received); after
 //! [`PutMediaConfig::idle_timeout`] without data (the last fragment is kept if its bytes are
 //! whole); or at the connection's maximum duration (ERROR 4003 at the next Cluster). If it
 //! ends before the body does, the rest of the body is read and discarded for
@@ -75,13 +105,14 @@ use axum::body::{Body, BodyDataStream, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument;
-use vigil_store::{FragmentWriter, StoreError, StreamRef};
+use vigil_store::{FragmentWriter, StoreError};
 
 use super::ingest::{AckError, EndOfInput, Ingest, Op, TimecodeType};
 use super::sessions::{Control, PutMediaConfig, SessionGuard};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{self, Counter};
 use crate::model::{fragment_number, seconds_to_ms};
@@ -133,8 +164,11 @@ pub async fn put_media(call: Call, body: Body) -> ApiResult<Response> {
             "PutMedia session starts"
         );
     });
+    let cfg = state.sessions.config().clone();
     let session = Session {
-        cfg: state.sessions.config().clone(),
+        in_flight: Arc::new(Semaphore::new(cfg.max_fragments_in_flight.max(1))),
+        principal: call.principal.clone(),
+        cfg,
         stream_id: rec.id,
         ingest: Ingest::new(timecode_type),
         acks: Acks {
@@ -147,6 +181,8 @@ pub async fn put_media(call: Call, body: Body) -> ApiResult<Response> {
         control: admission.control,
         bytes_in: m.putmedia_bytes.with(&[rec.name.as_str()]),
         fragments_in: m.putmedia_fragments.with(&[rec.name.as_str()]),
+        last_acked: None,
+        stalled_until: None,
         state,
     };
     tokio::spawn(session.run(first, data).instrument(span));
@@ -195,13 +231,21 @@ impl RequestHeaders {
                 )));
             }
         };
-        let start_ms = match header_str(h, START_TIMESTAMP)? {
-            None | Some("") => None,
-            Some(v) => Some(parse_timestamp(v).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{START_TIMESTAMP} {v:?} is not a timestamp (epoch seconds or ISO-8601)."
-                ))
-            })?),
+        // Only RELATIVE sessions use the start timestamp: in ABSOLUTE mode a value that is not
+        // a timestamp is ignored rather than refused.
+        let start_ms = match header_str(h, START_TIMESTAMP) {
+            Ok(None | Some("")) => None,
+            Ok(Some(v)) => match parse_timestamp(v) {
+                Some(ms) => Some(ms),
+                None if relative => {
+                    return Err(ApiError::invalid(format!(
+                        "{START_TIMESTAMP} {v:?} is not a timestamp (epoch seconds or ISO-8601)."
+                    )));
+                }
+                None => None,
+            },
+            Err(e) if relative => return Err(e),
+            Err(_) => None,
         };
         let acks_required = match header_str(h, ACK_REQUIRED)? {
             None | Some("") => true,
@@ -403,7 +447,6 @@ impl Acks {
 struct OpenFragment {
     writer: FragmentWriter,
     timecode: u64,
-    retained: bool,
 }
 
 /// One PutMedia session's driver (see the module docs).
@@ -420,6 +463,16 @@ struct Session {
     control: watch::Receiver<Control>,
     bytes_in: Counter,
     fragments_in: Counter,
+    /// Resolves when the previous fragment's persist task has sent its PERSISTED (or ERROR)
+    /// ack: each persist task waits for it first, so acks go out in fragment order.
+    last_acked: Option<oneshot::Receiver<()>>,
+    /// Permits for completed fragments not yet acknowledged (module docs: memory).
+    in_flight: Arc<Semaphore>,
+    /// Who signed the request, re-checked every `cfg.auth_recheck_interval`.
+    principal: Principal,
+    /// When the driver last waited for a permit and read nothing meanwhile: that time is not
+    /// idle time.
+    stalled_until: Option<Instant>,
 }
 
 type BodyItem = Option<Result<Bytes, axum::Error>>;
@@ -432,12 +485,19 @@ impl Session {
         let mut expired = false;
         let mut last_data = started;
         let mut next_idle = started + cfg.idle_ack_interval;
+        let mut next_auth_check = started + cfg.auth_recheck_interval;
         let mut body_done = false;
         if let Some(item) = first {
             body_done = self.on_body(item);
             self.apply().await;
         }
         while !self.ingest.is_ended() {
+            if let Some(resumed) = self.stalled_until.take() {
+                // Waiting for a permit, the driver read nothing: that was not the producer's
+                // silence.
+                last_data = last_data.max(resumed);
+                next_idle = next_idle.max(resumed + cfg.idle_ack_interval);
+            }
             tokio::select! {
                 biased;
                 changed = self.control.changed() => {
@@ -453,6 +513,17 @@ impl Session {
                     expired = true;
                     tracing::info!("the connection reached its maximum duration");
                     self.ingest.expire();
+                }
+                // Before the body, which a fast producer may keep always ready.
+                () = sleep_until(next_auth_check) => {
+                    next_auth_check = Instant::now() + cfg.auth_recheck_interval;
+                    if !self.state.auth.is_current(&self.principal) {
+                        tracing::warn!(
+                            key = self.principal.access_key_id,
+                            "the session's access key was revoked; ending the session"
+                        );
+                        self.on_control(Control::Abort);
+                    }
                 }
                 item = data.next() => {
                     let now = Instant::now();
@@ -538,7 +609,7 @@ impl Session {
                     producer_ts_ms,
                 } => self.begin(timecode, producer_ts_ms),
                 Op::Append(bytes) => self.append(bytes),
-                Op::Complete { duration_ms } => self.complete(duration_ms),
+                Op::Complete { duration_ms } => self.complete(duration_ms).await,
                 Op::Error {
                     error,
                     timecode,
@@ -578,14 +649,11 @@ impl Session {
                 "a fragment without a track header".into(),
             );
         };
-        let store = &self.state.store;
-        let retained = match store.stream(StreamRef::Id(self.stream_id)) {
-            Ok(rec) => rec.data_retention_hours > 0,
-            Err(e) => {
-                return self.fail(store_ack_error(&e), Some(timecode), e.to_string());
-            }
-        };
-        match store.begin_fragment(self.stream_id, header_id, producer_ts_ms) {
+        match self
+            .state
+            .store
+            .begin_fragment(self.stream_id, header_id, producer_ts_ms)
+        {
             Ok(writer) => {
                 let number = writer.number();
                 tracing::debug!(
@@ -596,11 +664,7 @@ impl Session {
                 );
                 self.acks
                     .send(AckEvent::Buffering, Some(timecode), Some(number));
-                self.open = Some(OpenFragment {
-                    writer,
-                    timecode,
-                    retained,
-                });
+                self.open = Some(OpenFragment { writer, timecode });
             }
             Err(e) => self.fail(
                 store_ack_error(&e),
@@ -623,7 +687,7 @@ impl Session {
         }
     }
 
-    fn complete(&mut self, duration_ms: u32) {
+    async fn complete(&mut self, duration_ms: u32) {
         let Some(open) = self.open.take() else {
             return;
         };
@@ -638,8 +702,44 @@ impl Session {
         self.acks
             .send(AckEvent::Received, Some(open.timecode), Some(number));
         self.fragments_in.inc();
-        let task = persist(open, duration_ms, self.acks.clone(), self.guard.clone());
+        let permit = self.in_flight_permit().await;
+        let (acked, next) = oneshot::channel();
+        let order = Order {
+            previous: self.last_acked.replace(next),
+            acked,
+        };
+        let task = persist(
+            open,
+            duration_ms,
+            self.acks.clone(),
+            self.guard.clone(),
+            order,
+            permit,
+        );
         tokio::spawn(task.in_current_span());
+    }
+
+    /// A permit for one more fragment in flight (module docs: memory), waiting for one if
+    /// need be, without reading the body meanwhile. `None` if the session was aborted while
+    /// waiting: the fragment is persisted anyway, and the session ends.
+    async fn in_flight_permit(&mut self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        tracing::debug!("as many fragments in flight as allowed; pausing the body");
+        // A clone, so that the run loop still sees the change as new.
+        let mut control = self.control.clone();
+        let permit = tokio::select! {
+            biased;
+            permit = self.in_flight.clone().acquire_owned() => permit.ok(),
+            _ = control.wait_for(|c| *c >= Control::Abort) => None,
+        };
+        self.stalled_until = Some(Instant::now());
+        if permit.is_none() {
+            let c = *self.control.borrow();
+            self.on_control(c);
+        }
+        permit
     }
 
     /// An ERROR ack: for the fragment being received (dropped) if there is one, else for
@@ -679,14 +779,31 @@ fn store_ack_error(e: &StoreError) -> AckError {
     }
 }
 
+/// Where a persist task's ack goes in the session's order of fragments.
+#[derive(Debug)]
+struct Order {
+    /// Resolves (or is dropped) once the previous fragment's ack is out.
+    previous: Option<oneshot::Receiver<()>>,
+    /// Fired once this fragment's ack is out.
+    acked: oneshot::Sender<()>,
+}
+
 /// Finishes a complete fragment and acknowledges it once durable (see the module docs).
-async fn persist(open: OpenFragment, duration_ms: u32, acks: Acks, guard: Arc<SessionGuard>) {
-    let OpenFragment {
-        writer,
-        timecode,
-        retained,
-    } = open;
+/// Fragments are sealed and made durable concurrently, but acknowledged in order: a producer
+/// that trims its buffer up to the newest PERSISTED fragment must never be told of fragment
+/// N before fragment N-1.
+async fn persist(
+    open: OpenFragment,
+    duration_ms: u32,
+    acks: Acks,
+    guard: Arc<SessionGuard>,
+    order: Order,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let OpenFragment { writer, timecode } = open;
     let number = writer.number();
+    // Taken from the writer: PERSISTED is sent exactly when the store writes the fragment.
+    let retained = writer.retained();
     let started = Instant::now();
     let finished = if writer.len() > SEAL_INLINE_MAX_BYTES {
         match tokio::task::spawn_blocking(move || writer.finish(duration_ms)).await {
@@ -705,6 +822,10 @@ async fn persist(open: OpenFragment, duration_ms: u32, acks: Acks, guard: Arc<Se
             .map_err(|e| (store_ack_error(&e), e.to_string())),
         Err(e) => Err(e),
     };
+    if let Some(previous) = order.previous {
+        // An error means the previous task is gone (it has acknowledged or failed): go on.
+        let _ = previous.await;
+    }
     match durable {
         Ok(meta) => {
             if retained {
@@ -734,6 +855,9 @@ async fn persist(open: OpenFragment, duration_ms: u32, acks: Acks, guard: Arc<Se
             guard.raise(Control::Abort);
         }
     }
+    let _ = order.acked.send(());
+    // The fragment's bytes are gone and its ack is out: the driver may take another.
+    drop(permit);
     drop(guard);
 }
 
@@ -798,6 +922,20 @@ mod tests {
         h.insert(TIMECODE_TYPE, HeaderValue::from_static("absolute"));
         h.insert(ACK_REQUIRED, HeaderValue::from_static("maybe"));
         assert!(RequestHeaders::parse(&h).is_err());
+
+        // The start timestamp matters only in RELATIVE mode: elsewhere a bad one is ignored.
+        h.insert(ACK_REQUIRED, HeaderValue::from_static("1"));
+        for bad in [
+            HeaderValue::from_static("yesterday"),
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        ] {
+            h.insert(START_TIMESTAMP, bad);
+            h.insert(TIMECODE_TYPE, HeaderValue::from_static("ABSOLUTE"));
+            let r = RequestHeaders::parse(&h).unwrap();
+            assert_eq!((r.relative, r.start_ms), (false, None));
+            h.insert(TIMECODE_TYPE, HeaderValue::from_static("RELATIVE"));
+            assert!(RequestHeaders::parse(&h).is_err());
+        }
     }
 
     #[test]

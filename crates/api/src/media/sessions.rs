@@ -22,6 +22,14 @@
 //! bound of twice that many per stream: past it (a reconnect storm while fragments finish), new
 //! sessions are refused with `ConnectionLimitExceededException` (400) before the `200`.
 //!
+//! # Server-wide limit
+//!
+//! At most [`PutMediaConfig::max_sessions`] (2000) sessions are registered at once, all
+//! streams together (each may hold [`PutMediaConfig::max_fragments_in_flight`] fragments of up
+//! to 50 MB, see [`super::putmedia`]); past it new sessions are refused with
+//! `ClientLimitExceededException` (400) before the `200`. This is checked first: a refused
+//! session changes nothing (it does not make an older session of its stream drain).
+//!
 //! # Control
 //!
 //! Each session watches a [`Control`] value; it only ever rises ([`Control::Run`] <
@@ -29,8 +37,8 @@
 //! instruction is never lost behind a weaker one:
 //! - `Drain` ([`Sessions::shutdown`], or a newer session of the stream): finish the fragment
 //!   being received, then end; no new fragment begins.
-//! - `Abort` ([`Sessions::close_all`], or a fragment failed to persist): drop the fragment
-//!   being received and end, without an ack for it.
+//! - `Abort` ([`Sessions::close_all`], a fragment failed to persist, or the session's key was
+//!   revoked): drop the fragment being received and end, without an ack for it.
 //! - `StreamDeleted` ([`Sessions::stream_deleted`]): ERROR 4008 for the fragment being received
 //!   (dropped), then end.
 
@@ -61,6 +69,17 @@ pub struct PutMediaConfig {
     /// before the connection closes (a close with unread data resets the connection, and a
     /// reset can destroy acks the producer has not read yet). Default 5 s.
     pub discard_after_end: Duration,
+    /// Sessions registered at once on the whole server, all streams together (default 2000);
+    /// past it new ones are refused with `ClientLimitExceededException`.
+    pub max_sessions: usize,
+    /// Fragments one session may have received and not yet acknowledged as durable (default
+    /// 4; at least 1). When none is free the session stops reading its request body until one
+    /// is, so a producer faster than the disk is slowed down by TCP instead of filling memory
+    /// (see [`super::putmedia`]).
+    pub max_fragments_in_flight: usize,
+    /// How often a session re-checks that its key is still valid
+    /// ([`crate::auth::Authenticator::is_current`]; default 1 s).
+    pub auth_recheck_interval: Duration,
 }
 
 impl Default for PutMediaConfig {
@@ -71,6 +90,9 @@ impl Default for PutMediaConfig {
             idle_timeout: Duration::from_secs(30),
             max_connection_duration: Duration::from_secs(45 * 60),
             discard_after_end: Duration::from_secs(5),
+            max_sessions: 2000,
+            max_fragments_in_flight: 4,
+            auth_recheck_interval: crate::auth::RECHECK_INTERVAL,
         }
     }
 }
@@ -197,6 +219,16 @@ impl Sessions {
             return Err(ApiError::ServiceUnavailable(
                 "The server is shutting down; retry on another endpoint or later.".into(),
             ));
+        }
+        let total = inner.sessions.len();
+        if total >= self.cfg.max_sessions {
+            tracing::warn!(
+                sessions = total,
+                "PutMedia refused: the server has as many sessions as it may"
+            );
+            return Err(ApiError::ClientLimitExceededException(format!(
+                "The server has {total} PutMedia connections open; retry later."
+            )));
         }
         let max = self.cfg.max_sessions_per_stream.max(1);
         let registered = inner
@@ -351,5 +383,28 @@ mod tests {
             .unwrap();
         release.await.unwrap();
         assert_eq!(s.active(), 0);
+    }
+
+    #[test]
+    fn the_server_wide_limit_refuses_without_side_effects() {
+        let s = Sessions::new(PutMediaConfig {
+            max_sessions: 2,
+            max_sessions_per_stream: 1,
+            ..PutMediaConfig::default()
+        });
+        let a = s.admit(1).unwrap();
+        let b = s.admit(2).unwrap();
+        let err = s.admit(1).unwrap_err();
+        assert_eq!(err.aws_code(), "ClientLimitExceededException");
+        // The refused session did not make the stream's session drain.
+        assert_eq!(*a.control.borrow(), Control::Run);
+        assert_eq!(
+            s.admit(3).unwrap_err().aws_code(),
+            "ClientLimitExceededException"
+        );
+        assert_eq!(s.active(), 2);
+        drop(b);
+        let _c = s.admit(3).unwrap();
+        assert_eq!(s.active(), 2);
     }
 }

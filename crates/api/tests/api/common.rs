@@ -524,7 +524,7 @@ pub fn ffprobe_packets_and_errors(data: &[u8]) -> (Vec<(usize, i64, bool)>, Stri
 /// `shared/` folder beside the repository (or where `VIGIL_SHARED_DIR` says).
 pub fn kvs_capture(name: &str) -> std::path::PathBuf {
     let rel = std::path::Path::new("testdata/kvs-producer-c").join(name);
-    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR") {
+    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR").filter(|d| !d.is_empty()) {
         return std::path::PathBuf::from(dir).join(rel);
     }
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -537,14 +537,24 @@ pub fn kvs_capture(name: &str) -> std::path::PathBuf {
 impl TestServer {
     /// A server with anonymous access whose PutMedia sessions use `cfg`.
     pub async fn start_with_sessions(cfg: vigil_api::media::sessions::PutMediaConfig) -> Self {
+        Self::start_custom(cfg, Arc::new(Anonymous), Arc::new(vigil_store::fs::StdFs)).await
+    }
+
+    /// A server whose PutMedia sessions use `cfg`, with `auth`, over a store on `fs`.
+    pub async fn start_custom(
+        cfg: vigil_api::media::sessions::PutMediaConfig,
+        auth: Arc<dyn Authenticator>,
+        fs: Arc<dyn vigil_store::fs::Fs>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut scfg = StoreConfig::new(dir.path());
         scfg.min_free_bytes = 0;
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(scfg, Arc::new(SystemClock)).unwrap())
-                .await
-                .unwrap();
-        let mut state = ApiState::new(store, ApiConfig::default(), Arc::new(Anonymous));
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_with(scfg, Arc::new(SystemClock), fs).unwrap()
+        })
+        .await
+        .unwrap();
+        let mut state = ApiState::new(store, ApiConfig::default(), auth);
         state.sessions = vigil_api::media::Sessions::new(cfg);
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -875,5 +885,124 @@ async fn fill(r: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> bool
             true
         }
         _ => false,
+    }
+}
+
+// ---- Revocable keys, slow disks ----
+
+/// Lets everything through, like `Anonymous`, until [`Revocable::revoke`]: from then on its
+/// principal is no longer current (as a revoked SigV4 key).
+#[derive(Debug, Default)]
+pub struct Revocable {
+    revoked: std::sync::atomic::AtomicBool,
+}
+
+impl Revocable {
+    pub const KEY: &'static str = "AKIDREVOCABLE";
+
+    pub fn revoke(&self) {
+        self.revoked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Authenticator for Revocable {
+    fn precheck(&self, _: &axum::http::request::Parts) -> vigil_api::ApiResult<()> {
+        Ok(())
+    }
+
+    fn authenticate(
+        &self,
+        _: &axum::http::request::Parts,
+        _: vigil_api::Payload<'_>,
+    ) -> vigil_api::ApiResult<vigil_api::Principal> {
+        Ok(vigil_api::Principal {
+            access_key_id: Self::KEY.into(),
+            policy: None,
+        })
+    }
+
+    fn authorize(
+        &self,
+        _: &vigil_api::Principal,
+        _: vigil_api::Operation,
+        _: Option<&str>,
+    ) -> vigil_api::ApiResult<()> {
+        Ok(())
+    }
+
+    fn is_current(&self, principal: &vigil_api::Principal) -> bool {
+        assert_eq!(principal.access_key_id, Self::KEY);
+        !self.revoked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The real filesystem, with every `fsync` of a file's data taking `delay` longer: a disk
+/// slower than the producers.
+#[derive(Debug)]
+pub struct SlowFs {
+    pub delay: std::time::Duration,
+}
+
+#[derive(Debug)]
+struct SlowFile {
+    inner: Arc<dyn vigil_store::fs::File>,
+    delay: std::time::Duration,
+}
+
+impl vigil_store::fs::File for SlowFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.sync_data()
+    }
+}
+
+impl vigil_store::fs::Fs for SlowFs {
+    fn open(
+        &self,
+        path: &std::path::Path,
+        create: bool,
+    ) -> std::io::Result<Arc<dyn vigil_store::fs::File>> {
+        let inner = vigil_store::fs::StdFs.open(path, create)?;
+        Ok(Arc::new(SlowFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        vigil_store::fs::StdFs.remove(path)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        vigil_store::fs::StdFs.list(dir)
+    }
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        vigil_store::fs::StdFs.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        vigil_store::fs::StdFs.sync_dir(dir)
+    }
+    fn available_space(&self, dir: &std::path::Path) -> std::io::Result<u64> {
+        vigil_store::fs::StdFs.available_space(dir)
+    }
+    fn exists(&self, path: &std::path::Path) -> bool {
+        vigil_store::fs::StdFs.exists(path)
+    }
+    fn lock(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Box<dyn std::any::Any + Send + Sync>> {
+        vigil_store::fs::StdFs.lock(path)
     }
 }

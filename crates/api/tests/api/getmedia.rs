@@ -14,7 +14,7 @@ use vigil_mkv::{Demuxer, Event};
 use vigil_store::{FragmentMeta, StreamRef};
 
 use crate::common::{
-    Cluster, Media, StreamingResponse, TestServer, ffmpeg_h264, ffprobe_packets,
+    Cluster, Media, Revocable, StreamingResponse, TestServer, ffmpeg_h264, ffprobe_packets,
     ffprobe_packets_and_errors,
 };
 
@@ -512,6 +512,41 @@ async fn readers_end_with_their_connection_or_their_stream() {
     assert_eq!(d.status, 200, "{}", d.text());
     r.read_to_end(T).await;
     assert!(r.body.is_empty());
+}
+
+#[tokio::test]
+async fn revoking_the_key_ends_the_response() {
+    let _g = READER_GAUGE.read().await;
+    let auth = std::sync::Arc::new(Revocable::default());
+    let server = TestServer::start_with(vigil_api::ApiConfig::default(), auth.clone()).await;
+    let s = stream(&server, "watched", 24).await;
+    let clusters = &media().clusters;
+    let done = put(&server, &s, &clusters[0]).await;
+    let mut r = get_media(&server, "watched", json!({"StartSelectorType": "EARLIEST"})).await;
+    read_fragments(&mut r, 1).await;
+
+    // A fragment is being received when the reader's key is revoked.
+    let store = &server.state.store;
+    let c = &clusters[1];
+    let mut w = store
+        .begin_fragment(s.id, s.header_id, c.timecode_ms)
+        .unwrap();
+    let live = w.number();
+    w.append(c.bytes.slice(..c.frame_ends[2])).unwrap();
+    let frame = c.frames[0].2.clone();
+    r.read_until(T, |b| contains(b, &frame)).await;
+    auth.revoke();
+    // Re-checked every second: the body ends, its open document closed as abandoned.
+    r.read_to_end(Duration::from_secs(10)).await;
+    let docs = docs(&r.body);
+    assert_eq!(docs.len(), 2);
+    check_doc(&docs[0], &done, &clusters[0]);
+    assert_eq!(docs[1].number(), fragment_number(live));
+    assert!(!docs[1].complete());
+    assert_eq!(docs[1].tag(tags::FRAGMENT_ABORTED), Some("true"));
+    // The writer is not disturbed.
+    w.append(c.bytes.slice(c.frame_ends[2]..)).unwrap();
+    w.finish(c.duration_ms).unwrap().wait().await.unwrap();
 }
 
 #[tokio::test]

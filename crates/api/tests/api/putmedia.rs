@@ -5,6 +5,7 @@
 //! Tests wait on acks, never on fixed sleeps (except where the point is that time passes:
 //! idle and connection-age limits, with short limits).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +18,8 @@ use vigil_mkv::{
 use vigil_store::FragmentMeta;
 
 use crate::common::{
-    PutMediaClient, TestServer, count_acks, ffmpeg_h264, http_chunk, http_chunks, kvs_capture,
-    putmedia_head, split_mkv,
+    PutMediaClient, Revocable, SlowFs, TestServer, count_acks, ffmpeg_h264, http_chunk,
+    http_chunks, kvs_capture, putmedia_head, split_mkv,
 };
 
 /// How long a test waits for what it expects.
@@ -571,7 +572,7 @@ async fn errors_before_the_200_are_json() {
     for (tc_type, extra) in [
         ("SOMETIMES", vec![]),
         (
-            "ABSOLUTE",
+            "RELATIVE",
             vec![("x-amzn-producer-start-timestamp", "yesterday")],
         ),
         (
@@ -594,6 +595,24 @@ async fn errors_before_the_200_are_json() {
         let r = server.raw(&[head, body.to_vec()].concat()).await;
         r.assert_error(400, "InvalidArgumentException");
     }
+
+    // ABSOLUTE sessions do not use the start timestamp: a bad one is ignored.
+    let mut head = putmedia_head(server.addr, "exists", "ABSOLUTE", &[]);
+    let text = String::from_utf8(head).unwrap();
+    head = text
+        .replace(
+            "x-amzn-producer-start-timestamp: 1700000000.5",
+            "x-amzn-producer-start-timestamp: yesterday",
+        )
+        .into_bytes();
+    let mut c = PutMediaClient::connect(server.addr, &head).await;
+    assert_eq!(c.wait_status(T).await, 200);
+    let (mut m, doc) = document();
+    c.send_chunk(&[doc, cluster(&mut m, 7000, 2, 10)].concat())
+        .await;
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    assert_eq!(fragments_acked(&acks, true)[0].0, 7000);
 
     // No timecode type at all.
     let head = "POST /putMedia HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\
@@ -904,4 +923,263 @@ async fn acks_stream_while_the_body_is_open() {
         ts,
         [1_700_000_000_500, 1_700_000_001_500, 1_700_000_002_500]
     );
+}
+
+// ---- memory and limits ----
+
+/// The most fragments received and not yet acknowledged as durable at any point of a
+/// session's acks (RECEIVED acks so far minus PERSISTED and ERROR ones).
+fn most_in_flight(acks: &[Value]) -> i64 {
+    let mut n = 0i64;
+    let mut most = 0;
+    for a in acks {
+        match a["EventType"].as_str() {
+            Some("RECEIVED") => n += 1,
+            Some("PERSISTED" | "ERROR") => n -= 1,
+            _ => {}
+        }
+        most = most.max(n);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_faster_than_the_disk_is_held_back() {
+    let server = TestServer::start_custom(
+        PutMediaConfig {
+            max_fragments_in_flight: 2,
+            ..PutMediaConfig::default()
+        },
+        Arc::new(vigil_api::Anonymous),
+        Arc::new(SlowFs {
+            delay: Duration::from_millis(20),
+        }),
+    )
+    .await;
+    server.create_stream("bulk", 1).await;
+    // A file uploaded at once: many small fragments in one request chunk.
+    let (mut m, head) = document();
+    let n = 40;
+    let mut body = head;
+    for i in 0..n {
+        body.extend(cluster(&mut m, i * 100, 2, 1000));
+    }
+    body.extend(end_of_fragment(&mut m));
+    let mut c = connect(&server, "bulk", "ABSOLUTE").await;
+    assert!(c.send_chunk(&body).await);
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    check_framing(&c);
+    let frags = fragments_acked(&acks, true);
+    assert_eq!(frags.len(), n as usize);
+    // Two fragments persisting, and one received waiting for its turn: never more.
+    let most = most_in_flight(&acks);
+    assert!(
+        most <= 3,
+        "{most} fragments received and not yet durable at once"
+    );
+    // PERSISTED acks in fragment order.
+    let persisted: Vec<&str> = acks
+        .iter()
+        .filter(|a| a["EventType"] == "PERSISTED")
+        .map(|a| a["FragmentNumber"].as_str().unwrap())
+        .collect();
+    let numbers: Vec<&str> = frags.iter().map(|f| f.1.as_str()).collect();
+    assert_eq!(persisted, numbers);
+    assert_eq!(stored(&server, "bulk").len(), n as usize);
+    assert_eq!(server.state.sessions.active(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_has_a_session_limit() {
+    let server = TestServer::start_with_sessions(PutMediaConfig {
+        max_sessions: 2,
+        ..PutMediaConfig::default()
+    })
+    .await;
+    for name in ["full-a", "full-b", "full-c"] {
+        server.create_stream(name, 1).await;
+    }
+    let mut a = connect(&server, "full-a", "ABSOLUTE").await;
+    let _b = connect(&server, "full-b", "ABSOLUTE").await;
+    let head = putmedia_head(server.addr, "full-c", "ABSOLUTE", &[]);
+    let mut refused = PutMediaClient::connect(server.addr, &head).await;
+    assert_eq!(refused.wait_status(T).await, 400);
+    refused.wait_end(T).await;
+    let body: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(body["__type"], "ClientLimitExceededException");
+    // Another stream's session (or the same stream's) is refused alike.
+    let head = putmedia_head(server.addr, "full-a", "ABSOLUTE", &[]);
+    let mut refused = PutMediaClient::connect(server.addr, &head).await;
+    assert_eq!(refused.wait_status(T).await, 400);
+    assert_eq!(server.state.sessions.active(), 2);
+
+    // One ends: there is room again.
+    a.end_body().await;
+    a.wait_end(T).await;
+    let mut c = connect(&server, "full-c", "ABSOLUTE").await;
+    let (mut m, doc) = document();
+    c.send_chunk(&[doc, cluster(&mut m, 0, 2, 10)].concat())
+        .await;
+    c.end_body().await;
+    assert_eq!(fragments_acked(&c.wait_end(T).await, true).len(), 1);
+}
+
+// ---- reserved tags ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_cannot_inject_reserved_tags() {
+    let server = TestServer::start().await;
+    server.create_stream("forger", 1).await;
+    // A tag the KVS parser library reads after a Cluster (the continuation token), beside a
+    // custom tag: refused, and the fragment with it.
+    let (mut m, head) = document();
+    let c1 = cluster(&mut m, 0, 2, 10);
+    m.write_tags(&[Tag {
+        simple_tags: vec![
+            SimpleTag::string("CAMERA", "front"),
+            SimpleTag::string("AWS_KINESISVIDEO_CONTINUATION_TOKEN", "1"),
+        ],
+        ..Tag::default()
+    }])
+    .unwrap();
+    let mut c = connect(&server, "forger", "ABSOLUTE").await;
+    c.send_chunk(&[head, c1, m.take()].concat()).await;
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    let err = the_error(&acks);
+    assert_eq!(err["ErrorId"], 4009);
+    assert_eq!(err["ErrorCode"], "FRAGMENT_METADATA_LIMIT_REACHED");
+    assert_eq!(count_acks(&acks, "PERSISTED"), 0);
+    assert!(stored(&server, "forger").is_empty());
+
+    // The reserved tags producers send are accepted and not stored; custom ones are.
+    let (mut m, head) = document();
+    let c1 = cluster(&mut m, 0, 2, 10);
+    m.write_tags(&[Tag {
+        simple_tags: vec![
+            SimpleTag::string("AWS_KINESISVIDEO_IMAGE_GENERATION", ""),
+            SimpleTag::string("AWS_KINESISVIDEO_IMAGE_PREFIX", "cam1/"),
+            SimpleTag::string("CAMERA", "front"),
+        ],
+        ..Tag::default()
+    }])
+    .unwrap();
+    let tags = m.take();
+    let mut c = connect(&server, "forger", "ABSOLUTE").await;
+    c.send_chunk(&[head.clone(), c1.clone(), tags, end_of_fragment(&mut m)].concat())
+        .await;
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    assert_eq!(fragments_acked(&acks, true).len(), 1);
+    let stored = stored(&server, "forger");
+    let (_, payload) = &stored[0];
+    assert!(payload.starts_with(&c1));
+    let names: Vec<String> = Demuxer::read_all(&[&head[..], &payload[..]].concat())
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Tags { tags, .. } => Some(tags),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|t| t.simple_tags)
+        .map(|st| st.name)
+        .collect();
+    assert_eq!(names, ["CAMERA"]);
+}
+
+// ---- timecodes: the previous fragment's latest frame ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_overlapping_the_previous_one_is_refused() {
+    let server = TestServer::start().await;
+    server.create_stream("overlap", 1).await;
+    // Frames at 5000 … 5160 ms; the next Cluster starts at 5100, after the first one's start
+    // but before its last frame.
+    let (mut m, head) = document();
+    let c1 = cluster(&mut m, 5000, 5, 10);
+    let c2 = cluster(&mut m, 5100, 3, 10);
+    let mut c = connect(&server, "overlap", "ABSOLUTE").await;
+    c.send_chunk(&[head, c1, c2].concat()).await;
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    let err = the_error(&acks);
+    assert_eq!(
+        err,
+        &json!({"EventType": "ERROR", "FragmentTimecode": 5100, "ErrorId": 4004,
+                "ErrorCode": "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS"})
+    );
+    assert_eq!(stored(&server, "overlap").len(), 1);
+
+    // Starting one frame interval after the last frame (as the C producer does) is fine.
+    let (mut m, head) = document();
+    let c1 = cluster(&mut m, 6000, 5, 10);
+    let c2 = cluster(&mut m, 6200, 3, 10);
+    let mut c = connect(&server, "overlap", "ABSOLUTE").await;
+    c.send_chunk(&[head, c1, c2].concat()).await;
+    c.end_body().await;
+    let acks = c.wait_end(T).await;
+    assert_eq!(fragments_acked(&acks, true).len(), 2);
+}
+
+// ---- revoked keys ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_key_ends_the_session() {
+    let auth = Arc::new(Revocable::default());
+    let server = TestServer::start_custom(
+        PutMediaConfig {
+            auth_recheck_interval: Duration::from_millis(50),
+            ..PutMediaConfig::default()
+        },
+        auth.clone(),
+        // The complete fragment is still on its way to disk when the key is revoked.
+        Arc::new(SlowFs {
+            delay: Duration::from_millis(300),
+        }),
+    )
+    .await;
+    server.create_stream("revoked", 1).await;
+    let (mut m, head) = document();
+    let c1 = cluster(&mut m, 0, 3, 100);
+    let c2 = cluster(&mut m, 1000, 3, 100);
+    let mut c = connect(&server, "revoked", "ABSOLUTE").await;
+    c.send_chunk(&[head, c1, c2].concat()).await;
+    let acks = c
+        .wait_acks(T, |a| {
+            count_acks(a, "RECEIVED") == 1 && count_acks(a, "BUFFERING") == 2
+        })
+        .await;
+    let buffering: Vec<Value> = acks
+        .iter()
+        .filter(|a| a["EventType"] == "BUFFERING")
+        .map(|a| a["FragmentNumber"].clone())
+        .collect();
+    auth.revoke();
+    // The session ends although the producer goes on streaming: the fragment being received
+    // is dropped without an ack, the complete one is still persisted.
+    let mut t = 1120;
+    let acks = loop {
+        m.write_simple_block(1, t, false, &[9; 100]).unwrap();
+        t += 40;
+        c.send_chunk(&m.take()).await;
+        if let Ok(acks) = tokio::time::timeout(Duration::from_millis(10), c.wait_end(T)).await {
+            break acks;
+        }
+    };
+    assert!(acks.iter().all(|a| a["EventType"] != "ERROR"), "{acks:?}");
+    let persisted: Vec<&Value> = acks
+        .iter()
+        .filter(|a| a["EventType"] == "PERSISTED")
+        .map(|a| &a["FragmentNumber"])
+        .collect();
+    assert_eq!(persisted, [&buffering[0]]);
+    assert!(
+        !acks
+            .iter()
+            .any(|a| a["EventType"] == "RECEIVED" && a["FragmentNumber"] == buffering[1])
+    );
+    assert_eq!(stored(&server, "revoked").len(), 1);
+    assert_eq!(server.state.sessions.active(), 0);
 }

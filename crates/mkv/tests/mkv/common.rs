@@ -17,7 +17,7 @@ pub fn testdata(name: &str) -> PathBuf {
 /// in the `shared/` folder beside the repository (or where `VIGIL_SHARED_DIR` says).
 pub fn kvs_capture(name: &str) -> PathBuf {
     let rel = Path::new("testdata/kvs-producer-c").join(name);
-    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR") {
+    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join(rel);
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));

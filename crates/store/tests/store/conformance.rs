@@ -35,6 +35,7 @@ mod disk {
         retention,
         byte_budget,
         no_retention,
+        retained_is_fixed_at_begin,
         delete_stream,
         key_rotation,
         tail,

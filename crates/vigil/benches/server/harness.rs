@@ -208,6 +208,16 @@ fn machine_ticks() -> (u64, u64) {
     (total - at(3) - at(4), at(5) + at(6))
 }
 
+/// Peak resident memory (VmHWM) of a process ("self" for this one), in MB.
+pub fn peak_rss_mb(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// CPU counters at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {

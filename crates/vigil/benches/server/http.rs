@@ -47,15 +47,29 @@ pub async fn read_head(rd: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> 
     }
 }
 
+/// GETs `path` on a new connection (`Connection: close`); returns the status and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, Vec<u8>)> {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
 /// POSTs a JSON body on a new connection (`Connection: close`); returns the status and the
 /// body (de-chunked).
 pub async fn post_json(addr: SocketAddr, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(addr).await?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    request(addr, req).await
+}
+
+/// Sends a request on a new connection and reads the whole response.
+async fn request(addr: SocketAddr, req: String) -> io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).await?;
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     let head = read_head(&mut s, &mut buf).await?;

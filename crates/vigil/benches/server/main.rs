@@ -11,11 +11,12 @@
 //!
 //! The server's CPU is read from /proc apart from this process's (the load generators), and
 //! the rest of the machine's; the harness reports how late its own timers fired, so that a
-//! slow harness is not taken for a slow server.
+//! slow harness is not taken for a slow server, and a probe thread times a small fdatasync in
+//! the server's filesystem, so that a slow disk is not either.
 //!
 //! ```sh
-//! cargo bench --profile ci -p vigil --bench server             # full: about 3 minutes
-//! cargo bench --profile ci -p vigil --bench server -- --quick  # about 40 s; scripts/test
+//! cargo bench --profile ci -p vigil --bench server             # full: about 2 minutes
+//! cargo bench --profile ci -p vigil --bench server -- --quick  # about 25 s; scripts/test
 //! ```
 //!
 //! Options after `--`: `--quick`; `--only ingest|live|fanout` (repeatable); `--streams N`
@@ -34,19 +35,17 @@ mod http;
 mod media;
 mod producer;
 mod reader;
+mod run;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
-use tokio::sync::{Semaphore, mpsc, watch};
 
-use harness::{CpuSample, CpuUse, DiskProbe, FsInfo, Quantiles, Server, thousands};
+use harness::{CpuUse, FsInfo, Quantiles, thousands};
 use media::{FRAME_BYTES, FRAMES_PER_FRAGMENT};
-use producer::{AckKind, Producer, Shared};
-use reader::Reader;
+use producer::AckKind;
+use run::{Load, run_load};
 
 /// Ingest: p99 from a fragment's last byte sent to PERSISTED, at this many producers.
 const INGEST_TARGET_STREAMS: usize = 500;
@@ -57,8 +56,6 @@ const LIVE_TARGET_P99_MS: f64 = 20.0;
 /// Fan-out: the worst reader's p99 lag, at this many readers of one stream.
 const FANOUT_TARGET_READERS: usize = 1000;
 const FANOUT_TARGET_P99_MS: f64 = 1000.0;
-/// Connections opened at once.
-const CONNECT_CONCURRENCY: usize = 64;
 /// Error messages printed per run (all are counted).
 const SHOW_ERRORS: usize = 5;
 
@@ -251,180 +248,6 @@ impl Bench {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// One run: a fresh server, streams, readers, producers
-
-/// What a run gave.
-struct Load {
-    producers: Vec<producer::Outcome>,
-    /// Each reader's stream index and outcome.
-    readers: Vec<(u32, reader::Outcome)>,
-    cpu: CpuUse,
-    /// The disk probe's write + fdatasync latency in the window.
-    disk: Quantiles,
-    /// The measured window, ns since base.
-    window: (u64, u64),
-    /// Server log lines at WARN and ERROR during the run.
-    log: (u64, u64),
-    log_tail: String,
-}
-
-/// Starts a server, creates `streams` streams, connects a GetMedia reader to the stream of
-/// each entry of `readers`, then a producer per stream; runs them for the plan's time.
-fn run_load(b: &Bench, label: &str, streams: usize, readers: &[u32]) -> Load {
-    let server = Server::start(&b.root.join(label));
-    let mut load = b.rt.block_on(drive(b, &server, streams, readers));
-    load.log = server.log_counts();
-    load.log_tail = server.log_tail(20);
-    server.stop();
-    load
-}
-
-async fn drive(b: &Bench, server: &Server, streams: usize, readers: &[u32]) -> Load {
-    let plan = &b.plan;
-    let names: Vec<String> = (0..streams).map(|i| format!("bench-{i:04}")).collect();
-    let t = Instant::now();
-    create_streams(server.addr, &names).await;
-    let created = t.elapsed();
-
-    let connecting = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let window = Arc::new(OnceLock::new());
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(60) + (plan.warm + plan.measure) * 2;
-    // Readers first: at NOW on a stream with nothing yet, each waits for the first fragment.
-    let t = Instant::now();
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-    let reader_tasks: Vec<_> = readers
-        .iter()
-        .map(|&i| {
-            let r = Reader {
-                addr: server.addr,
-                stream: names[i as usize].clone(),
-                index: i,
-                base: b.base,
-                window: window.clone(),
-                deadline,
-            };
-            (i, tokio::spawn(r.run(connecting.clone(), ready_tx.clone())))
-        })
-        .collect();
-    let mut setup_errors = Vec::new();
-    for _ in 0..readers.len() {
-        if let Some(Err(e)) = ready_rx.recv().await {
-            setup_errors.push(e);
-        }
-    }
-    let readers_ready = t.elapsed();
-
-    let t = Instant::now();
-    let (start_tx, start_rx) = watch::channel(None);
-    let shared = Shared {
-        addr: server.addr,
-        base: b.base,
-        epoch_ms: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64,
-        start: start_rx,
-        ready: ready_tx,
-        connecting,
-    };
-    let second = Duration::from_secs(1);
-    let producer_tasks: Vec<_> = names
-        .iter()
-        .zip(0u32..)
-        .map(|(name, i)| {
-            let p = Producer {
-                stream: name.clone(),
-                index: i,
-                phase: second * i / streams as u32,
-                fragments: plan.fragments(),
-            };
-            tokio::spawn(p.run(shared.clone()))
-        })
-        .collect();
-    drop(shared);
-    for _ in 0..streams {
-        if let Some(Err(e)) = ready_rx.recv().await {
-            setup_errors.push(e);
-        }
-    }
-    println!(
-        "  (server at {}: {streams} streams created in {:.1} s, {} readers connected in \
-         {:.1} s, producers in {:.1} s)",
-        server.addr,
-        created.as_secs_f64(),
-        readers.len(),
-        readers_ready.as_secs_f64(),
-        t.elapsed().as_secs_f64()
-    );
-
-    let start = tokio::time::Instant::now() + Duration::from_millis(100);
-    let (w0, w1) = (start + plan.warm, start + plan.warm + plan.measure);
-    let _ = window.set((b.ns(w0), b.ns(w1)));
-    let _ = start_tx.send(Some(start));
-    // The CPU counters at the window's edges (timers for pacing, not for synchronisation).
-    tokio::time::sleep_until(w0).await;
-    let cpu0 = CpuSample::take(server.pid);
-    let probe = DiskProbe::start(&b.root);
-    tokio::time::sleep_until(w1).await;
-    let cpu1 = CpuSample::take(server.pid);
-    let probe = probe.stop_soon();
-
-    let mut producers = Vec::with_capacity(streams);
-    for t in producer_tasks {
-        producers.push(t.await.expect("a producer task failed"));
-    }
-    let mut reader_outcomes = Vec::with_capacity(readers.len());
-    for (i, t) in reader_tasks {
-        reader_outcomes.push((i, t.await.expect("a reader task failed")));
-    }
-    if let Some(p) = producers.first_mut() {
-        p.errors.extend(setup_errors);
-    }
-    let disk = Quantiles::of(
-        tokio::task::spawn_blocking(move || probe.join())
-            .await
-            .unwrap_or_default(),
-    );
-    Load {
-        disk,
-        producers,
-        readers: reader_outcomes,
-        cpu: CpuUse::between(cpu0, cpu1, b.cores),
-        window: (b.ns(w0), b.ns(w1)),
-        log: (0, 0),
-        log_tail: String::new(),
-    }
-}
-
-/// Creates the streams (retention 1 h), a few requests at a time.
-async fn create_streams(addr: SocketAddr, names: &[String]) {
-    let permits = Arc::new(Semaphore::new(8));
-    let tasks: Vec<_> = names
-        .iter()
-        .map(|name| {
-            let (permits, name) = (permits.clone(), name.clone());
-            tokio::spawn(async move {
-                let _p = permits.acquire().await;
-                let body = format!(r#"{{"StreamName":"{name}","DataRetentionInHours":1}}"#);
-                let (status, resp) = http::post_json(addr, "/createStream", &body)
-                    .await
-                    .unwrap_or_else(|e| panic!("CreateStream {name}: {e}"));
-                assert_eq!(
-                    status,
-                    200,
-                    "CreateStream {name}: {}",
-                    String::from_utf8_lossy(&resp)
-                );
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("CreateStream");
-    }
-}
-
 /// Errors of a run: counted, the first few kept.
 #[derive(Default)]
 struct Errors {
@@ -534,7 +357,8 @@ fn print_common(load: &Load, lag: &Quantiles, write_max: Duration) {
     println!(
         "      {}\n      harness: timers late p50 {:.2} / p99 {:.2} / max {:.2} ms over {} \
          ticks; longest write {:.1} ms; disk probe (4 KiB write + fdatasync every 100 ms) \
-         p50 {:.1} / p99 {:.1} / max {:.1} ms; server log: {} WARN, {} ERROR lines",
+         p50 {:.1} / p99 {:.1} / max {:.1} ms\n      peak memory: server {:.0} MB, bench \
+         process {:.0} MB (so far); server log: {} WARN, {} ERROR lines",
         load.cpu.line(),
         lag.p50,
         lag.p99,
@@ -544,6 +368,8 @@ fn print_common(load: &Load, lag: &Quantiles, write_max: Duration) {
         load.disk.p50,
         load.disk.p99,
         load.disk.max,
+        load.server_rss_mb,
+        harness::peak_rss_mb("self"),
         load.log.0,
         load.log.1
     );
@@ -574,6 +400,14 @@ fn ingest(b: &Bench) -> Vec<Row> {
             p.n, f.in_window, p.p50, p.p99, p.max, rcv.p50, rcv.p99, rcv.max, f.errors.count
         );
         f.errors.print();
+        let bound =
+            |q| run::bucket_quantile(&load.persist, q).map_or("?".into(), |ms| format!("{ms}"));
+        println!(
+            "      the server's own finish -> PERSISTED sent (vigil_store_persist_seconds, \
+             bucket bounds): p50 <= {} ms, p99 <= {} ms",
+            bound(0.5),
+            bound(0.99)
+        );
         print_common(&load, &lag, f.write_max);
         assert!(
             p.n > 0,

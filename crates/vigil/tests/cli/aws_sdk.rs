@@ -444,6 +444,63 @@ fn scoped_keys_are_limited_and_revocable() {
         assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(401));
         let e = cam.list_streams().send().await.unwrap_err();
         assert_eq!(code(&e), "NotAuthorizedException", "{e:?}");
+        // Out of scope, existing or not, is the same answer: no probing for names.
+        root_client(&server)
+            .create_stream()
+            .stream_name("garage")
+            .send()
+            .await
+            .unwrap();
+        for name in ["garage", "no-such-stream"] {
+            let e = cam
+                .describe_stream()
+                .stream_name(name)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(code(&e), "NotAuthorizedException", "{name}: {e:?}");
+        }
+    });
+    // A key that may list sees only its streams, page by page.
+    let out = crate::run(
+        crate::vigil()
+            .args(["keys", "--data-dir"])
+            .arg(server.data_dir())
+            .args([
+                "create",
+                "--name",
+                "viewer",
+                "--allow",
+                "ListStreams,DescribeStream",
+            ])
+            .args(["--streams", "cam-*", "--json"]),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let viewer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let viewer = control_client(
+        &endpoint,
+        viewer["access_key_id"].as_str().unwrap(),
+        viewer["secret_access_key"].as_str().unwrap(),
+        "us-east-1",
+    );
+    runtime().block_on(async {
+        let root = root_client(&server);
+        for name in ["cam-2", "cam-3", "attic", "zoo"] {
+            root.create_stream().stream_name(name).send().await.unwrap();
+        }
+        let pages: Vec<_> = viewer
+            .list_streams()
+            .max_results(1)
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let names: Vec<String> = pages
+            .into_iter()
+            .flat_map(|p| p.unwrap().stream_info_list.unwrap_or_default())
+            .map(|i| i.stream_name.unwrap())
+            .collect();
+        assert_eq!(names, ["cam-1", "cam-2", "cam-3"]);
     });
     let list = crate::run(
         crate::vigil()
@@ -476,4 +533,137 @@ fn scoped_keys_are_limited_and_revocable() {
             .unwrap_err();
         assert_eq!(code(&e), "UnrecognizedClientException", "{e:?}");
     });
+}
+
+#[test]
+fn unsigned_bodies_are_not_read_and_json_bodies_must_be_signed() {
+    use std::io::{Read, Write};
+    let server = Server::start_with_root(&[]);
+    // No credentials, a body announced but never sent: refused at once, not waited for.
+    let mut sock = std::net::TcpStream::connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        sock,
+        "POST /describeStream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000000\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.read(&mut buf).expect("an answer before the body");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("missingauthenticationtokenexception"),
+        "{head}"
+    );
+
+    // UNSIGNED-PAYLOAD leaves a JSON body unsigned: refused.
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity =
+        aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("kinesisvideo")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let host = server.addr.to_string();
+    let body = r#"{"StreamName":"x"}"#;
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", "application/json"),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        format!("http://{host}/describeStream"),
+        headers.iter().copied(),
+        SignableBody::UnsignedPayload,
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut req = String::from("POST /describeStream HTTP/1.1\r\n");
+    for (k, v) in headers.iter().copied().chain(instructions.headers()) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let mut sock = std::net::TcpStream::connect(server.addr).unwrap();
+    sock.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    sock.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(resp.contains("UNSIGNED-PAYLOAD"), "{resp}");
+}
+
+#[test]
+fn expired_and_future_signatures_are_refused() {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    use std::io::{Read, Write};
+    use std::time::{Duration, SystemTime};
+    let server = Server::start_with_root(&[]);
+    let host = server.addr.to_string();
+    let body = "{}";
+    let send = |at: SystemTime| {
+        let identity =
+            aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("kinesisvideo")
+            .time(at)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let headers = [
+            ("host", host.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let signable = SignableRequest::new(
+            "POST",
+            format!("http://{host}/listStreams"),
+            headers.iter().copied(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut req = String::from("POST /listStreams HTTP/1.1\r\n");
+        for (k, v) in headers.iter().copied().chain(instructions.headers()) {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        let mut sock = std::net::TcpStream::connect(server.addr).unwrap();
+        sock.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        sock.read_to_string(&mut resp).unwrap();
+        resp
+    };
+    let now = SystemTime::now();
+    assert!(send(now).starts_with("HTTP/1.1 200"));
+    for at in [
+        now - Duration::from_secs(6 * 60),
+        now + Duration::from_secs(6 * 60),
+    ] {
+        let resp = send(at);
+        assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("x-amzn-errortype: invalidsignatureexception"),
+            "{resp}"
+        );
+        assert!(resp.contains("Signature"), "{resp}");
+    }
 }

@@ -116,122 +116,260 @@ fn demux(data: &[u8]) -> (Vec<FrameInfo>, Vec<TagInfo>) {
     (frames, tags)
 }
 
-/// A signed PutMedia on a raw connection: sends `body` in chunks of `chunk` bytes while
-/// reading acks; returns every ack, once the server has ended its response.
-async fn put_media(server: &Server, stream: &str, body: &[u8], chunk: usize) -> Vec<Value> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let host = server.addr.to_string();
-    let start_ts = format!(
-        "{:.3}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    );
-    let headers = [
-        ("host", host.as_str()),
-        ("x-amzn-stream-name", stream),
-        ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
-        ("x-amzn-producer-start-timestamp", start_ts.as_str()),
-        ("x-amzn-fragment-acknowledgment-required", "1"),
-        ("transfer-encoding", "chunked"),
-        ("connection", "keep-alive"),
-        (
-            "user-agent",
-            "vigil-tests/1.0 (like AWS-SDK-KVS-CPP-CLIENT)",
-        ),
-    ];
-    let identity =
-        aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
-    let mut settings = SigningSettings::default();
-    // Sign what the C producer signs, hop-by-hop headers and user-agent included.
-    settings.excluded_headers = Some(vec!["authorization".into()]);
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("kinesisvideo")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let url = format!("http://{host}/putMedia");
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(&[]),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut head = String::from("POST /putMedia HTTP/1.1\r\n");
-    for (k, v) in headers.iter().copied().chain(instructions.headers()) {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+/// A producer's PutMedia connection, signed as the C producer signs: acks arrive on
+/// `acks` as the server sends them (the channel closes when the response ends).
+struct Producer {
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    acks: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    reader: tokio::task::JoinHandle<()>,
+}
 
-    let sock = TcpStream::connect(server.addr).await.unwrap();
-    let (mut rd, mut wr) = sock.into_split();
-    let reader = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let mut acks = Vec::new();
-        let mut tmp = [0u8; 4096];
-        // Head.
-        let body_start = loop {
-            let n = rd.read(&mut tmp).await.unwrap();
-            assert!(n > 0, "connection closed before the response head");
-            buf.extend_from_slice(&tmp[..n]);
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..p]).into_owned();
-                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-                assert!(
-                    head.to_ascii_lowercase()
-                        .contains("transfer-encoding: chunked"),
-                    "{head}"
-                );
-                break p + 4;
-            }
-        };
-        buf.drain(..body_start);
-        // Chunks: one ack each.
-        loop {
-            if let Some(nl) = buf.windows(2).position(|w| w == b"\r\n") {
-                let size =
-                    usize::from_str_radix(std::str::from_utf8(&buf[..nl]).unwrap().trim(), 16)
-                        .unwrap();
-                if size == 0 {
-                    return acks;
-                }
-                if buf.len() >= nl + 2 + size + 2 {
-                    let ack = &buf[nl + 2..nl + 2 + size];
-                    assert!(ack.len() <= 1024, "an ack chunk over 1024 bytes");
-                    acks.push(serde_json::from_slice::<Value>(ack).unwrap());
-                    buf.drain(..nl + 2 + size + 2);
-                    continue;
-                }
-            }
-            let n = rd.read(&mut tmp).await.unwrap();
-            assert!(
-                n > 0,
-                "connection closed inside the ack stream; acks so far: {acks:?}"
-            );
-            buf.extend_from_slice(&tmp[..n]);
+impl Producer {
+    async fn open(server: &Server, stream: &str) -> Producer {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        use aws_sigv4::sign::v4;
+        let host = server.addr.to_string();
+        let start_ts = format!(
+            "{:.3}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        );
+        let headers = [
+            ("host", host.as_str()),
+            ("x-amzn-stream-name", stream),
+            ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
+            ("x-amzn-producer-start-timestamp", start_ts.as_str()),
+            ("x-amzn-fragment-acknowledgment-required", "1"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "keep-alive"),
+            (
+                "user-agent",
+                "vigil-tests/1.0 (like AWS-SDK-KVS-CPP-CLIENT)",
+            ),
+        ];
+        let identity =
+            aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+        let mut settings = SigningSettings::default();
+        // Sign what the C producer signs, hop-by-hop headers and user-agent included.
+        settings.excluded_headers = Some(vec!["authorization".into()]);
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("kinesisvideo")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let url = format!("http://{host}/putMedia");
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            headers.iter().copied(),
+            SignableBody::Bytes(&[]),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut head = String::from("POST /putMedia HTTP/1.1\r\n");
+        for (k, v) in headers.iter().copied().chain(instructions.headers()) {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-    });
-    wr.write_all(head.as_bytes()).await.unwrap();
-    for c in body.chunks(chunk) {
-        wr.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+        // Unsigned, as the C producer sends it.
+        head.push_str("expect: 100-continue\r\n\r\n");
+
+        let sock = TcpStream::connect(server.addr).await.unwrap();
+        let (rd, mut wr) = sock.into_split();
+        let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_acks(rd, tx));
+        wr.write_all(head.as_bytes()).await.unwrap();
+        Producer { wr, acks, reader }
+    }
+
+    /// Sends `data` as HTTP chunks of at most `chunk` bytes.
+    async fn send(&mut self, data: &[u8], chunk: usize) {
+        for c in data.chunks(chunk) {
+            self.wr
+                .write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                .await
+                .unwrap();
+            self.wr.write_all(c).await.unwrap();
+            self.wr.write_all(b"\r\n").await.unwrap();
+        }
+    }
+
+    /// Ends the body.
+    async fn end(&mut self) {
+        self.wr.write_all(b"0\r\n\r\n").await.unwrap();
+    }
+
+    /// The next ack, or `None` when the response has ended.
+    async fn ack(&mut self) -> Option<Value> {
+        tokio::time::timeout(Duration::from_secs(30), self.acks.recv())
+            .await
+            .expect("an ack, or the end of the response, within 30 s")
+    }
+
+    /// Every ack until the response ends.
+    async fn rest(mut self) -> Vec<Value> {
+        let mut all = Vec::new();
+        while let Some(a) = self.ack().await {
+            all.push(a);
+        }
+        self.reader.await.unwrap();
+        all
+    }
+}
+
+/// Reads the response: `100 Continue`, the `200` head, then one ack per chunk, until the
+/// terminating chunk.
+async fn read_acks(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    tx: tokio::sync::mpsc::UnboundedSender<Value>,
+) {
+    let mut buf = Vec::new();
+    let mut continued = false;
+    let mut tmp = [0u8; 4096];
+    let body_start = loop {
+        let n = rd.read(&mut tmp).await.unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).into_owned();
+            if head.starts_with("HTTP/1.1 100") {
+                continued = true;
+                buf.drain(..p + 4);
+                continue;
+            }
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked"),
+                "{head}"
+            );
+            break p + 4;
+        }
+    };
+    assert!(continued, "no 100 Continue for Expect: 100-continue");
+    buf.drain(..body_start);
+    loop {
+        if let Some(nl) = buf.windows(2).position(|w| w == b"\r\n") {
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..nl]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                return;
+            }
+            if buf.len() >= nl + 2 + size + 2 {
+                let ack = &buf[nl + 2..nl + 2 + size];
+                assert!(ack.len() <= 1024, "an ack chunk over 1024 bytes");
+                let _ = tx.send(serde_json::from_slice::<Value>(ack).unwrap());
+                buf.drain(..nl + 2 + size + 2);
+                continue;
+            }
+        }
+        let n = rd.read(&mut tmp).await.unwrap();
+        assert!(n > 0, "connection closed inside the ack stream");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// A whole PutMedia: sends `body` in chunks of `chunk` bytes while acks flow back; returns
+/// every ack once the server has ended its response.
+async fn put_media(server: &Server, stream: &str, body: &[u8], chunk: usize) -> Vec<Value> {
+    let mut p = Producer::open(server, stream).await;
+    p.send(body, chunk).await;
+    p.end().await;
+    p.rest().await
+}
+
+/// Byte offsets of the Clusters of a Matroska stream.
+fn cluster_offsets(data: &[u8]) -> Vec<usize> {
+    let mut d = Demuxer::new();
+    d.push(data);
+    d.finish();
+    let mut out = Vec::new();
+    while let Some(ev) = d.pull() {
+        if let Event::ClusterStart { span, .. } = ev.unwrap() {
+            out.push(span.offset as usize);
+        }
+    }
+    out
+}
+
+#[test]
+fn sigterm_lets_the_fragment_in_flight_persist() {
+    let mut server = Server::start_with_root(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_media(dir.path());
+    let clusters = cluster_offsets(&input);
+    assert_eq!(clusters.len(), 6);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = format!("http://{}", server.addr);
+    let mut producer = rt.block_on(async {
+        let kv = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "us-east-1");
+        kv.create_stream()
+            .stream_name("drain")
+            .data_retention_in_hours(1)
+            .send()
             .await
             .unwrap();
-        wr.write_all(c).await.unwrap();
-        wr.write_all(b"\r\n").await.unwrap();
-    }
-    wr.write_all(b"0\r\n\r\n").await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), reader)
-        .await
-        .expect("the ack stream ends after the body")
-        .unwrap()
+        let mut p = Producer::open(&server, "drain").await;
+        // Two whole fragments and half of the third.
+        let cut = clusters[2] + (clusters[3] - clusters[2]) / 2;
+        p.send(&input[..cut], 4096).await;
+        let mut persisted = 0;
+        let mut buffering = 0;
+        while persisted < 2 || buffering < 3 {
+            let a = p.ack().await.expect("acks");
+            match a["EventType"].as_str() {
+                Some("PERSISTED") => persisted += 1,
+                Some("BUFFERING") => buffering += 1,
+                Some("RECEIVED") => {}
+                other => panic!("unexpected ack {other:?}: {a}"),
+            }
+        }
+        p
+    });
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    server.wait_for_log("no longer accepting connections");
+    let acks = rt.block_on(async {
+        // The producer finishes its fragment: the rest of it and the next Cluster's start.
+        let cut = clusters[2] + (clusters[3] - clusters[2]) / 2;
+        producer.send(&input[cut..clusters[3] + 64], 4096).await;
+        producer.rest().await
+    });
+    let events: Vec<&str> = acks
+        .iter()
+        .filter_map(|a| a["EventType"].as_str())
+        .collect();
+    assert!(
+        events.contains(&"RECEIVED") && events.contains(&"PERSISTED"),
+        "the fragment in flight completes and persists: {acks:#?}"
+    );
+    assert!(!events.contains(&"ERROR"), "{acks:#?}");
+    let status = server.signal_and_wait("TERM");
+    assert!(status.success(), "{status:?}; log: {:#?}", server.log);
+    // It was durable: a new server on the same data directory lists three fragments.
+    let data = server.data.path().to_path_buf();
+    let out = crate::run(
+        crate::vigil()
+            .args(["check", "--json", "--data-dir"])
+            .arg(&data),
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["fragments"], 3, "{report}");
 }
 
 #[test]
