@@ -47,6 +47,9 @@ pub trait File: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
 }
 
+/// How long [`StdFs`] retries a data directory lock that is held.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The operating system's filesystem.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
@@ -119,16 +122,23 @@ impl Fs for StdFs {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |e| {
-                if e == rustix::io::Errno::WOULDBLOCK {
-                    io::Error::from(io::ErrorKind::WouldBlock)
-                } else {
-                    io::Error::from(e)
+        // A lock just released can still be held for a moment: a child process forked by
+        // anyone in this process shares the open file description (and its flock) until its
+        // exec closes the descriptor. So a busy lock is retried for a short while before the
+        // directory is reported in use by another process.
+        let deadline = std::time::Instant::now() + LOCK_RETRY;
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Box::new(file)),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-            },
-        )?;
-        Ok(Box::new(file))
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
     }
 }
 

@@ -1,0 +1,30 @@
+//! Packaging for playback: Kinesis Video Streams fragments (Matroska Clusters, as the store
+//! holds them) remuxed, never decoded, into what players read: fragmented MP4 (HLS and DASH
+//! init and media segments), progressive MP4 (GetClip), MPEG-TS (HLS), and the HLS and DASH
+//! manifests (`../shared/spec/kvs-api.md` §4.3-§4.5).
+//!
+//! This crate does no I/O and knows nothing of HTTP, storage or AWS JSON: it turns tracks and
+//! samples ([`sample`]) into bytes and text.
+//!
+//! - [`codec`]: codec identification and configuration (H.264 `avcC`, H.265 `hvcC`, AAC
+//!   AudioSpecificConfig, G.711 WAVEFORMATEX) from Matroska CodecID and CodecPrivate, and the
+//!   RFC 6381 codec strings manifests carry.
+//! - [`sample`]: the model every packager takes: [`sample::Track`] and [`sample::Sample`],
+//!   and their extraction from a track header and fragment payloads.
+//! - [`fmp4`]: fragmented MP4 init and media segments (HLS fMP4, DASH).
+//! - [`mp4`]: progressive MP4 with the `moov` in front (GetClip).
+//! - [`ts`]: MPEG-TS segments for HLS (H.264 and AAC).
+//! - [`hls`]: HLS master and media playlists, low-latency HLS included.
+//! - [`dash`]: DASH manifests (SegmentTemplate + SegmentTimeline).
+
+mod boxes;
+pub mod codec;
+pub mod dash;
+pub mod error;
+pub mod fmp4;
+pub mod hls;
+pub mod mp4;
+pub mod sample;
+pub mod ts;
+
+pub use error::{Error, Result};

@@ -1,0 +1,297 @@
+//! The media model every packager takes.
+//!
+//! A [`Track`] is what a player needs to set up a decoder; a [`Sample`] is one frame (an
+//! access unit for video, a frame of audio) with its decode and presentation times in the
+//! track's timescale. Matroska stores presentation timestamps only; decode times are derived
+//! per fragment (see [`from_fragments`]).
+
+use bytes::Bytes;
+
+use crate::codec::Codec;
+
+/// A track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// The Matroska TrackNumber (1 is video for KVS playback).
+    pub number: u64,
+    /// The codec and its configuration.
+    pub codec: Codec,
+    /// Ticks per second of the sample times: 90,000 for video, the sample rate for audio.
+    pub timescale: u32,
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The track number.
+    pub track: u64,
+    /// Decode time, in the track's timescale.
+    pub dts: i64,
+    /// Presentation time, in the track's timescale.
+    pub pts: i64,
+    /// Duration, in the track's timescale.
+    pub duration: u32,
+    /// A sync sample (key frame).
+    pub keyframe: bool,
+    /// The frame as Matroska carries it (length-prefixed NAL units for H.264/H.265, raw AAC).
+    pub data: Bytes,
+}
+
+use std::collections::BTreeMap;
+
+use vigil_mkv::{Demuxer, Event, TrackKind};
+
+use crate::error::{Error, Result};
+
+/// The timescale of video tracks.
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// Limits on what [`from_fragments`] holds: more samples than this is an [`Error::Limit`].
+pub const MAX_SAMPLES: usize = 1 << 22;
+
+impl Track {
+    /// Whether this is a video track.
+    pub fn is_video(&self) -> bool {
+        self.codec.is_video()
+    }
+}
+
+/// Nanoseconds to ticks of `timescale`, rounded to nearest (halves away from −∞), so that
+/// every time is rounded the same way and durations taken as differences sum exactly.
+pub fn ns_to_ticks(ns: i64, timescale: u32) -> i64 {
+    let scaled = i128::from(ns) * i128::from(timescale) + 500_000_000;
+    let ticks = scaled.div_euclid(1_000_000_000);
+    i64::try_from(ticks).unwrap_or(if ticks < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Demuxes a stored track header and fragment payloads (`crates/api/src/media/mod.rs`: the
+/// header is the EBML header, an unknown-size Segment, Info and Tracks; each payload a
+/// Cluster, then producer Tags) as one stream, and returns the tracks (video and audio; tracks
+/// of other kinds and their frames are left out) and the samples in stream order (decode order
+/// within a track).
+///
+/// # Times
+///
+/// Presentation times are the frames' `time_ns` converted to the track's timescale (90 kHz for
+/// video, the sample rate for audio) with [`ns_to_ticks`].
+///
+/// Matroska keeps no decode times; they are derived per track over the samples of one call:
+/// the i-th sample in decode (stored) order gets the i-th smallest presentation time, minus a
+/// shift, the smallest that makes DTS ≤ PTS for every sample (the reorder delay: zero without
+/// B-frames). This is what ffmpeg's Matroska demuxer and MP4 muxer yield for the same input.
+/// Decode times are never negative (`tfdt` is unsigned): where the shifted value of the k-th
+/// sample (k from 0) is below k, its decode time is k, so the first samples of a stream whose
+/// timestamps start at zero decode one tick apart rather than before zero. Decode times stay
+/// increasing and, for such streams, ≤ PTS; the samples past the first reorder delay, and every
+/// later call, are unaffected, so fragments packaged one call each stay continuous. (Raising a
+/// whole call's decode times instead would overlap the next fragment's, and negative
+/// composition offsets make ffmpeg delay the whole stream.)
+///
+/// Durations are the differences of consecutive decode times, so they sum to the span of the
+/// track; the last sample's is its frame's duration (BlockDuration or the track's
+/// DefaultDuration), else the one before it.
+pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, Vec<Sample>)> {
+    let mut demuxer = Demuxer::new();
+    let mut tracks: Vec<Track> = Vec::new();
+    // Per track: the samples' indices in `samples`, and the last frame's duration in ns.
+    let mut per_track: BTreeMap<u64, (Vec<usize>, Option<u64>)> = BTreeMap::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut seen_tracks = false;
+
+    let mut drain = |demuxer: &mut Demuxer,
+                     tracks: &mut Vec<Track>,
+                     samples: &mut Vec<Sample>,
+                     per_track: &mut BTreeMap<u64, (Vec<usize>, Option<u64>)>|
+     -> Result<()> {
+        while let Some(event) = demuxer.pull() {
+            match event.map_err(|e| Error::Matroska(e.to_string()))? {
+                Event::Tracks {
+                    tracks: entries, ..
+                } => {
+                    if seen_tracks {
+                        continue;
+                    }
+                    seen_tracks = true;
+                    for entry in &entries {
+                        let kind = entry.kind();
+                        if kind != TrackKind::Video && kind != TrackKind::Audio {
+                            continue;
+                        }
+                        let codec = Codec::from_track(entry)?;
+                        let timescale = match codec.audio_format() {
+                            Some((rate, _)) => rate,
+                            None => VIDEO_TIMESCALE,
+                        };
+                        if tracks.iter().any(|t| t.number == entry.number) {
+                            return Err(Error::Matroska(format!(
+                                "track number {} twice",
+                                entry.number
+                            )));
+                        }
+                        tracks.push(Track {
+                            number: entry.number,
+                            codec,
+                            timescale,
+                        });
+                        per_track.insert(entry.number, (Vec::new(), None));
+                    }
+                }
+                Event::Frame(frame) => {
+                    let Some(track) = tracks.iter().find(|t| t.number == frame.track) else {
+                        continue;
+                    };
+                    let Some((indices, last_duration)) = per_track.get_mut(&frame.track) else {
+                        continue;
+                    };
+                    if samples.len() >= MAX_SAMPLES {
+                        return Err(Error::Limit(format!("more than {MAX_SAMPLES} samples")));
+                    }
+                    let pts = ns_to_ticks(frame.time_ns, track.timescale);
+                    indices.push(samples.len());
+                    *last_duration = frame.duration_ns;
+                    samples.push(Sample {
+                        track: frame.track,
+                        dts: pts,
+                        pts,
+                        duration: 0,
+                        keyframe: frame.keyframe,
+                        data: frame.data,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+
+    demuxer.push(header);
+    drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+    for payload in payloads {
+        demuxer.push(payload);
+        drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+    }
+    demuxer.finish();
+    drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+    if tracks.is_empty() {
+        return Err(Error::Matroska("no video or audio track".to_owned()));
+    }
+
+    for track in &tracks {
+        let Some((indices, last_duration_ns)) = per_track.get(&track.number) else {
+            continue;
+        };
+        let last_duration = last_duration_ns
+            .and_then(|ns| i64::try_from(ns).ok())
+            .map(|ns| ns_to_ticks(ns, track.timescale));
+        derive_decode_times(&mut samples, indices, last_duration)?;
+    }
+    Ok((tracks, samples))
+}
+
+/// Sets `dts` and `duration` of the samples at `indices` (one track, decode order) from their
+/// `pts` (see [`from_fragments`]).
+fn derive_decode_times(
+    samples: &mut [Sample],
+    indices: &[usize],
+    last_duration: Option<i64>,
+) -> Result<()> {
+    let mut pts: Vec<i64> = Vec::with_capacity(indices.len());
+    for &i in indices {
+        pts.push(samples.get(i).map_or(0, |s| s.pts));
+    }
+    let mut sorted = pts.clone();
+    sorted.sort_unstable();
+    let shift = sorted
+        .iter()
+        .zip(&pts)
+        .map(|(s, p)| s.saturating_sub(*p))
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    let dts: Vec<i64> = (0i64..)
+        .zip(&sorted)
+        .map(|(k, s)| s.saturating_sub(shift).max(k))
+        .collect();
+    let mut previous: Option<u32> = None;
+    for (k, &i) in indices.iter().enumerate() {
+        let this = dts.get(k).copied().unwrap_or(0);
+        let duration = match dts.get(k + 1) {
+            Some(next) => next.saturating_sub(this),
+            None => last_duration.or(previous.map(i64::from)).unwrap_or(0),
+        };
+        let duration = u32::try_from(duration)
+            .map_err(|_| Error::Limit(format!("sample duration {duration} out of range")))?;
+        previous = Some(duration);
+        if let Some(sample) = samples.get_mut(i) {
+            sample.dts = this;
+            sample.duration = duration;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn sample(pts: i64) -> Sample {
+        Sample {
+            track: 1,
+            dts: 0,
+            pts,
+            duration: 0,
+            keyframe: false,
+            data: Bytes::new(),
+        }
+    }
+
+    fn derive(pts: &[i64], last: Option<i64>) -> Vec<(i64, i64, u32)> {
+        let mut s: Vec<Sample> = pts.iter().map(|&p| sample(p)).collect();
+        let idx: Vec<usize> = (0..s.len()).collect();
+        derive_decode_times(&mut s, &idx, last).unwrap();
+        s.iter().map(|s| (s.dts, s.pts, s.duration)).collect()
+    }
+
+    #[test]
+    fn no_reordering() {
+        assert_eq!(
+            derive(&[100, 110, 120], Some(10)),
+            vec![(100, 100, 10), (110, 110, 10), (120, 120, 10)]
+        );
+        assert_eq!(
+            derive(&[100, 110], None),
+            vec![(100, 100, 10), (110, 110, 10)]
+        );
+    }
+
+    #[test]
+    fn b_frames() {
+        // I0 P3 B1 B2 in decode order, frames of 10 ticks.
+        let out = derive(&[1000, 1030, 1010, 1020], Some(10));
+        assert_eq!(
+            out,
+            vec![
+                (990, 1000, 10),
+                (1000, 1030, 10),
+                (1010, 1010, 10),
+                (1020, 1020, 10)
+            ]
+        );
+        assert!(out.iter().all(|(d, p, _)| d <= p));
+    }
+
+    #[test]
+    fn never_negative() {
+        let out = derive(&[0, 30, 10, 20], None);
+        assert_eq!(out, vec![(0, 0, 1), (1, 30, 9), (10, 10, 10), (20, 20, 10)]);
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(ns_to_ticks(33_366_666, 90_000), 3003);
+        assert_eq!(ns_to_ticks(-1, 90_000), 0);
+        assert_eq!(ns_to_ticks(1_000_000_000, 48_000), 48_000);
+    }
+}
