@@ -74,6 +74,18 @@ pub enum ApiError {
     /// The Authorization header or presigned query is malformed.
     #[error("{0}")]
     IncompleteSignatureException(String),
+    /// The stream's codecs are not ones this output can carry.
+    #[error("{0}")]
+    UnsupportedStreamMediaTypeException(String),
+    /// A track needs codec private data and has none.
+    #[error("{0}")]
+    MissingCodecPrivateDataException(String),
+    /// A track's codec private data does not parse, or changes where it may not.
+    #[error("{0}")]
+    InvalidCodecPrivateDataException(String),
+    /// A frame could not be parsed.
+    #[error("{0}")]
+    InvalidMediaFrameException(String),
     /// An operation of the KVS API that Vigil does not implement (WebRTC, edge agents).
     #[error("{0}")]
     NotImplemented(String),
@@ -113,6 +125,10 @@ impl ApiError {
             Self::UnrecognizedClientException(_) => "UnrecognizedClientException",
             Self::MissingAuthenticationTokenException(_) => "MissingAuthenticationTokenException",
             Self::IncompleteSignatureException(_) => "IncompleteSignatureException",
+            Self::UnsupportedStreamMediaTypeException(_) => "UnsupportedStreamMediaTypeException",
+            Self::MissingCodecPrivateDataException(_) => "MissingCodecPrivateDataException",
+            Self::InvalidCodecPrivateDataException(_) => "InvalidCodecPrivateDataException",
+            Self::InvalidMediaFrameException(_) => "InvalidMediaFrameException",
             Self::NotImplemented(_) => "NotImplemented",
             Self::InternalFailure(_) => "InternalFailure",
             Self::ServiceUnavailable(_) => "ServiceUnavailable",
@@ -145,6 +161,10 @@ impl ApiError {
             | Self::InvalidEndpointException(_)
             | Self::FragmentLimitExceeded(_)
             | Self::SerializationException(_)
+            | Self::UnsupportedStreamMediaTypeException(_)
+            | Self::MissingCodecPrivateDataException(_)
+            | Self::InvalidCodecPrivateDataException(_)
+            | Self::InvalidMediaFrameException(_)
             | Self::IncompleteSignatureException(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -171,6 +191,10 @@ impl ApiError {
             | Self::UnrecognizedClientException(m)
             | Self::MissingAuthenticationTokenException(m)
             | Self::IncompleteSignatureException(m)
+            | Self::UnsupportedStreamMediaTypeException(m)
+            | Self::MissingCodecPrivateDataException(m)
+            | Self::InvalidCodecPrivateDataException(m)
+            | Self::InvalidMediaFrameException(m)
             | Self::NotImplemented(m)
             | Self::InternalFailure(m)
             | Self::ServiceUnavailable(m) => m,
@@ -252,3 +276,25 @@ impl From<StoreError> for ApiError {
 
 /// Results of the API layer.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// Packaging errors, in the playback APIs' terms.
+impl From<vigil_media::Error> for ApiError {
+    fn from(e: vigil_media::Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            vigil_media::Error::UnsupportedCodec { .. } => {
+                Self::UnsupportedStreamMediaTypeException(msg)
+            }
+            vigil_media::Error::MissingCodecPrivate { .. } => {
+                Self::MissingCodecPrivateDataException(msg)
+            }
+            vigil_media::Error::InvalidCodecPrivate { .. } => {
+                Self::InvalidCodecPrivateDataException(msg)
+            }
+            vigil_media::Error::InvalidFrame { .. } | vigil_media::Error::Matroska(_) => {
+                Self::InvalidMediaFrameException(msg)
+            }
+            _ => Self::InvalidArgumentException(msg),
+        }
+    }
+}

@@ -43,6 +43,8 @@ pub struct ApiConfig {
     pub tls: bool,
     /// Largest JSON request body accepted, in bytes.
     pub max_json_body: usize,
+    /// What one GetClip may hold.
+    pub clip_limits: crate::media::clip::ClipLimits,
 }
 
 /// How long a JSON request body may take to arrive.
@@ -59,6 +61,7 @@ impl Default for ApiConfig {
             public_url: None,
             tls: false,
             max_json_body: 1 << 20,
+            clip_limits: crate::media::clip::ClipLimits::default(),
         }
     }
 }
@@ -378,9 +381,9 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         // Playback (HLS, DASH, clips, images) comes with the playback issue; WebRTC
         // signaling and storage and the IoT edge agent are out of Vigil's scope
         // (docs/compatibility.md).
+        Operation::GetClip => media::get_clip(call).await,
         Operation::GetHLSStreamingSessionURL
         | Operation::GetDASHStreamingSessionURL
-        | Operation::GetClip
         | Operation::GetImages
         | Operation::DescribeMediaStorageConfiguration
         | Operation::UpdateMediaStorageConfiguration

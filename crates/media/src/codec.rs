@@ -195,6 +195,26 @@ impl Codec {
         }
     }
 
+    /// How many frames a decoder may have to hold back before output (the reorder depth; 0
+    /// without B-frames), as the stream declares it: for H.264, the first SPS's VUI
+    /// `max_num_reorder_frames` where it has `bitstream_restriction_flag` (the syntax has
+    /// `max_dec_frame_buffering` only beside it, never alone); without it, 0 for Baseline (`profile_idc` 66, constrained
+    /// or not), the intra-only profiles (44, and 100/110/122/244 with `constraint_set3_flag`) and
+    /// an SPS with `max_num_ref_frames` 0, else the DPB size in frames the level allows
+    /// (MaxDpbMbs of Table A-1 over the frame's macroblocks; 16 for an unknown level). For H.265,
+    /// the first SPS's `sps_max_num_reorder_pics` of the highest sub-layer, 0 where the hvcC has
+    /// no SPS or it does not parse. Audio: 0. Never more than [`MAX_REORDER_FRAMES`].
+    pub fn reorder_frames(&self) -> u32 {
+        let n = match self {
+            Codec::H264 { avcc, .. } => avcc_first_sps(avcc)
+                .and_then(h264_sps)
+                .map_or(0, |sps| sps.reorder_frames),
+            Codec::H265 { hvcc, .. } => h265_reorder_pics(hvcc).unwrap_or(0),
+            Codec::Aac { .. } | Codec::G711 { .. } => 0,
+        };
+        n.min(MAX_REORDER_FRAMES)
+    }
+
     /// The RFC 6381 codec string (HLS `CODECS`, DASH `@codecs`): `avc1.PPCCLL` from the avcC,
     /// `hvc1.<space><profile>.<compat>.<tier><level>.<constraints>` (ISO/IEC 14496-15 E.3)
     /// from the hvcC, `mp4a.40.<object type>` for AAC; `alaw`/`ulaw` (the MP4 sample entry
@@ -280,10 +300,49 @@ fn parse_asc(asc: &[u8]) -> Option<(u8, u32, u16)> {
 /// Width and height (after frame cropping) from an H.264 SPS NAL unit (ITU-T H.264 §7.3.2.1.1,
 /// §7.4.2.1.1). `None` where it does not parse.
 pub(crate) fn h264_sps_dimensions(nal: &[u8]) -> Option<(u32, u32)> {
-    // Drop the NAL header and the emulation prevention bytes (00 00 03).
+    h264_sps(nal).map(|sps| (sps.width, sps.height))
+}
+
+/// What [`h264_sps`] reads from an SPS.
+struct H264Sps {
+    width: u32,
+    height: u32,
+    /// The reorder depth in frames (see [`Codec::reorder_frames`]).
+    reorder_frames: u32,
+}
+
+/// Level limits on the decoded picture buffer: (`level_idc`, MaxDpbMbs), ITU-T H.264 Table A-1.
+const H264_MAX_DPB_MBS: [(u32, u64); 20] = [
+    (9, 396),
+    (10, 396),
+    (11, 900),
+    (12, 2376),
+    (13, 2376),
+    (20, 2376),
+    (21, 4752),
+    (22, 8100),
+    (30, 8100),
+    (31, 18000),
+    (32, 20480),
+    (40, 32768),
+    (41, 32768),
+    (42, 34816),
+    (50, 110_400),
+    (51, 184_320),
+    (52, 184_320),
+    (60, 696_320),
+    (61, 696_320),
+    (62, 696_320),
+];
+
+/// The most frames a decoder may hold back (H.264's and H.265's DPB bound).
+pub const MAX_REORDER_FRAMES: u32 = 16;
+
+/// Drops a NAL unit's header (`header_len` bytes) and its emulation prevention bytes (00 00 03).
+fn rbsp(nal: &[u8], header_len: usize) -> Option<Vec<u8>> {
     let mut rbsp = Vec::with_capacity(nal.len());
     let mut zeros = 0;
-    for &byte in nal.get(1..)? {
+    for &byte in nal.get(header_len..)? {
         if zeros >= 2 && byte == 3 {
             zeros = 0;
             continue;
@@ -291,9 +350,34 @@ pub(crate) fn h264_sps_dimensions(nal: &[u8]) -> Option<(u32, u32)> {
         zeros = if byte == 0 { zeros + 1 } else { 0 };
         rbsp.push(byte);
     }
+    Some(rbsp)
+}
+
+/// Skips an H.264 `hrd_parameters()` (Annex E.1.2).
+fn skip_h264_hrd(r: &mut BitReader<'_>) -> Option<()> {
+    let cpb_cnt = r.ue()?.checked_add(1)?;
+    if cpb_cnt > 32 {
+        return None;
+    }
+    r.bits(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        r.ue()?;
+        r.ue()?;
+        r.bit()?;
+    }
+    r.bits(20)?; // four 5-bit lengths
+    Some(())
+}
+
+/// Picture size (after frame cropping) and reorder depth from an H.264 SPS NAL unit (ITU-T
+/// H.264 §7.3.2.1.1, §7.4.2.1.1, Annex E). `None` where it does not parse up to the cropping;
+/// a VUI that does not parse counts as absent.
+fn h264_sps(nal: &[u8]) -> Option<H264Sps> {
+    let rbsp = rbsp(nal, 1)?;
     let mut r = BitReader::new(&rbsp);
     let profile_idc = r.bits(8)?;
-    r.bits(16)?; // constraint flags, level_idc
+    let constraint_flags = r.bits(8)?;
+    let level_idc = r.bits(8)?;
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = false;
@@ -346,7 +430,7 @@ pub(crate) fn h264_sps_dimensions(nal: &[u8]) -> Option<(u32, u32)> {
         }
         _ => {}
     }
-    r.ue()?; // max_num_ref_frames
+    let max_num_ref_frames = r.ue()?;
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
     let width_mbs = u64::from(r.ue()?) + 1;
     let height_map_units = u64::from(r.ue()?) + 1;
@@ -375,7 +459,154 @@ pub(crate) fn h264_sps_dimensions(nal: &[u8]) -> Option<(u32, u32)> {
     if width == 0 || height == 0 {
         return None;
     }
-    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
+    let frame_mbs = width_mbs * field_factor * height_map_units;
+    let declared = h264_vui_reorder(&mut r);
+    let reorder_frames = match declared {
+        Some(n) => n,
+        None => {
+            let constraint_set3 = constraint_flags & 0x10 != 0;
+            let intra_only = profile_idc == 44
+                || (constraint_set3 && matches!(profile_idc, 100 | 110 | 122 | 244));
+            if profile_idc == 66 || intra_only || max_num_ref_frames == 0 {
+                0
+            } else {
+                H264_MAX_DPB_MBS
+                    .iter()
+                    .find(|(level, _)| *level == level_idc)
+                    .and_then(|(_, mbs)| mbs.checked_div(frame_mbs))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(MAX_REORDER_FRAMES)
+            }
+        }
+    };
+    Some(H264Sps {
+        width: u32::try_from(width).ok()?,
+        height: u32::try_from(height).ok()?,
+        reorder_frames: reorder_frames.min(MAX_REORDER_FRAMES),
+    })
+}
+
+/// The VUI's `max_num_reorder_frames` where the SPS has a VUI
+/// with `bitstream_restriction_flag` set; `r` is just past `frame_cropping`.
+fn h264_vui_reorder(r: &mut BitReader<'_>) -> Option<u32> {
+    if !r.bit()? {
+        return None; // vui_parameters_present_flag
+    }
+    if r.bit()? && r.bits(8)? == 255 {
+        r.bits(32)?; // sar_width, sar_height
+    }
+    if r.bit()? {
+        r.bit()?; // overscan_appropriate_flag
+    }
+    if r.bit()? {
+        r.bits(4)?; // video_format, video_full_range_flag
+        if r.bit()? {
+            r.bits(24)?; // colour_primaries, transfer_characteristics, matrix_coefficients
+        }
+    }
+    if r.bit()? {
+        r.ue()?; // chroma_sample_loc_type_top_field
+        r.ue()?;
+    }
+    if r.bit()? {
+        r.bits(32)?; // num_units_in_tick
+        r.bits(32)?; // time_scale
+        r.bit()?; // fixed_frame_rate_flag
+    }
+    let nal_hrd = r.bit()?;
+    if nal_hrd {
+        skip_h264_hrd(r)?;
+    }
+    let vcl_hrd = r.bit()?;
+    if vcl_hrd {
+        skip_h264_hrd(r)?;
+    }
+    if nal_hrd || vcl_hrd {
+        r.bit()?; // low_delay_hrd_flag
+    }
+    r.bit()?; // pic_struct_present_flag
+    if !r.bit()? {
+        return None; // bitstream_restriction_flag
+    }
+    r.bit()?; // motion_vectors_over_pic_boundaries_flag
+    for _ in 0..4 {
+        r.ue()?; // max_bytes_per_pic_denom … log2_max_mv_length_vertical
+    }
+    r.ue() // max_num_reorder_frames (max_dec_frame_buffering follows; it is never alone)
+}
+
+/// `sps_max_num_reorder_pics` of the highest sub-layer, from the first SPS (NAL unit type 33)
+/// of an hvcC record (ITU-T H.265 §7.3.2.2.1). `None` where there is none or it does not parse.
+fn h265_reorder_pics(hvcc: &[u8]) -> Option<u32> {
+    let arrays = *hvcc.get(22)?;
+    let mut at = 23usize;
+    for _ in 0..arrays {
+        let nal_type = hvcc.get(at)? & 0x3f;
+        let count = u16::from_be_bytes([*hvcc.get(at + 1)?, *hvcc.get(at + 2)?]);
+        at = at.checked_add(3)?;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([*hvcc.get(at)?, *hvcc.get(at + 1)?]));
+            let nal = hvcc.get(at + 2..at.checked_add(2 + len)?)?;
+            if nal_type == 33 {
+                return h265_sps_reorder(nal);
+            }
+            at = at.checked_add(2 + len)?;
+        }
+    }
+    None
+}
+
+fn h265_sps_reorder(nal: &[u8]) -> Option<u32> {
+    let rbsp = rbsp(nal, 2)?;
+    let mut r = BitReader::new(&rbsp);
+    r.bits(4)?; // sps_video_parameter_set_id
+    let max_sub_layers_minus1 = r.bits(3)?;
+    r.bit()?; // sps_temporal_id_nesting_flag
+    // profile_tier_level(1, max_sub_layers_minus1): general profile (88 bits) and level (8).
+    for _ in 0..3 {
+        r.bits(32)?;
+    }
+    let mut sub_layers = Vec::new();
+    for _ in 0..max_sub_layers_minus1 {
+        sub_layers.push((r.bit()?, r.bit()?));
+    }
+    if max_sub_layers_minus1 > 0 {
+        for _ in max_sub_layers_minus1..8 {
+            r.bits(2)?; // reserved_zero_2bits
+        }
+    }
+    for (profile, level) in sub_layers {
+        if profile {
+            r.bits(32)?;
+            r.bits(32)?;
+            r.bits(24)?;
+        }
+        if level {
+            r.bits(8)?;
+        }
+    }
+    r.ue()?; // sps_seq_parameter_set_id
+    if r.ue()? == 3 {
+        r.bit()?; // separate_colour_plane_flag
+    }
+    r.ue()?; // pic_width_in_luma_samples
+    r.ue()?; // pic_height_in_luma_samples
+    if r.bit()? {
+        for _ in 0..4 {
+            r.ue()?; // conf_win_*_offset
+        }
+    }
+    r.ue()?; // bit_depth_luma_minus8
+    r.ue()?; // bit_depth_chroma_minus8
+    r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+    let first = if r.bit()? { 0 } else { max_sub_layers_minus1 };
+    let mut reorder = None;
+    for _ in first..=max_sub_layers_minus1 {
+        r.ue()?; // sps_max_dec_pic_buffering_minus1
+        reorder = Some(r.ue()?);
+        r.ue()?; // sps_max_latency_increase_plus1
+    }
+    reorder
 }
 
 /// A big-endian bit reader with Exp-Golomb codes.
@@ -499,6 +730,31 @@ mod tests {
         }
     }
 
+    /// The reorder depth matches what ffmpeg reads (`ffprobe -show_entries stream=has_b_frames`).
+    #[test]
+    fn reorder_frames_as_ffmpeg_reads_them() {
+        for (path, want) in [
+            ("testdata/ffmpeg_h264.mkv", 2),
+            ("testdata/ffmpeg_h264-aac.mkv", 2),
+            ("testdata/ffmpeg_h264-blockgroups.mkv", 2),
+            ("testdata/mkvmerge_h264-aac-laced.mkv", 2),
+            ("testdata/gstreamer_h264-streamable.mkv", 0),
+            ("testdata/ffmpeg_h265.mkv", 2),
+            (
+                "../shared/testdata/kvs-producer-c/video/putmedia-body.mkv",
+                0,
+            ),
+            ("../shared/testdata/kvs-producer-c/av/putmedia-body.mkv", 0),
+        ] {
+            let c: Vec<Codec> = tracks(&format!("{ROOT}/{path}"))
+                .iter()
+                .filter_map(|t| Codec::from_track(t).ok())
+                .collect();
+            assert_eq!(c[0].reorder_frames(), want, "{path}");
+            assert_eq!(c.get(1).map_or(0, Codec::reorder_frames), 0, "{path}");
+        }
+    }
+
     #[test]
     fn hevc_string_example() {
         // ISO/IEC 14496-15 E.3's example: Main profile, Main tier, level 3.1, constraint 0xB0.
@@ -515,6 +771,8 @@ mod tests {
             0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc6, 0x58,
         ];
         assert_eq!(h264_sps_dimensions(&sps), Some((1920, 1080)));
+        // x264's VUI declares a reorder depth of 2 (`bitstream_restriction_flag`).
+        assert_eq!(h264_sps(&sps).unwrap().reorder_frames, 2);
     }
 
     #[test]

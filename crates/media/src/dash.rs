@@ -348,6 +348,7 @@ mod tests {
                 channels: 2,
             },
             timescale: 48_000,
+            dts_shift: 0,
         };
         let text = mpd(&Mpd {
             kind: MpdKind::Static { duration_ms: 2000 },

@@ -9,6 +9,15 @@
 //! track's first decode time) and `trun` version 1 (data offset, per-sample duration, size,
 //! flags and signed composition offset)), then one `mdat` holding each track's samples in
 //! `traf` order.
+//!
+//! Decode times run ahead of presentation by the track's fixed [`Track::dts_shift`] (the
+//! reorder delay; `sample` says how it is chosen). The media timeline is the samples' times
+//! plus that shift (`tfdt` = DTS + shift, never negative), and a track with a shift has an edit
+//! list in the init segment (`edts`/`elst`: one edit, `segment_duration` 0, i.e. all
+//! fragments, from `media_time` = shift) that takes it out of presentation again, so players
+//! present each sample at its source presentation time and decode times stay where ffmpeg's
+//! MP4 demuxer reads them (DTS = the sample's `dts`). Since the shift is the same in every
+//! call, segments packaged one at a time, in any order, fit the same init segment.
 
 use bytes::Bytes;
 
@@ -35,6 +44,10 @@ pub fn init_segment(tracks: &[Track]) -> Result<Bytes> {
         for (i, track) in tracks.iter().enumerate() {
             w.boxed(b"trak", |w| {
                 boxes::tkhd(w, boxes::track_id(i), track, 0);
+                if track.dts_shift > 0 {
+                    // One edit over all fragments (segment_duration 0), from the shift on.
+                    boxes::edts(w, 0, 0, track.dts_shift);
+                }
                 w.boxed(b"mdia", |w| {
                     boxes::mdhd(w, track.timescale, 0);
                     boxes::hdlr(w, track.is_video());
@@ -94,13 +107,15 @@ pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Res
             let Some(first) = list.first() else { continue };
             w.boxed(b"traf", |w| {
                 w.full(b"tfhd", 0, 0x02_0000, |w| w.u32(boxes::track_id(i)));
-                if first.dts < 0 {
+                let shift = tracks.get(i).map_or(0, |t| t.dts_shift.max(0));
+                let tfdt = first.dts.saturating_add(shift);
+                if tfdt < 0 {
                     result = Err(Error::Limit(format!(
                         "track {}: negative decode time {}",
                         first.track, first.dts
                     )));
                 }
-                w.full(b"tfdt", 1, 0, |w| w.u64(first.dts.max(0) as u64));
+                w.full(b"tfdt", 1, 0, |w| w.u64(tfdt.max(0) as u64));
                 // data-offset, duration, size, flags, composition time offset.
                 w.full(b"trun", 1, 0x0f01, |w| {
                     w.u32(u32::try_from(list.len()).unwrap_or(u32::MAX));
@@ -167,6 +182,7 @@ mod tests {
                     height: 480,
                 },
                 timescale: 90_000,
+                dts_shift: 3003,
             },
             Track {
                 number: 2,
@@ -176,6 +192,7 @@ mod tests {
                     channels: 2,
                 },
                 timescale: 48_000,
+                dts_shift: 0,
             },
         ]
     }
@@ -228,7 +245,7 @@ mod tests {
                 let number = u64::from(be32(tfhd, 4));
                 let expected: Vec<&Sample> = samples.iter().filter(|s| s.track == number).collect();
                 let tfdt = &traf.children[1].body;
-                prop_assert_eq!(u64::from_be_bytes(tfdt[4..12].try_into().unwrap()) as i64, expected[0].dts);
+                prop_assert_eq!(u64::from_be_bytes(tfdt[4..12].try_into().unwrap()) as i64, expected[0].dts + tracks()[number as usize - 1].dts_shift);
                 let trun = &traf.children[2].body;
                 prop_assert_eq!(be32(trun, 4) as usize, expected.len());
                 // data_offset is from the moof's first byte.

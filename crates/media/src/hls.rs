@@ -410,6 +410,7 @@ mod tests {
                 height: 720,
             },
             timescale: 90_000,
+            dts_shift: 0,
         }
     }
 
@@ -422,6 +423,7 @@ mod tests {
                 channels: 2,
             },
             timescale: 48_000,
+            dts_shift: 0,
         }
     }
 

@@ -10,12 +10,21 @@
 //!   AudioSpecificConfig, G.711 WAVEFORMATEX) from Matroska CodecID and CodecPrivate, and the
 //!   RFC 6381 codec strings manifests carry.
 //! - [`sample`]: the model every packager takes: [`sample::Track`] and [`sample::Sample`],
-//!   and their extraction from a track header and fragment payloads.
+//!   and their extraction from a track header and fragment payloads. Decode times are
+//!   derived with a shift fixed per track (the codec's declared reorder depth × the frame
+//!   duration, [`sample::Track::dts_shift`]), so each fragment may be packaged alone, in its
+//!   own call, and still line up with its neighbours.
 //! - [`fmp4`]: fragmented MP4 init and media segments (HLS fMP4, DASH).
 //! - [`mp4`]: progressive MP4 with the `moov` in front (GetClip).
 //! - [`ts`]: MPEG-TS segments for HLS (H.264 and AAC).
 //! - [`hls`]: HLS master and media playlists, low-latency HLS included.
 //! - [`dash`]: DASH manifests (SegmentTemplate + SegmentTimeline).
+
+/// The version of what this crate serves. Bump it whenever the bytes packaged for the same
+/// input change (box layout, decode times, edit lists, TS muxing, …): caches and golden tests
+/// (`tests/media/golden.rs`, which pins the SHA-256 of packaged outputs to this version) key
+/// on it, so a change of served bytes without a bump fails the tests.
+pub const FORMAT_VERSION: u32 = 1;
 
 mod boxes;
 pub mod codec;

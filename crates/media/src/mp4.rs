@@ -290,6 +290,7 @@ mod tests {
                 height: 480,
             },
             timescale: 90_000,
+            dts_shift: 0,
         };
         let samples: Vec<Sample> = (0..5)
             .map(|i| Sample {

@@ -3,7 +3,9 @@
 //! A [`Track`] is what a player needs to set up a decoder; a [`Sample`] is one frame (an
 //! access unit for video, a frame of audio) with its decode and presentation times in the
 //! track's timescale. Matroska stores presentation timestamps only; decode times are derived
-//! per fragment (see [`from_fragments`]).
+//! from them with a shift fixed per track ([`Track::dts_shift`], from the codec's declared
+//! reorder depth), so fragments packaged independently get consistent decode times (see
+//! [`from_fragments`]).
 
 use bytes::Bytes;
 
@@ -18,6 +20,11 @@ pub struct Track {
     pub codec: Codec,
     /// Ticks per second of the sample times: 90,000 for video, the sample rate for audio.
     pub timescale: u32,
+    /// How far decode times run ahead of the presentation order, in ticks: the codec's
+    /// declared reorder depth ([`Codec::reorder_frames`]) times the track's frame duration
+    /// (see [`from_fragments`]). The same for every fragment of a stream, so that fragments
+    /// packaged one call each line up; fMP4 removes it from presentation with an edit list.
+    pub dts_shift: i64,
 }
 
 /// One frame.
@@ -75,17 +82,24 @@ pub fn ns_to_ticks(ns: i64, timescale: u32) -> i64 {
 /// Presentation times are the frames' `time_ns` converted to the track's timescale (90 kHz for
 /// video, the sample rate for audio) with [`ns_to_ticks`].
 ///
-/// Matroska keeps no decode times; they are derived per track over the samples of one call:
-/// the i-th sample in decode (stored) order gets the i-th smallest presentation time, minus a
-/// shift, the smallest that makes DTS ≤ PTS for every sample (the reorder delay: zero without
-/// B-frames). This is what ffmpeg's Matroska demuxer and MP4 muxer yield for the same input.
-/// Decode times are never negative (`tfdt` is unsigned): where the shifted value of the k-th
-/// sample (k from 0) is below k, its decode time is k, so the first samples of a stream whose
-/// timestamps start at zero decode one tick apart rather than before zero. Decode times stay
-/// increasing and, for such streams, ≤ PTS; the samples past the first reorder delay, and every
-/// later call, are unaffected, so fragments packaged one call each stay continuous. (Raising a
-/// whole call's decode times instead would overlap the next fragment's, and negative
-/// composition offsets make ffmpeg delay the whole stream.)
+/// Matroska keeps no decode times; they are derived per track with a shift fixed for the track,
+/// so that every fragment gets the same decode times whether it is packaged alone or with
+/// others: the k-th sample in decode (stored) order gets the k-th smallest presentation time
+/// of the call, minus the track's [`Track::dts_shift`]. The shift is the codec's declared
+/// reorder depth ([`Codec::reorder_frames`]: the H.264 SPS's `max_num_reorder_frames`, the
+/// H.265 SPS's `sps_max_num_reorder_pics`, 0 for audio) times the frame duration: the track's
+/// DefaultDuration, else the smallest positive spacing of the call's presentation times, else
+/// the last frame's duration. This is what ffmpeg's Matroska demuxer and MP4 muxer yield for
+/// the same input (ffmpeg delays decoding by the SPS's reorder depth). Where the declared
+/// depth is too small for the call's samples (a lying SPS, or a frame duration that varies),
+/// the shift is raised to the least that keeps DTS ≤ PTS for that call, and `dts_shift`
+/// reports the shift used: such streams are continuous only as far as the shifts agree.
+///
+/// Decode times are never negative (`tfdt` is unsigned, and a TS decode time would wrap):
+/// where the shifted value of the k-th sample (k from 0) is below k, its decode time is k, so
+/// the first samples of a stream whose timestamps start within the shift of zero decode one
+/// tick apart rather than before zero. Only the first fragment of such a stream is affected
+/// (KVS producers' timestamps are absolute), the same in every call.
 ///
 /// Durations are the differences of consecutive decode times, so they sum to the span of the
 /// track; the last sample's is its frame's duration (BlockDuration or the track's
@@ -97,6 +111,8 @@ pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, 
     let mut per_track: BTreeMap<u64, (Vec<usize>, Option<u64>)> = BTreeMap::new();
     let mut samples: Vec<Sample> = Vec::new();
     let mut seen_tracks = false;
+    // Per track: DefaultDuration in ticks.
+    let mut default_durations: BTreeMap<u64, Option<i64>> = BTreeMap::new();
 
     let mut drain = |demuxer: &mut Demuxer,
                      tracks: &mut Vec<Track>,
@@ -128,10 +144,17 @@ pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, 
                                 entry.number
                             )));
                         }
+                        let frame_ticks = entry
+                            .default_duration_ns
+                            .and_then(|ns| i64::try_from(ns).ok())
+                            .map(|ns| ns_to_ticks(ns, timescale))
+                            .filter(|&t| t > 0);
+                        default_durations.insert(entry.number, frame_ticks);
                         tracks.push(Track {
                             number: entry.number,
                             codec,
                             timescale,
+                            dts_shift: 0,
                         });
                         per_track.insert(entry.number, (Vec::new(), None));
                     }
@@ -176,25 +199,52 @@ pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, 
         return Err(Error::Matroska("no video or audio track".to_owned()));
     }
 
-    for track in &tracks {
+    for track in &mut tracks {
         let Some((indices, last_duration_ns)) = per_track.get(&track.number) else {
             continue;
         };
         let last_duration = last_duration_ns
             .and_then(|ns| i64::try_from(ns).ok())
             .map(|ns| ns_to_ticks(ns, track.timescale));
-        derive_decode_times(&mut samples, indices, last_duration)?;
+        let frame = default_durations
+            .get(&track.number)
+            .copied()
+            .flatten()
+            .or_else(|| min_spacing(&samples, indices))
+            .or(last_duration)
+            .unwrap_or(0);
+        let declared = i64::from(track.codec.reorder_frames()).saturating_mul(frame);
+        track.dts_shift = derive_decode_times(&mut samples, indices, last_duration, declared)?;
     }
     Ok((tracks, samples))
 }
 
+/// The smallest positive difference between the presentation times of the samples at
+/// `indices`.
+fn min_spacing(samples: &[Sample], indices: &[usize]) -> Option<i64> {
+    let mut pts: Vec<i64> = indices
+        .iter()
+        .filter_map(|&i| samples.get(i).map(|s| s.pts))
+        .collect();
+    pts.sort_unstable();
+    pts.windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(b.saturating_sub(*a)),
+            _ => None,
+        })
+        .filter(|&d| d > 0)
+        .min()
+}
+
 /// Sets `dts` and `duration` of the samples at `indices` (one track, decode order) from their
-/// `pts` (see [`from_fragments`]).
+/// `pts` with the shift `declared` (raised where the samples need more; see
+/// [`from_fragments`]); returns the shift used.
 fn derive_decode_times(
     samples: &mut [Sample],
     indices: &[usize],
     last_duration: Option<i64>,
-) -> Result<()> {
+    declared: i64,
+) -> Result<i64> {
     let mut pts: Vec<i64> = Vec::with_capacity(indices.len());
     for &i in indices {
         pts.push(samples.get(i).map_or(0, |s| s.pts));
@@ -207,6 +257,7 @@ fn derive_decode_times(
         .map(|(s, p)| s.saturating_sub(*p))
         .max()
         .unwrap_or(0)
+        .max(declared)
         .max(0);
     let dts: Vec<i64> = (0i64..)
         .zip(&sorted)
@@ -227,7 +278,7 @@ fn derive_decode_times(
             sample.duration = duration;
         }
     }
-    Ok(())
+    Ok(shift)
 }
 
 #[cfg(test)]
@@ -250,7 +301,7 @@ mod tests {
     fn derive(pts: &[i64], last: Option<i64>) -> Vec<(i64, i64, u32)> {
         let mut s: Vec<Sample> = pts.iter().map(|&p| sample(p)).collect();
         let idx: Vec<usize> = (0..s.len()).collect();
-        derive_decode_times(&mut s, &idx, last).unwrap();
+        derive_decode_times(&mut s, &idx, last, 0).unwrap();
         s.iter().map(|s| (s.dts, s.pts, s.duration)).collect()
     }
 
@@ -280,6 +331,54 @@ mod tests {
             ]
         );
         assert!(out.iter().all(|(d, p, _)| d <= p));
+    }
+
+    #[test]
+    fn declared_shift_is_kept_per_fragment() {
+        // I0 P3 B1 B2 | I4 P7 B5 B6, frames of 10 ticks, a declared depth of 2 frames: each
+        // half alone gets the decode times it gets within the whole.
+        let pts = [1000, 1030, 1010, 1020, 1040, 1070, 1050, 1060];
+        let mut whole: Vec<Sample> = pts.iter().map(|&p| sample(p)).collect();
+        let idx: Vec<usize> = (0..whole.len()).collect();
+        assert_eq!(
+            derive_decode_times(&mut whole, &idx, Some(10), 20).unwrap(),
+            20
+        );
+        let mut halves = Vec::new();
+        for half in pts.chunks(4) {
+            let mut s: Vec<Sample> = half.iter().map(|&p| sample(p)).collect();
+            derive_decode_times(&mut s, &[0, 1, 2, 3], Some(10), 20).unwrap();
+            halves.extend(s);
+        }
+        let dts = |v: &[Sample]| v.iter().map(|s| s.dts).collect::<Vec<_>>();
+        assert_eq!(dts(&whole), dts(&halves));
+        assert_eq!(
+            dts(&whole),
+            vec![980, 990, 1000, 1010, 1020, 1030, 1040, 1050]
+        );
+        // A declared depth too small is raised to what the samples need.
+        let mut s: Vec<Sample> = pts.iter().map(|&p| sample(p)).collect();
+        assert_eq!(derive_decode_times(&mut s, &idx, Some(10), 0).unwrap(), 10);
+    }
+
+    #[test]
+    fn shift_fixed_where_fragments_reorder_differently() {
+        // I0 P1 | I2 P5 B3 B4, frames of 10 ticks: the first fragment has no reordering, the
+        // second needs one frame. Derived per call from the samples alone, the second would
+        // start decoding at 1010, where the first's last sample decodes; with the track's
+        // shift (here one frame) both line up.
+        let first = [1000, 1010];
+        let second = [1020, 1050, 1030, 1040];
+        let run = |pts: &[i64], declared: i64| {
+            let mut s: Vec<Sample> = pts.iter().map(|&p| sample(p)).collect();
+            let idx: Vec<usize> = (0..s.len()).collect();
+            derive_decode_times(&mut s, &idx, Some(10), declared).unwrap();
+            s.iter().map(|s| s.dts).collect::<Vec<_>>()
+        };
+        assert_eq!(run(&first, 0).last(), run(&second, 0).first());
+        let mut fixed = run(&first, 10);
+        fixed.extend(run(&second, 10));
+        assert_eq!(fixed, vec![990, 1000, 1010, 1020, 1030, 1040]);
     }
 
     #[test]

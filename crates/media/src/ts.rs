@@ -670,6 +670,7 @@ mod tests {
                 height: 240,
             },
             timescale: 90_000,
+            dts_shift: 0,
         };
         let audio = Track {
             number: 2,
@@ -679,6 +680,7 @@ mod tests {
                 channels: 2,
             },
             timescale: 48_000,
+            dts_shift: 0,
         };
         let one = [video.clone()];
         assert_eq!(
@@ -855,6 +857,7 @@ mod tests {
                 height: 1,
             },
             timescale: 90_000,
+            dts_shift: 0,
         };
         let err = segment(&[track], &[], &mut Continuity::new()).unwrap_err();
         assert!(matches!(
@@ -872,6 +875,7 @@ mod tests {
                 channels: 1,
             },
             timescale: 8000,
+            dts_shift: 0,
         };
         assert!(matches!(
             segment(&[track], &[], &mut Continuity::new()),

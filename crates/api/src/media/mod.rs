@@ -32,6 +32,7 @@
 //! (`../shared/spec/kvs-api.md` §3).
 
 pub mod archived;
+pub mod clip;
 pub mod document;
 pub mod getmedia;
 pub mod ingest;
@@ -40,6 +41,7 @@ pub mod readers;
 pub mod sessions;
 
 pub use archived::{get_media_for_fragment_list, list_fragments};
+pub use clip::get_clip;
 pub use getmedia::get_media;
 pub use putmedia::put_media;
 pub use sessions::Sessions;

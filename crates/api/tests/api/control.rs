@@ -521,3 +521,44 @@ async fn health_needs_no_credentials() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ok");
 }
+
+#[tokio::test]
+async fn get_clip_validates_its_input() {
+    let s = TestServer::start().await;
+    s.create_stream("live-only", 0).await;
+    s.create_stream("kept", 1).await;
+    let selector = |start: f64, end: f64| {
+        json!({"FragmentSelectorType": "SERVER_TIMESTAMP",
+               "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}})
+    };
+    s.post(
+        "/getClip",
+        &json!({"StreamName": "live-only",
+                               "ClipFragmentSelector": selector(1.0e9, 1.0e9 + 60.0)}),
+    )
+    .await
+    .assert_error(400, "NoDataRetentionException");
+    for (start, end) in [
+        (1.0e9, 1.0e9),
+        (1.0e9 + 10.0, 1.0e9),
+        (1.0e9, 1.0e9 + 86_401.0),
+    ] {
+        s.post(
+            "/getClip",
+            &json!({"StreamName": "kept",
+                                   "ClipFragmentSelector": selector(start, end)}),
+        )
+        .await
+        .assert_error(400, "InvalidArgumentException");
+    }
+    s.post("/getClip", &json!({"StreamName": "kept"}))
+        .await
+        .assert_error(400, "InvalidArgumentException");
+    s.post(
+        "/getClip",
+        &json!({"StreamName": "kept",
+                               "ClipFragmentSelector": selector(1.0e9, 1.0e9 + 60.0)}),
+    )
+    .await
+    .assert_error(404, "ResourceNotFoundException");
+}

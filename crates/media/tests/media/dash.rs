@@ -6,7 +6,7 @@ use vigil_media::dash::{self, AdaptationSet, Mpd, MpdKind, TimelineSegment};
 use vigil_media::fmp4;
 use vigil_media::sample::Track;
 
-use crate::hls_ts::{Fragments, decode, probe_packets};
+use crate::hls_ts::{Demux, Fragments, assert_decode_order, decode, probe_packets};
 
 /// Writes a static MPD over per-track fMP4 segments of `name` (the tracks `keep` selects) and
 /// checks what ffprobe reads through it: `expected_frames` packets per stream, at the
@@ -19,12 +19,11 @@ fn dash_session(
     keep: fn(&Track) -> bool,
     expected_frames: &[usize],
     last_dropped: bool,
+    demux: Demux,
 ) {
     let fragments = Fragments::load(name);
     let dir = tempfile::tempdir().unwrap();
-    // Decode times derived once for the session: from_fragments per fragment derives them per
-    // call, and consecutive fragments' decode times then overlap (see the report).
-    let (tracks, per_fragment) = fragments.session();
+    let (tracks, per_fragment) = fragments.demux(demux);
     let tracks: Vec<Track> = tracks.into_iter().filter(keep).collect();
     let mut end_ms = 0u64;
     let mut sets = Vec::new();
@@ -92,34 +91,55 @@ fn dash_session(
     for v in got.values_mut().chain(expected.values_mut()) {
         v.sort_unstable();
     }
-    // ffmpeg's MP4 demuxer moves a track by its most negative composition offset when there is
-    // no edit list (the first video frames have negative ones): allow one shift per stream.
+    // The edit list takes the decode delay out: the times given, exactly.
     for (stream, pts) in &got {
         let mut want = expected[stream].clone();
         if last_dropped {
             want.truncate(pts.len());
         }
-        let shift = pts[0] - want[0];
-        let shifted: Vec<i64> = want.iter().map(|p| p + shift).collect();
         assert_eq!(
-            pts, &shifted,
-            "{name}: stream {stream}: the timestamps given\n{text}"
+            pts, &want,
+            "{name} {demux:?}: stream {stream}: the timestamps given\n{text}"
         );
     }
+    assert_decode_order(&path, &format!("{name} {demux:?}"));
     assert_eq!(decode(&[], &path), "", "{name} decodes cleanly");
 }
 
 #[test]
 fn dash_h264() {
-    dash_session("ffmpeg_h264.mkv", |_| true, &[50], false);
+    dash_session(
+        "ffmpeg_h264.mkv",
+        |_| true,
+        &[50],
+        false,
+        Demux::PerFragment,
+    );
+}
+
+#[test]
+fn dash_h264_whole_session() {
+    dash_session("ffmpeg_h264.mkv", |_| true, &[50], false, Demux::Session);
 }
 
 #[test]
 fn dash_h264_aac() {
-    dash_session("ffmpeg_h264-aac.mkv", |_| true, &[50, 94], true);
+    dash_session(
+        "ffmpeg_h264-aac.mkv",
+        |_| true,
+        &[50, 94],
+        true,
+        Demux::PerFragment,
+    );
 }
 
 #[test]
 fn dash_aac_alone() {
-    dash_session("ffmpeg_h264-aac.mkv", |t| !t.codec.is_video(), &[95], false);
+    dash_session(
+        "ffmpeg_h264-aac.mkv",
+        |t| !t.codec.is_video(),
+        &[95],
+        false,
+        Demux::PerFragment,
+    );
 }

@@ -2,5 +2,6 @@
 
 mod common;
 mod dash;
+mod golden;
 mod hls_ts;
 mod mp4_out;

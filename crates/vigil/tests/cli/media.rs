@@ -531,6 +531,75 @@ fn putmedia_then_archived_and_live_reads_through_the_sdks() {
             "every frame back, with its timestamp"
         );
 
+        // GetClip: one MP4 of the whole range, every frame, decodable.
+        let clip = archived
+            .get_clip()
+            .stream_name("e2e")
+            .clip_fragment_selector(
+                aws_sdk_kinesisvideoarchivedmedia::types::ClipFragmentSelector::builder()
+                    .fragment_selector_type(
+                        aws_sdk_kinesisvideoarchivedmedia::types::ClipFragmentSelectorType::ProducerTimestamp,
+                    )
+                    .timestamp_range(
+                        aws_sdk_kinesisvideoarchivedmedia::types::ClipTimestampRange::builder()
+                            .start_timestamp(DateTime::from_secs(1_700_000_000))
+                            .end_timestamp(DateTime::from_secs(1_700_000_100))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(clip.content_type(), Some("video/mp4"));
+        let clip = clip.payload.collect().await.unwrap().into_bytes();
+        let clip_packets = ffprobe(dir.path(), "clip.mp4", &clip);
+        assert_eq!(clip_packets.len(), input_packets.len());
+        assert_eq!(
+            clip_packets.iter().filter(|p| p.1).count(),
+            input_packets.iter().filter(|p| p.1).count(),
+            "the same key frames"
+        );
+        let decode = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(dir.path().join("clip.mp4"))
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            decode.status.success() && decode.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&decode.stderr)
+        );
+        // A range without fragments.
+        let e = archived
+            .get_clip()
+            .stream_name("e2e")
+            .clip_fragment_selector(
+                aws_sdk_kinesisvideoarchivedmedia::types::ClipFragmentSelector::builder()
+                    .fragment_selector_type(
+                        aws_sdk_kinesisvideoarchivedmedia::types::ClipFragmentSelectorType::ProducerTimestamp,
+                    )
+                    .timestamp_range(
+                        aws_sdk_kinesisvideoarchivedmedia::types::ClipTimestampRange::builder()
+                            .start_timestamp(DateTime::from_secs(1_600_000_000))
+                            .end_timestamp(DateTime::from_secs(1_600_000_100))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()),
+            "{e:?}"
+        );
+
         // GetMedia from EARLIEST through the media SDK: the same six fragments, in order.
         let media = aws_sdk_kinesisvideomedia::Client::from_conf(
             aws_sdk_kinesisvideomedia::Config::builder()
