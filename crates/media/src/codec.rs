@@ -685,6 +685,24 @@ mod tests {
 
     const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
+    /// A capture of the official KVS producer SDK, in the `shared/` folder beside the
+    /// repository (or where `VIGIL_SHARED_DIR` says).
+    fn kvs_capture(name: &str) -> String {
+        let rel = std::path::Path::new("testdata/kvs-producer-c").join(name);
+        if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR").filter(|d| !d.is_empty()) {
+            return std::path::PathBuf::from(dir)
+                .join(rel)
+                .display()
+                .to_string();
+        }
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("shared").join(&rel))
+            .find(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| panic!("{} not found in a shared/ folder", rel.display()))
+    }
+
     #[test]
     fn ffmpeg_h264() {
         let c = codecs(&format!("{ROOT}/testdata/ffmpeg_h264.mkv"));
@@ -717,9 +735,7 @@ mod tests {
     #[test]
     fn kvs_producer_c() {
         for name in ["video", "av"] {
-            let c = codecs(&format!(
-                "{ROOT}/../shared/testdata/kvs-producer-c/{name}/putmedia-body.mkv"
-            ));
+            let c = codecs(&kvs_capture(&format!("{name}/putmedia-body.mkv")));
             assert!(c[0].is_video(), "{name}: {c:?}");
             let (w, h) = c[0].dimensions().unwrap();
             assert!(w > 0 && h > 0);
@@ -740,13 +756,14 @@ mod tests {
             ("testdata/mkvmerge_h264-aac-laced.mkv", 2),
             ("testdata/gstreamer_h264-streamable.mkv", 0),
             ("testdata/ffmpeg_h265.mkv", 2),
-            (
-                "../shared/testdata/kvs-producer-c/video/putmedia-body.mkv",
-                0,
-            ),
-            ("../shared/testdata/kvs-producer-c/av/putmedia-body.mkv", 0),
+            ("kvs:video/putmedia-body.mkv", 0),
+            ("kvs:av/putmedia-body.mkv", 0),
         ] {
-            let c: Vec<Codec> = tracks(&format!("{ROOT}/{path}"))
+            let file = match path.strip_prefix("kvs:") {
+                Some(capture) => kvs_capture(capture),
+                None => format!("{ROOT}/{path}"),
+            };
+            let c: Vec<Codec> = tracks(&file)
                 .iter()
                 .filter_map(|t| Codec::from_track(t).ok())
                 .collect();

@@ -15,6 +15,20 @@ pub struct Stored {
     pub payloads: Vec<Bytes>,
 }
 
+/// A capture of the official KVS producer SDK, in the `shared/` folder beside the repository
+/// (or where `VIGIL_SHARED_DIR` says).
+pub fn kvs_capture(name: &str) -> PathBuf {
+    let rel = Path::new("testdata/kvs-producer-c").join(name);
+    if let Some(dir) = std::env::var_os("VIGIL_SHARED_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join(rel);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared").join(&rel))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{} not found in a shared/ folder", rel.display()))
+}
+
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata")

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_media::{fmp4, mp4, sample};
 
-use crate::common::{self, Packet};
+use crate::common::{self, Packet, kvs_capture};
 
 const TOLERANCE_S: f64 = 0.000_2;
 
@@ -185,16 +185,10 @@ fn ffmpeg_h264_bframes_aac() {
 
 #[test]
 fn kvs_producer_c_video() {
-    check(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/kvs-producer-c/video/putmedia-body.mkv"
-    )));
+    check(&kvs_capture("video/putmedia-body.mkv"));
 }
 
 #[test]
 fn kvs_producer_c_av() {
-    check(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/kvs-producer-c/av/putmedia-body.mkv"
-    )));
+    check(&kvs_capture("av/putmedia-body.mkv"));
 }
