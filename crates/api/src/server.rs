@@ -7,7 +7,9 @@
 //! [`ApiConfig::max_json_body`] bytes), authenticate with its hash, parse it
 //! (`SerializationException` if it is not the operation's JSON) and call the handler.
 //! Handlers authorise the caller for the stream they resolve ([`Call::stream`]).
-//! `GET /health` and `GET /metrics` (Prometheus text) answer without authentication.
+//! `GET /health` and `GET /metrics` (Prometheus text) answer without authentication, and so do
+//! the HLS and DASH playback GETs under `/hls/v1/` and `/dash/v1/`, whose `SessionToken` is their credential
+//! ([`crate::media::playback`]).
 
 use std::sync::Arc;
 
@@ -77,6 +79,9 @@ pub struct ApiState {
     pub auth: Arc<dyn Authenticator>,
     /// Live sessions and their shutdown.
     pub sessions: media::Sessions,
+    /// The key of playback session tokens: random per server start, so a restart ends every
+    /// HLS and DASH session ([`media::playback::session`]).
+    pub session_key: media::playback::session::SessionKey,
 }
 
 impl ApiState {
@@ -87,6 +92,7 @@ impl ApiState {
             cfg,
             auth,
             sessions: media::Sessions::default(),
+            session_key: media::playback::session::SessionKey::generate(),
         }
     }
 
@@ -104,6 +110,39 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        // Playback GETs: the session token in the query is the credential (no SigV4).
+        .route(
+            "/hls/v1/getHLSMasterPlaylist.m3u8",
+            get(media::playback::hls::master_playlist),
+        )
+        .route(
+            "/hls/v1/getHLSMediaPlaylist.m3u8",
+            get(media::playback::hls::media_playlist),
+        )
+        .route(
+            "/hls/v1/getMP4InitFragment.mp4",
+            get(media::playback::hls::mp4_init_fragment),
+        )
+        .route(
+            "/hls/v1/getMP4MediaFragment.mp4",
+            get(media::playback::hls::mp4_media_fragment),
+        )
+        .route(
+            "/hls/v1/getTSFragment.ts",
+            get(media::playback::hls::ts_fragment),
+        )
+        .route(
+            "/dash/v1/getDASHManifest.mpd",
+            get(media::playback::dash::manifest),
+        )
+        .route(
+            "/dash/v1/getMP4InitFragment.mp4",
+            get(media::playback::dash::mp4_init_fragment),
+        )
+        .route(
+            "/dash/v1/getMP4MediaFragment.mp4",
+            get(media::playback::dash::mp4_media_fragment),
+        )
         .fallback(dispatch)
         .with_state(state)
 }
@@ -378,13 +417,17 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         Operation::PutMedia => Err(ApiError::InternalFailure(
             "PutMedia reached the JSON path".into(),
         )),
-        // Playback (HLS, DASH, clips, images) comes with the playback issue; WebRTC
+        // Images come with the playback issue; WebRTC
         // signaling and storage and the IoT edge agent are out of Vigil's scope
         // (docs/compatibility.md).
         Operation::GetClip => media::get_clip(call).await,
-        Operation::GetHLSStreamingSessionURL
-        | Operation::GetDASHStreamingSessionURL
-        | Operation::GetImages
+        Operation::GetHLSStreamingSessionURL => {
+            blocking(call, media::playback::hls::get_hls_streaming_session_url).await
+        }
+        Operation::GetDASHStreamingSessionURL => {
+            blocking(call, media::playback::dash::get_dash_streaming_session_url).await
+        }
+        Operation::GetImages
         | Operation::DescribeMediaStorageConfiguration
         | Operation::UpdateMediaStorageConfiguration
         | Operation::DescribeMappedResourceConfiguration

@@ -36,6 +36,7 @@ pub mod clip;
 pub mod document;
 pub mod getmedia;
 pub mod ingest;
+pub mod playback;
 pub mod putmedia;
 pub mod readers;
 pub mod sessions;

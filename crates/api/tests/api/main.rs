@@ -6,4 +6,5 @@
 mod common;
 mod control;
 mod getmedia;
+mod playback;
 mod putmedia;
