@@ -600,6 +600,71 @@ fn putmedia_then_archived_and_live_reads_through_the_sdks() {
             "{e:?}"
         );
 
+        // HLS and DASH sessions from the SDK; the URLs are followed by ffmpeg with no
+        // credentials (the session token is the credential).
+        let range = || {
+            aws_sdk_kinesisvideoarchivedmedia::types::HlsTimestampRange::builder()
+                .start_timestamp(DateTime::from_secs(1_700_000_000))
+                .end_timestamp(DateTime::from_secs(1_700_000_100))
+                .build()
+        };
+        let hls = archived
+            .get_hls_streaming_session_url()
+            .stream_name("e2e")
+            .playback_mode(aws_sdk_kinesisvideoarchivedmedia::types::HlsPlaybackMode::OnDemand)
+            .hls_fragment_selector(
+                aws_sdk_kinesisvideoarchivedmedia::types::HlsFragmentSelector::builder()
+                    .fragment_selector_type(
+                        aws_sdk_kinesisvideoarchivedmedia::types::HlsFragmentSelectorType::ProducerTimestamp,
+                    )
+                    .timestamp_range(range())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .hls_streaming_session_url
+            .unwrap();
+        assert!(hls.starts_with(&format!("{data_ep}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=")), "{hls}");
+        let dash = archived
+            .get_dash_streaming_session_url()
+            .stream_name("e2e")
+            .playback_mode(aws_sdk_kinesisvideoarchivedmedia::types::DashPlaybackMode::OnDemand)
+            .dash_fragment_selector(
+                aws_sdk_kinesisvideoarchivedmedia::types::DashFragmentSelector::builder()
+                    .fragment_selector_type(
+                        aws_sdk_kinesisvideoarchivedmedia::types::DashFragmentSelectorType::ProducerTimestamp,
+                    )
+                    .timestamp_range(
+                        aws_sdk_kinesisvideoarchivedmedia::types::DashTimestampRange::builder()
+                            .start_timestamp(DateTime::from_secs(1_700_000_000))
+                            .end_timestamp(DateTime::from_secs(1_700_000_100))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .dash_streaming_session_url
+            .unwrap();
+        for url in [&hls, &dash] {
+            let out = Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0"])
+                .args(["-show_entries", "packet=pts", "-of", "csv=p=0"])
+                .arg(url)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+            let pts: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| l.trim_end_matches(',').parse().unwrap())
+                .collect();
+            assert_eq!(pts.len(), input_packets.len(), "{url}");
+            assert!(pts.windows(2).all(|w| w[1] - w[0] == pts[1] - pts[0]), "{url}: {pts:?}");
+        }
+
         // GetMedia from EARLIEST through the media SDK: the same six fragments, in order.
         let media = aws_sdk_kinesisvideomedia::Client::from_conf(
             aws_sdk_kinesisvideomedia::Config::builder()
