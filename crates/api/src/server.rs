@@ -417,8 +417,7 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         Operation::PutMedia => Err(ApiError::InternalFailure(
             "PutMedia reached the JSON path".into(),
         )),
-        // Images come with the playback issue; WebRTC
-        // signaling and storage and the IoT edge agent are out of Vigil's scope
+        // WebRTC signaling and storage and the IoT edge agent are out of Vigil's scope
         // (docs/compatibility.md).
         Operation::GetClip => media::get_clip(call).await,
         Operation::GetHLSStreamingSessionURL => {
@@ -427,8 +426,8 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         Operation::GetDASHStreamingSessionURL => {
             blocking(call, media::playback::dash::get_dash_streaming_session_url).await
         }
-        Operation::GetImages
-        | Operation::DescribeMediaStorageConfiguration
+        Operation::GetImages => media::get_images(call).await,
+        Operation::DescribeMediaStorageConfiguration
         | Operation::UpdateMediaStorageConfiguration
         | Operation::DescribeMappedResourceConfiguration
         | Operation::StartEdgeConfigurationUpdate

@@ -6,5 +6,6 @@
 mod common;
 mod control;
 mod getmedia;
+mod images;
 mod playback;
 mod putmedia;
