@@ -108,18 +108,26 @@ struct ImagesToken {
     t: u64,
 }
 
-/// The image format.
+/// The image format. Public for the benchmark (`benches/images.rs`), as are [`Size`] and
+/// [`pictures`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Jpeg { quality: u8 },
+pub enum Format {
+    /// JPEG at `quality` (1–100).
+    Jpeg {
+        /// JPEGQuality.
+        quality: u8,
+    },
+    /// PNG.
     Png,
 }
 
-/// The requested output size.
+/// The requested output size (WidthPixels, HeightPixels); neither keeps the native size.
 #[derive(Debug, Clone, Copy)]
-struct Size {
-    width: Option<usize>,
-    height: Option<usize>,
+pub struct Size {
+    /// WidthPixels.
+    pub width: Option<usize>,
+    /// HeightPixels.
+    pub height: Option<usize>,
 }
 
 impl Size {
@@ -392,8 +400,9 @@ fn images(
 }
 
 /// The encoded images (base64) of one fragment at `producer_times` (ms); `None` where the
-/// frame could not be made (MEDIA_ERROR).
-fn pictures(
+/// frame could not be made (MEDIA_ERROR). What GetImages does per fragment once it has read
+/// the fragment's header and payload from the store; public for the benchmark.
+pub fn pictures(
     header: &[u8],
     payload: Bytes,
     producer_times: &[u64],
