@@ -139,7 +139,7 @@ impl Plan {
                 tp_streams: vec![1, 10, 100],
                 tp_warm: Duration::from_millis(300),
                 tp_measure: Duration::from_millis(700),
-                tp_reps: 2,
+                tp_reps: 4,
                 lat_streams: vec![100],
                 lat_secs: 3,
                 index_fragments: 100_000,
