@@ -16,17 +16,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "../../../bench/support.rs"]
+mod support;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{Row, Run, Stored, generate, loadavg, median, out_dir, split_mkv, spread, summary};
 
-use bytes::Bytes;
 use vigil_media::sample::{Sample, Track, from_fragments};
 use vigil_media::ts::Continuity;
 use vigil_media::{fmp4, mp4, ts};
-use vigil_mkv::{Demuxer, Event};
 
 /// Ours must be at least this many times ffmpeg's throughput (wall time, same file, same run).
 const TARGET_RATIO: f64 = 3.0;
@@ -74,40 +76,6 @@ impl Plan {
             long: !flag("--no-long"),
         }
     }
-}
-
-/// A Matroska file as the store holds it: the track header (EBML header, unknown-size
-/// Segment, Info, Tracks) and one payload per Cluster (as `tests/media/common.rs` splits it).
-struct Stored {
-    header: Vec<u8>,
-    payloads: Vec<Bytes>,
-}
-
-fn split_mkv(data: &[u8]) -> Stored {
-    let events = Demuxer::read_all(data).expect("the benchmark input demuxes");
-    let span_bytes =
-        |span: &vigil_mkv::Span| &data[span.offset as usize..span.end().unwrap() as usize];
-    let mut header = Vec::new();
-    let mut payloads = Vec::new();
-    for e in &events {
-        match e {
-            Event::EbmlHeader { span, .. } => {
-                header.extend_from_slice(span_bytes(span));
-                header.extend_from_slice(&[0x18, 0x53, 0x80, 0x67]);
-                header.extend_from_slice(&vigil_mkv::ebml::UNKNOWN_SIZE_8);
-            }
-            Event::Info { span, .. } | Event::Tracks { span, .. } => {
-                header.extend_from_slice(span_bytes(span));
-            }
-            Event::ClusterEnd { offset, end } => {
-                payloads.push(Bytes::copy_from_slice(
-                    &data[*offset as usize..*end as usize],
-                ));
-            }
-            _ => {}
-        }
-    }
-    Stored { header, payloads }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +320,17 @@ fn main() {
             pass: None,
         });
     }
-    let missed = summary(&rows, &plan, &what, started.elapsed(), &load_before);
+    let missed = summary(
+        &rows,
+        &Run {
+            title: "vigil-media remux",
+            mode: plan.mode,
+            pairs: plan.pairs,
+            input: &what,
+            took: started.elapsed(),
+            load_before: &load_before,
+        },
+    );
     if missed && !plan.quick {
         eprintln!("error: remux missed a target (see the table above)");
         std::process::exit(1);
@@ -467,157 +445,4 @@ fn generate_args(secs: u32) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
-}
-
-fn generate(path: &Path, name: &str, args: &[String]) {
-    let dir = path.parent().expect("the cache path has a parent");
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    // Written under a temporary name and renamed, so that a concurrent run never reads half.
-    let partial = dir.join(format!("{name}.{}.partial", std::process::id()));
-    eprintln!(
-        "generating the benchmark input {} with ffmpeg",
-        path.display()
-    );
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .args(["-f", "matroska"])
-        .arg(&partial)
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("ffmpeg failed ({s}) making {}", partial.display()),
-        Err(e) => panic!(
-            "cannot run ffmpeg ({e}), which makes the benchmark input and is the reference: \
-             run scripts/install-test-deps.sh"
-        ),
-    }
-    std::fs::rename(&partial, path)
-        .unwrap_or_else(|e| panic!("{} -> {}: {e}", partial.display(), path.display()));
-}
-
-/// Where ffmpeg writes its MP4: tmpfs when there is one, so that the reference pays no disk.
-fn out_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let writable = shm.is_dir()
-        && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly())
-        && std::fs::write(
-            shm.join(format!(".vigil-probe-{}", std::process::id())),
-            b"",
-        )
-        .is_ok();
-    if writable {
-        let _ = std::fs::remove_file(shm.join(format!(".vigil-probe-{}", std::process::id())));
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Summary
-
-struct Row {
-    name: String,
-    ours: String,
-    reference: String,
-    ratio: String,
-    target: String,
-    /// None: no target, shown for information.
-    pass: Option<bool>,
-}
-
-/// Prints the table; true when a target was missed.
-fn summary(rows: &[Row], plan: &Plan, input: &str, took: Duration, load_before: &str) -> bool {
-    let mut out = String::new();
-    let header = ["figure", "ours", "reference", "ratio", "target", "result"];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let result = match r.pass {
-                Some(true) => "PASS",
-                Some(false) => "MISS",
-                None => "info",
-            };
-            [
-                r.name.clone(),
-                r.ours.clone(),
-                r.reference.clone(),
-                r.ratio.clone(),
-                r.target.clone(),
-                result.to_owned(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for c in &cells {
-        for (w, s) in widths.iter_mut().zip(c) {
-            *w = (*w).max(s.chars().count());
-        }
-    }
-    let line = |out: &mut String, c: &[&str]| {
-        let cols: Vec<String> = c
-            .iter()
-            .zip(widths)
-            .map(|(s, w)| format!("{s:<w$}"))
-            .collect();
-        let _ = writeln!(out, "| {} |", cols.join(" | "));
-    };
-    let _ = writeln!(
-        out,
-        "\nvigil-media remux summary ({} mode, input {input}, {} ABBA pairs, load average \
-         {load_before} -> {}, {:.0} s)",
-        plan.mode,
-        plan.pairs,
-        loadavg(),
-        took.as_secs_f64()
-    );
-    line(&mut out, &header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-    for c in &cells {
-        line(&mut out, &c.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    let missed = rows.iter().any(|r| r.pass == Some(false));
-    if missed {
-        let _ = writeln!(
-            out,
-            "MISSED: {}",
-            rows.iter()
-                .filter(|r| r.pass == Some(false))
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    print!("{out}");
-    missed
-}
-
-/// The median, the lowest and the highest.
-fn spread(v: &[f64]) -> (f64, f64, f64) {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(v.to_vec()), lo, hi)
-}
-
-/// The median; the mean of the middle two for an even count.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    match (
-        v.len() % 2,
-        mid.checked_sub(1).and_then(|i| v.get(i)),
-        v.get(mid),
-    ) {
-        (0, Some(a), Some(b)) => (a + b) / 2.0,
-        (_, _, Some(m)) => *m,
-        _ => 0.0,
-    }
 }
