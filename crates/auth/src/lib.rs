@@ -51,6 +51,7 @@ pub mod fuzzing;
 pub mod keys;
 mod parse;
 pub mod policy;
+pub mod sign;
 pub mod sigv4;
 pub mod time;
 

@@ -557,14 +557,39 @@ fn h265_reorder_pics(hvcc: &[u8]) -> Option<u32> {
 }
 
 fn h265_sps_reorder(nal: &[u8]) -> Option<u32> {
+    h265_sps(nal)?.reorder
+}
+
+/// What [`h265_sps`] reads from an H.265 SPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H265Sps {
+    /// Picture size after the conformance window.
+    pub width: u32,
+    pub height: u32,
+    pub chroma_format_idc: u32,
+    pub bit_depth_luma: u32,
+    pub bit_depth_chroma: u32,
+    /// The general profile_tier_level bytes (12: profile space/tier/idc, 32 compatibility
+    /// flags, 48 constraint flags, level_idc), as hvcC carries them.
+    pub general_ptl: [u8; 12],
+    pub temporal_id_nesting: bool,
+    pub max_sub_layers: u32,
+    /// `sps_max_num_reorder_pics` of the highest sub-layer.
+    pub reorder: Option<u32>,
+}
+
+/// Parses an H.265 SPS NAL unit (with its 2-byte header; ITU-T H.265 §7.3.2.2.1) up to the
+/// reorder depth. `None` where it does not parse.
+pub fn h265_sps(nal: &[u8]) -> Option<H265Sps> {
     let rbsp = rbsp(nal, 2)?;
     let mut r = BitReader::new(&rbsp);
     r.bits(4)?; // sps_video_parameter_set_id
     let max_sub_layers_minus1 = r.bits(3)?;
-    r.bit()?; // sps_temporal_id_nesting_flag
+    let temporal_id_nesting = r.bit()?;
     // profile_tier_level(1, max_sub_layers_minus1): general profile (88 bits) and level (8).
-    for _ in 0..3 {
-        r.bits(32)?;
+    let mut general_ptl = [0u8; 12];
+    for b in general_ptl.iter_mut() {
+        *b = u8::try_from(r.bits(8)?).ok()?;
     }
     let mut sub_layers = Vec::new();
     for _ in 0..max_sub_layers_minus1 {
@@ -586,18 +611,22 @@ fn h265_sps_reorder(nal: &[u8]) -> Option<u32> {
         }
     }
     r.ue()?; // sps_seq_parameter_set_id
-    if r.ue()? == 3 {
-        r.bit()?; // separate_colour_plane_flag
-    }
-    r.ue()?; // pic_width_in_luma_samples
-    r.ue()?; // pic_height_in_luma_samples
+    let chroma_format_idc = r.ue()?;
+    let separate_colour_plane = chroma_format_idc == 3 && r.bit()?;
+    let mut width = r.ue()?; // pic_width_in_luma_samples
+    let mut height = r.ue()?; // pic_height_in_luma_samples
     if r.bit()? {
-        for _ in 0..4 {
-            r.ue()?; // conf_win_*_offset
-        }
+        let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+        let (sub_w, sub_h) = match (chroma_format_idc, separate_colour_plane) {
+            (1, false) => (2, 2),
+            (2, false) => (2, 1),
+            _ => (1, 1),
+        };
+        width = width.checked_sub(sub_w * left.checked_add(right)?)?;
+        height = height.checked_sub(sub_h * top.checked_add(bottom)?)?;
     }
-    r.ue()?; // bit_depth_luma_minus8
-    r.ue()?; // bit_depth_chroma_minus8
+    let bit_depth_luma = r.ue()?.checked_add(8)?;
+    let bit_depth_chroma = r.ue()?.checked_add(8)?;
     r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
     let first = if r.bit()? { 0 } else { max_sub_layers_minus1 };
     let mut reorder = None;
@@ -606,7 +635,88 @@ fn h265_sps_reorder(nal: &[u8]) -> Option<u32> {
         reorder = Some(r.ue()?);
         r.ue()?; // sps_max_latency_increase_plus1
     }
-    reorder
+    Some(H265Sps {
+        width,
+        height,
+        chroma_format_idc,
+        bit_depth_luma,
+        bit_depth_chroma,
+        general_ptl,
+        temporal_id_nesting,
+        max_sub_layers: max_sub_layers_minus1 + 1,
+        reorder,
+    })
+}
+
+/// Width and height (after cropping) of an H.264 SPS NAL unit (with its header byte).
+pub fn h264_sps_size(nal: &[u8]) -> Option<(u32, u32)> {
+    h264_sps_dimensions(nal)
+}
+
+/// An `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1, the `avcC` payload and
+/// Matroska's CodecPrivate for `V_MPEG4/ISO/AVC`) for 4-byte NAL lengths, from SPS and PPS NAL
+/// units (with their header bytes). `None` if there is no SPS, a unit is longer than 65535
+/// bytes, or there are more than 31 SPS or 255 PPS.
+pub fn avc_decoder_config(sps: &[&[u8]], pps: &[&[u8]]) -> Option<Vec<u8>> {
+    let first = sps.first()?;
+    if sps.len() > 31 || pps.len() > 255 {
+        return None;
+    }
+    let mut out = vec![
+        1,
+        *first.get(1)?,
+        *first.get(2)?,
+        *first.get(3)?,
+        0xFC | 3,
+        0xE0 | u8::try_from(sps.len()).ok()?,
+    ];
+    for s in sps {
+        out.extend_from_slice(&u16::try_from(s.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    out.push(u8::try_from(pps.len()).ok()?);
+    for p in pps {
+        out.extend_from_slice(&u16::try_from(p.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    Some(out)
+}
+
+/// An `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1, the `hvcC` payload and
+/// Matroska's CodecPrivate for `V_MPEGH/ISO/HEVC`) for 4-byte NAL lengths, from VPS, SPS and
+/// PPS NAL units (with their 2-byte headers); the header fields come from the first SPS.
+/// `None` if the SPS does not parse or a unit is longer than 65535 bytes.
+pub fn hevc_decoder_config(vps: &[&[u8]], sps: &[&[u8]], pps: &[&[u8]]) -> Option<Vec<u8>> {
+    let info = h265_sps(sps.first()?)?;
+    let mut out = Vec::with_capacity(64);
+    out.push(1); // configurationVersion
+    out.extend_from_slice(&info.general_ptl);
+    out.extend_from_slice(&[0xF0, 0x00]); // min_spatial_segmentation_idc 0
+    out.push(0xFC); // parallelismType 0
+    out.push(0xFC | u8::try_from(info.chroma_format_idc & 3).ok()?);
+    out.push(0xF8 | u8::try_from(info.bit_depth_luma.checked_sub(8)? & 7).ok()?);
+    out.push(0xF8 | u8::try_from(info.bit_depth_chroma.checked_sub(8)? & 7).ok()?);
+    out.extend_from_slice(&[0, 0]); // avgFrameRate unknown
+    // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
+    out.push(
+        (u8::try_from(info.max_sub_layers & 7).ok()? << 3)
+            | (u8::from(info.temporal_id_nesting) << 2)
+            | 3,
+    );
+    let arrays: Vec<(u8, &[&[u8]])> = [(32u8, vps), (33, sps), (34, pps)]
+        .into_iter()
+        .filter(|(_, units)| !units.is_empty())
+        .collect();
+    out.push(u8::try_from(arrays.len()).ok()?);
+    for (nal_type, units) in arrays {
+        out.push(0x80 | nal_type); // array_completeness 1
+        out.extend_from_slice(&u16::try_from(units.len()).ok()?.to_be_bytes());
+        for u in units {
+            out.extend_from_slice(&u16::try_from(u.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(u);
+        }
+    }
+    Some(out)
 }
 
 /// A big-endian bit reader with Exp-Golomb codes.

@@ -7,13 +7,17 @@
 //! process exits with status 1. Usage errors are clap's: status 2.
 
 mod check;
+mod client;
 mod config;
+mod get;
 mod http;
 mod inspect;
 mod keys;
 mod logging;
+mod put;
 mod serve;
 mod storage;
+mod stream_cmd;
 mod tls;
 
 use std::process::ExitCode;
@@ -38,6 +42,18 @@ enum Command {
     Check(check::Args),
     /// Manage access keys: create scoped keys, list and revoke them.
     Keys(keys::Args),
+    /// Create, list, describe, update and delete streams (against Vigil or KVS).
+    Stream(stream_cmd::Args),
+    /// Upload a file or a live pipe to a stream (PutMedia), resending after a broken
+    /// connection.
+    Put(put::Args),
+    /// Read a stream's media (GetMedia) into one Matroska file or standard output.
+    Get(get::Args),
+    /// Print a shell completion script: `vigil completions bash > /etc/bash_completion.d/vigil`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +70,13 @@ fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
+        Command::Stream(args) => stream_cmd::run(args),
+        Command::Put(args) => put::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "vigil", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

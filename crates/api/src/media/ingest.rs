@@ -27,7 +27,10 @@
 //!   attach to the next fragment. They are stored after the Cluster, in arrival order; only
 //!   their custom SimpleTags are stored (see *Tags* below).
 //! - A fragment is **complete** ([`Op::Complete`], the RECEIVED ack) at the next Cluster, at a
-//!   Tags element holding `AWS_KINESISVIDEO_END_OF_FRAGMENT`, or at the end of the body. The C
+//!   Tags element holding `AWS_KINESISVIDEO_END_OF_FRAGMENT`, or at the end of the body (but a
+//!   body that breaks off, the connection failing, inside a Cluster drops that fragment with
+//!   ERROR 4000: the producer resends what was not acknowledged, so a short copy would be a
+//!   duplicate with frames missing). The C
 //!   producer sends the end-of-fragment tag after its last Cluster and waits for that
 //!   fragment's PERSISTED ack before it ends the body, so the tag must complete it.
 //!
@@ -423,7 +426,24 @@ impl Ingest {
         if self.ended {
             return;
         }
+        // A body that broke off inside a Cluster leaves that fragment incomplete: the producer
+        // resends it on a new connection (the SDK resends what was not acknowledged), so it is
+        // dropped rather than stored short. A Cluster that has ended (its Tags are being read)
+        // holds all its frames and is kept. This is decided before the demuxer is told of the
+        // end, which would end an unknown-size Cluster there.
+        let broken = match (&self.fragment, how) {
+            (Some(f), EndOfInput::ReadError) if f.in_cluster => Some(f.timecode),
+            _ => None,
+        };
         self.eof = Some(how);
+        if let Some(timecode) = broken {
+            self.fail(
+                AckError::StreamReadError,
+                Some(timecode),
+                "the request body broke off inside a fragment".to_owned(),
+            );
+            return;
+        }
         self.demux.finish();
         self.pump();
         if self.ended {
@@ -1311,6 +1331,36 @@ mod tests {
         assert_eq!(error_of(&ops), Some((AckError::InvalidMkvData, None)));
         let ops = run(cut, 3, EndOfInput::Idle);
         assert_eq!(error_of(&ops), Some((AckError::StreamReadError, None)));
+    }
+
+    /// A body that breaks off between two frames of a Cluster drops that fragment (4000, the
+    /// producer resends it) and keeps the fragments before it; the same bytes ending cleanly
+    /// complete it.
+    #[test]
+    fn a_broken_body_drops_the_fragment_in_progress() {
+        let (mut m, head) = document(1);
+        m.begin_cluster(0).unwrap();
+        m.write_simple_block(1, 0, true, &[1]).unwrap();
+        m.begin_cluster(1000).unwrap();
+        m.write_simple_block(1, 1000, true, &[2]).unwrap();
+        m.write_simple_block(1, 1040, false, &[3]).unwrap();
+        let body = [head, m.take()].concat();
+        let completes = |ops: &[Op]| {
+            ops.iter()
+                .filter(|op| matches!(op, Op::Complete { .. }))
+                .count()
+        };
+        let ops = run(&body, 5, EndOfInput::ReadError);
+        assert_eq!(
+            error_of(&ops),
+            Some((AckError::StreamReadError, Some(1000)))
+        );
+        assert_eq!(completes(&ops), 1);
+        let ops = run(&body, 5, EndOfInput::BodyEnd);
+        assert_eq!(error_of(&ops), None);
+        assert_eq!(completes(&ops), 2);
+        let ops = run(&body, 5, EndOfInput::Idle);
+        assert_eq!(completes(&ops), 2);
     }
 
     /// The bytes a machine appends after the first fragment's Cluster: its stored Tags.

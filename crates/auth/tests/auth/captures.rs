@@ -552,3 +552,69 @@ fn presigned_form_of_a_capture_is_refused_when_mixed() {
         AuthError::IncompleteSignature(Malformed::BothMechanisms)
     );
 }
+
+/// Vigil's own signer, given the headers the C producer signed at the time it signed them,
+/// writes the very `Authorization` header the C producer sent, for all eight requests.
+#[test]
+fn our_signer_reproduces_the_producers_signatures() {
+    use vigil_auth::sign::{
+        SigningCredentials, SigningScope, UnsignedRequest, payload_sha256_hex, sign,
+    };
+    let credentials = SigningCredentials {
+        access_key_id: ACCESS_KEY.to_owned(),
+        secret: vigil_auth::SecretKey::new(SECRET),
+        session_token: None,
+    };
+    let scope = SigningScope {
+        region: REGION.to_owned(),
+        service: "kinesisvideo".to_owned(),
+    };
+    for (name, req, streaming) in all_requests() {
+        let authorization = std::str::from_utf8(req.header("authorization").unwrap()).unwrap();
+        let signed = authorization
+            .split("SignedHeaders=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8(n.clone()).unwrap().to_ascii_lowercase(),
+                    String::from_utf8(v.clone()).unwrap(),
+                )
+            })
+            .filter(|(n, _)| n != "x-amz-date" && signed.split(';').any(|s| s == n))
+            .collect();
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let hash = if streaming {
+            vigil_auth::sigv4::EMPTY_SHA256_HEX.to_owned()
+        } else {
+            payload_sha256_hex(&req.body)
+        };
+        let path = String::from_utf8(req.path.clone()).unwrap();
+        let query = String::from_utf8(req.query.clone()).unwrap();
+        let added = sign(
+            &credentials,
+            &scope,
+            &UnsignedRequest {
+                method: &req.method,
+                path: &path,
+                query: &query,
+                headers: &refs,
+                payload_sha256_hex: &hash,
+            },
+            req.amz_date_ms(),
+        );
+        let ours = &added.iter().find(|(n, _)| n == "authorization").unwrap().1;
+        assert_eq!(ours, authorization, "{name}");
+        let date = &added.iter().find(|(n, _)| n == "x-amz-date").unwrap().1;
+        assert_eq!(date.as_bytes(), req.header("x-amz-date").unwrap(), "{name}");
+    }
+}

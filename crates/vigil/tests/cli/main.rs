@@ -8,6 +8,7 @@
 
 mod aws_sdk;
 mod check;
+mod client;
 mod inspect;
 mod media;
 mod tls;
