@@ -14,6 +14,7 @@ mod http;
 mod inspect;
 mod keys;
 mod logging;
+mod playback_cmd;
 mod put;
 mod serve;
 mod storage;
@@ -49,6 +50,14 @@ enum Command {
     Put(put::Args),
     /// Read a stream's media (GetMedia) into one Matroska file or standard output.
     Get(get::Args),
+    /// Save an MP4 clip of a time range (GetClip).
+    Clip(playback_cmd::ClipArgs),
+    /// Print an HLS playback URL for a player (GetHLSStreamingSessionURL).
+    HlsUrl(playback_cmd::UrlArgs),
+    /// Print a DASH playback URL for a player (GetDASHStreamingSessionURL).
+    DashUrl(playback_cmd::UrlArgs),
+    /// Save JPEG or PNG images of a time range (GetImages).
+    Images(playback_cmd::ImagesArgs),
     /// Print a shell completion script: `vigil completions bash > /etc/bash_completion.d/vigil`.
     Completions {
         #[arg(value_enum)]
@@ -73,6 +82,10 @@ fn main() -> ExitCode {
         Command::Stream(args) => stream_cmd::run(args),
         Command::Put(args) => put::run(args),
         Command::Get(args) => get::run(args),
+        Command::Clip(args) => playback_cmd::clip(args),
+        Command::HlsUrl(args) => playback_cmd::session_url(args, false),
+        Command::DashUrl(args) => playback_cmd::session_url(args, true),
+        Command::Images(args) => playback_cmd::images(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vigil", &mut std::io::stdout());
             Ok(())
