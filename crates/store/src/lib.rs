@@ -70,7 +70,7 @@ pub use commit::StoreStats;
 pub use engine::{DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, lane_for};
 pub use error::{Result, StoreError};
 pub use ingest::{Durable, FragmentWriter, MAX_FRAGMENT_BYTES};
-pub use tail::{FragmentStart, StartAt, Tail, TailEvent};
+pub use tail::{FragmentStart, LiveEdge, StartAt, Tail, TailEvent};
 pub use types::{
     FragmentMeta, Location, NewStream, Page, PageCursor, StreamRecord, StreamStatus, StreamUsage,
     TimestampKind,
