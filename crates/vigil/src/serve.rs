@@ -119,6 +119,24 @@ pub struct Args {
         default_value_t = 30
     )]
     pub shutdown_timeout: u64,
+
+    /// Low-latency HLS (partial segments, blocking playlist reloads) for LIVE FRAGMENTED_MP4
+    /// HLS sessions of every stream without a `vigil:low-latency-hls` tag (docs/configuration.md).
+    #[arg(long, env = "VIGIL_LOW_LATENCY_HLS")]
+    pub low_latency_hls: bool,
+
+    /// The low-latency HLS part target, in milliseconds (100 to 5000).
+    #[arg(
+        long,
+        env = "VIGIL_HLS_PART_TARGET_MS",
+        value_name = "MS",
+        default_value_t = vigil_api::media::playback::llhls::DEFAULT_PART_TARGET_MS,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(vigil_api::media::playback::llhls::MIN_PART_TARGET_MS)
+                ..=i64::from(vigil_api::media::playback::llhls::MAX_PART_TARGET_MS)
+        ),
+    )]
+    pub hls_part_target_ms: u32,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -195,6 +213,27 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     }
     if let Some(v) = f.tls.names.filter(|_| defaulted(m, "tls_names")) {
         args.tls_names = v;
+    }
+    if let Some(v) = f
+        .playback
+        .low_latency_hls
+        .filter(|_| defaulted(m, "low_latency_hls"))
+    {
+        args.low_latency_hls = v;
+    }
+    if let Some(v) = f
+        .playback
+        .hls_part_target_ms
+        .filter(|_| defaulted(m, "hls_part_target_ms"))
+    {
+        use vigil_api::media::playback::llhls::{MAX_PART_TARGET_MS, MIN_PART_TARGET_MS};
+        if !(MIN_PART_TARGET_MS..=MAX_PART_TARGET_MS).contains(&v) {
+            bail!(
+                "{}: {v} is not between {MIN_PART_TARGET_MS} and {MAX_PART_TARGET_MS}",
+                ctx("[playback] hls_part_target_ms")
+            );
+        }
+        args.hls_part_target_ms = v;
     }
     Ok(())
 }
@@ -349,6 +388,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         account_id: args.account_id.clone(),
         public_url: args.public_url.clone(),
         tls: tls.is_some(),
+        low_latency_hls: vigil_api::media::playback::llhls::LowLatencyConfig {
+            enabled: args.low_latency_hls,
+            part_target_ms: args.hls_part_target_ms,
+        },
         ..ApiConfig::default()
     };
     let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
