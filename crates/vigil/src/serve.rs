@@ -469,7 +469,49 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_listen;
+    #![allow(clippy::unwrap_used)]
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    use super::{Args, apply_file, parse_listen};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// `vigil serve ARGS` with the configuration file applied.
+    fn settings(args: &[&str]) -> anyhow::Result<Args> {
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))?;
+        let mut a = Cli::from_arg_matches(&m)?.args;
+        apply_file(&mut a, &m)?;
+        Ok(a)
+    }
+
+    #[test]
+    fn low_latency_hls_from_the_file_unless_flags_say_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vigil.toml");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            "[playback]\nlow_latency_hls = true\nhls_part_target_ms = 400\n",
+        )
+        .unwrap();
+        let a = settings(&["--config", path]).unwrap();
+        assert!(a.low_latency_hls);
+        assert_eq!(a.hls_part_target_ms, 400);
+        let a = settings(&["--config", path, "--hls-part-target-ms", "500"]).unwrap();
+        assert_eq!(a.hls_part_target_ms, 500, "the flag wins");
+        let a = settings(&[]).unwrap();
+        assert!(!a.low_latency_hls);
+        assert_eq!(a.hls_part_target_ms, 333);
+        assert!(settings(&["--hls-part-target-ms", "50"]).is_err());
+        std::fs::write(&file, "[playback]\nhls_part_target_ms = 50\n").unwrap();
+        let e = settings(&["--config", path]).unwrap_err().to_string();
+        assert!(e.contains("hls_part_target_ms"), "{e}");
+    }
 
     #[test]
     fn parse_listen_accepts_ipv4_ipv6_and_port_zero() {
