@@ -497,6 +497,9 @@ async fn hlsjs_plays_low_latency_in_chromium() {
     pusher.abort();
     eprintln!("hls.js: {s}");
     assert_eq!(s["fatal"], Value::Null, "{s}");
+    // Every playlist, part and init request succeeded, and Chromium logged no error.
+    assert_eq!(s["failedRequests"], json!([]), "{s}");
+    assert_eq!(s["console"], json!([]), "{s}");
     assert_eq!(s["videoWidth"], 320, "{s}");
     assert_eq!(s["videoHeight"], 240, "{s}");
     assert_eq!(s["canBlockReload"], true, "{s}");
@@ -506,7 +509,8 @@ async fn hlsjs_plays_low_latency_in_chromium() {
     assert!(s["partsLoaded"].as_u64().unwrap() >= 10, "{s}");
     assert!(s["partRequests"].as_u64().unwrap() >= 10, "{s}");
     assert!(s["blockingReloads"].as_u64().unwrap() >= 10, "{s}");
-    // Low latency: behind the live edge by about PART-HOLD-BACK, not by segments.
+    // Low latency: behind the live edge by about PART-HOLD-BACK (1 s), not by three
+    // segments (3 s and more) as with plain HLS.
     let latency = s["latency"].as_f64().unwrap();
-    assert!(latency < 2.0, "latency {latency} s: {s}");
+    assert!(latency < 2.5, "latency {latency} s: {s}");
 }

@@ -29,10 +29,18 @@ try {
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') console_lines.push(`${m.type()}: ${m.text()}`);
   });
+  const failed = [];
+  page.on('response', (r) => {
+    if (r.status() >= 400) {
+      const u = new URL(r.url());
+      u.searchParams.delete('SessionToken');
+      failed.push(`${r.status()} ${u.pathname.split('/').pop()}${u.search}`);
+    }
+  });
   await page.route(`${origin}/__vigil_test__/player.html`, (route) =>
     route.fulfill({
       contentType: 'text/html',
-      body: '<!doctype html><html><body><video id="v" muted playsinline></video></body></html>',
+      body: '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><video id="v" muted playsinline></video></body></html>',
     }),
   );
   await page.goto(`${origin}/__vigil_test__/player.html`);
@@ -96,6 +104,7 @@ try {
     { url, seconds: Number(seconds) },
   );
   result.console = console_lines.slice(0, 20);
+  result.failedRequests = failed.slice(0, 20);
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();
