@@ -43,7 +43,8 @@
 //! [`Store::open`], then [`Store::create_stream`], [`Store::register_header`],
 //! [`Store::begin_fragment`] → [`FragmentWriter`] → [`Durable`], and the reads:
 //! [`Store::read_fragment`], [`Store::list_fragments`] (timestamp ranges, paginated),
-//! [`Store::tail`] (from EARLIEST, NOW, a number or a timestamp, into the live edge).
+//! [`Store::tail`] (from EARLIEST, NOW, a number or a timestamp, into the live edge),
+//! [`Store::live_edge`] (the fragments in memory and a receiver of the stream's changes).
 //! [`check::check`] verifies a store.
 
 pub mod blob;
