@@ -2,37 +2,57 @@
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine, when it is missing:
 #   ffmpeg (provides ffprobe, which the Matroska demuxer tests compare against, and ffmpeg,
 #     which makes the test media and checks GetImages' pictures);
-#   nasm (the openh264 crate assembles OpenH264's bundled x86 assembly with it; builds need it).
+#   nasm (the openh264 crate assembles OpenH264's bundled x86 assembly with it; builds need it);
+#   chromium, nodejs and npm (the low-latency HLS test plays the server's HLS with hls.js in
+#     headless Chromium, driven by playwright-core), then `npm ci` in crates/api/tests/browser
+#     (hls.js and playwright-core at the versions of its package-lock.json; playwright-core
+#     downloads no browser: the test launches /usr/bin/chromium, or $VIGIL_CHROMIUM).
 # Regenerating testdata/ needs more (mkvtoolnix, GStreamer); testdata/make-testdata.sh checks
 # for those itself and prints what to install.
 set -euo pipefail
 
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
 packages=()
 command -v ffprobe >/dev/null 2>&1 || packages+=(ffmpeg)
 command -v nasm >/dev/null 2>&1 || packages+=(nasm)
-if [[ ${#packages[@]} -eq 0 ]]; then
-  echo "ffprobe and nasm found; nothing to install"
-  exit 0
-fi
-
-sudo=()
-if [[ "$(id -u)" -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo=(sudo)
-  else
-    echo "${packages[*]} missing and this is not root and there is no sudo;" >&2
-    echo "as root run: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}" >&2
-    exit 1
-  fi
-fi
+[[ -x "${VIGIL_CHROMIUM:-/usr/bin/chromium}" ]] || packages+=(chromium)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 run() {
   echo "+ $*"
   "$@"
 }
-echo "installing ${packages[*]} with apt-get"
-run "${sudo[@]}" apt-get update
-run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y --no-install-recommends "${packages[@]}"
+
+if [[ ${#packages[@]} -eq 0 ]]; then
+  echo "ffprobe, nasm, chromium, node and npm found; nothing to install with apt-get"
+else
+  sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo=(sudo)
+    else
+      echo "${packages[*]} missing and this is not root and there is no sudo;" >&2
+      echo "as root run: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "installing ${packages[*]} with apt-get"
+  # Another apt-get may hold the lock for a while (unattended upgrades): wait for it.
+  run "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update
+  run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${packages[@]}"
+fi
 ffprobe -version | head -n 1
 nasm -v
+"${VIGIL_CHROMIUM:-/usr/bin/chromium}" --version
+node --version
+
+# The browser test's JavaScript dependencies, exactly as locked; skipped when node_modules
+# already matches the lock file.
+browser=crates/api/tests/browser
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed" 2>/dev/null; then
+  (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run npm ci --no-audit --no-fund)
+  cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed"
+fi

@@ -47,6 +47,8 @@ pub struct ApiConfig {
     pub max_json_body: usize,
     /// What one GetClip may hold.
     pub clip_limits: crate::media::clip::ClipLimits,
+    /// Low-latency HLS ([`crate::media::playback::llhls`]).
+    pub low_latency_hls: crate::media::playback::llhls::LowLatencyConfig,
 }
 
 /// How long a JSON request body may take to arrive.
@@ -64,6 +66,7 @@ impl Default for ApiConfig {
             tls: false,
             max_json_body: 1 << 20,
             clip_limits: crate::media::clip::ClipLimits::default(),
+            low_latency_hls: crate::media::playback::llhls::LowLatencyConfig::default(),
         }
     }
 }
@@ -126,6 +129,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/hls/v1/getMP4MediaFragment.mp4",
             get(media::playback::hls::mp4_media_fragment),
+        )
+        .route(
+            "/hls/v1/getMP4MediaPart.mp4",
+            get(media::playback::llhls::mp4_media_part),
         )
         .route(
             "/hls/v1/getTSFragment.ts",

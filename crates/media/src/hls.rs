@@ -202,6 +202,13 @@ pub struct LowLatency {
     pub can_block_reload: bool,
     /// The parts of the segment in progress, after the last complete segment.
     pub pending_parts: Vec<Part>,
+    /// `#EXT-X-DISCONTINUITY` before the segment in progress (written before its first part).
+    pub pending_discontinuity: bool,
+    /// The init segment of the segment in progress: `#EXT-X-MAP` is written before its first
+    /// part when it differs from the last segment's, or after a discontinuity.
+    pub pending_map_uri: Option<String>,
+    /// `#EXT-X-PROGRAM-DATE-TIME` of the segment in progress, milliseconds since the epoch.
+    pub pending_program_date_time_ms: Option<i64>,
     /// `#EXT-X-PRELOAD-HINT:TYPE=PART` URI of the next part.
     pub preload_hint: Option<String>,
 }
@@ -298,6 +305,27 @@ pub fn media_playlist(playlist: &MediaPlaylist) -> Result<String> {
         }
         let _ = writeln!(out, "#EXTINF:{},", seconds(duration_ms(segment.duration)?));
         uri_line(&mut out, &segment.uri)?;
+    }
+    if let Some(ll) = &playlist.low_latency
+        && !ll.pending_parts.is_empty()
+    {
+        // The segment in progress: its tags before its first part.
+        if ll.pending_discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(uri) = ll.pending_map_uri.as_deref() {
+            if playlist.container == Some(Container::Ts) {
+                return Err(Error::Limit("EXT-X-MAP in an MPEG-TS playlist".into()));
+            }
+            if map != Some(uri) || ll.pending_discontinuity {
+                out.push_str("#EXT-X-MAP:URI=");
+                quoted(&mut out, uri)?;
+                out.push('\n');
+            }
+        }
+        if let Some(ms) = ll.pending_program_date_time_ms {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601_ms(ms)?);
+        }
     }
     if let Some(ll) = &playlist.low_latency {
         for part in &ll.pending_parts {
@@ -628,6 +656,7 @@ mod tests {
                 can_block_reload: true,
                 pending_parts: vec![part("s8.0.mp4", true)],
                 preload_hint: Some("s8.1.mp4".into()),
+                ..LowLatency::default()
             }),
             ..MediaPlaylist::default()
         };
@@ -646,6 +675,25 @@ mod tests {
              s7.mp4\n\
              #EXT-X-PART:DURATION=0.500,URI=\"s8.0.mp4\",INDEPENDENT=YES\n\
              #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s8.1.mp4\"\n"
+        );
+        // The segment in progress after a discontinuity, with a new init segment.
+        let mut pending = playlist.clone();
+        if let Some(ll) = pending.low_latency.as_mut() {
+            ll.pending_discontinuity = true;
+            ll.pending_map_uri = Some("init.mp4".into());
+            ll.pending_program_date_time_ms = Some(0);
+        }
+        let text = media_playlist(&pending).unwrap();
+        assert!(
+            text.ends_with(
+                "s7.mp4\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXT-X-MAP:URI=\"init.mp4\"\n\
+                 #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n\
+                 #EXT-X-PART:DURATION=0.500,URI=\"s8.0.mp4\",INDEPENDENT=YES\n\
+                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s8.1.mp4\"\n"
+            ),
+            "{text}"
         );
         let mut long_part = playlist.clone();
         if let Some(ll) = long_part.low_latency.as_mut() {

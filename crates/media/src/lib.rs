@@ -18,6 +18,7 @@
 //! - [`mp4`]: progressive MP4 with the `moov` in front (GetClip).
 //! - [`ts`]: MPEG-TS segments for HLS (H.264 and AAC).
 //! - [`hls`]: HLS master and media playlists, low-latency HLS included.
+//! - [`parts`]: where low-latency HLS partial segments are cut in a fragment's samples.
 //! - [`dash`]: DASH manifests (SegmentTemplate + SegmentTimeline).
 
 /// The version of what this crate serves. Bump it whenever the bytes packaged for the same
@@ -33,6 +34,7 @@ pub mod error;
 pub mod fmp4;
 pub mod hls;
 pub mod mp4;
+pub mod parts;
 pub mod sample;
 pub mod ts;
 

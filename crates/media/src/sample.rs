@@ -105,6 +105,23 @@ pub fn ns_to_ticks(ns: i64, timescale: u32) -> i64 {
 /// track; the last sample's is its frame's duration (BlockDuration or the track's
 /// DefaultDuration), else the one before it.
 pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, Vec<Sample>)> {
+    demux(header, payloads, true)
+}
+
+/// As [`from_fragments`], for payloads that may end inside their last Cluster (a fragment
+/// still arriving, as a live reader sees it): the frames received whole are returned and the
+/// rest is left unread, not an error. The last sample of each track gets its frame's duration
+/// (BlockDuration or DefaultDuration) or the one before it, which the next frame may belie;
+/// every other sample's times are as [`from_fragments`] gives them for the whole payload when
+/// the track's decode order is its presentation order (no B-frames).
+pub fn from_fragment_prefix(
+    header: &[u8],
+    payloads: &[Bytes],
+) -> Result<(Vec<Track>, Vec<Sample>)> {
+    demux(header, payloads, false)
+}
+
+fn demux(header: &[u8], payloads: &[Bytes], whole: bool) -> Result<(Vec<Track>, Vec<Sample>)> {
     let mut demuxer = Demuxer::new();
     let mut tracks: Vec<Track> = Vec::new();
     // Per track: the samples' indices in `samples`, and the last frame's duration in ns.
@@ -193,8 +210,10 @@ pub fn from_fragments(header: &[u8], payloads: &[Bytes]) -> Result<(Vec<Track>, 
         demuxer.push(payload);
         drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
     }
-    demuxer.finish();
-    drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+    if whole {
+        demuxer.finish();
+        drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+    }
     if tracks.is_empty() {
         return Err(Error::Matroska("no video or audio track".to_owned()));
     }

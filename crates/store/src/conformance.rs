@@ -522,6 +522,16 @@ pub fn tail(open: Opener<'_>) {
         assert!(st.live);
         assert_eq!(st.number, w.number());
         assert!(matches!(now.next().await.unwrap(), TailEvent::Start(_)));
+        // The live edge: the fragment being received, and a receiver woken by each chunk.
+        let mut edge = store.live_edge(StreamRef::Id(s)).unwrap();
+        let live = edge
+            .fragments
+            .iter()
+            .find(|f| f.number == w.number())
+            .unwrap()
+            .clone();
+        assert_eq!(live.ending(), crate::live::Ending::Open);
+        assert!(!edge.changes.has_changed().unwrap());
         for frame in [b"frame-1".as_slice(), b"frame-2"] {
             w.append(Bytes::copy_from_slice(frame)).unwrap();
             let TailEvent::Data(d) = t.next().await.unwrap() else {
@@ -529,8 +539,16 @@ pub fn tail(open: Opener<'_>) {
             };
             assert_eq!(&d[..], frame);
         }
+        assert!(edge.changes.has_changed().unwrap());
+        edge.changes.borrow_and_update();
+        assert_eq!(live.chunks().concat(), b"frame-1frame-2");
         let number = w.number();
         w.finish(500).unwrap().wait().await.unwrap();
+        assert!(edge.changes.has_changed().unwrap());
+        assert_eq!(
+            live.ending(),
+            crate::live::Ending::Complete { duration_ms: 500 }
+        );
         assert!(matches!(
             t.next().await.unwrap(),
             TailEvent::End { duration_ms: 500 }
@@ -540,8 +558,26 @@ pub fn tail(open: Opener<'_>) {
         w.append(Bytes::from_static(b"partial")).unwrap();
         assert!(matches!(t.next().await.unwrap(), TailEvent::Start(_)));
         assert!(matches!(t.next().await.unwrap(), TailEvent::Data(_)));
+        let aborted = w.number();
+        assert!(
+            store
+                .live_edge(StreamRef::Id(s))
+                .unwrap()
+                .fragments
+                .iter()
+                .any(|f| f.number == aborted)
+        );
         w.abort();
         assert!(matches!(t.next().await.unwrap(), TailEvent::Aborted));
+        // Abandoned fragments are not at the live edge.
+        assert!(
+            !store
+                .live_edge(StreamRef::Id(s))
+                .unwrap()
+                .fragments
+                .iter()
+                .any(|f| f.number == aborted)
+        );
 
         // From a number, exclusive and inclusive.
         let mut t = store

@@ -43,7 +43,8 @@
 //! [`Store::open`], then [`Store::create_stream`], [`Store::register_header`],
 //! [`Store::begin_fragment`] → [`FragmentWriter`] → [`Durable`], and the reads:
 //! [`Store::read_fragment`], [`Store::list_fragments`] (timestamp ranges, paginated),
-//! [`Store::tail`] (from EARLIEST, NOW, a number or a timestamp, into the live edge).
+//! [`Store::tail`] (from EARLIEST, NOW, a number or a timestamp, into the live edge),
+//! [`Store::live_edge`] (the fragments in memory and a receiver of the stream's changes).
 //! [`check::check`] verifies a store.
 
 pub mod blob;
@@ -70,7 +71,7 @@ pub use commit::StoreStats;
 pub use engine::{DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, lane_for};
 pub use error::{Result, StoreError};
 pub use ingest::{Durable, FragmentWriter, MAX_FRAGMENT_BYTES};
-pub use tail::{FragmentStart, StartAt, Tail, TailEvent};
+pub use tail::{FragmentStart, LiveEdge, StartAt, Tail, TailEvent};
 pub use types::{
     FragmentMeta, Location, NewStream, Page, PageCursor, StreamRecord, StreamStatus, StreamUsage,
     TimestampKind,

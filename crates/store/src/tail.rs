@@ -188,6 +188,41 @@ impl Store {
     }
 }
 
+/// A stream's live edge at one instant ([`Store::live_edge`]).
+#[derive(Debug)]
+pub struct LiveEdge {
+    /// The fragments in memory (being received, or received and not yet evicted; abandoned
+    /// ones left out), in number order. A fragment above the index's newest is not indexed
+    /// yet; one at or below it may be in both.
+    pub fragments: Vec<Arc<LiveFragment>>,
+    /// Wakes on every later change of the stream: a chunk appended, a fragment begun, ended or
+    /// indexed, the stream deleted. Subscribed before the snapshot was taken, so nothing
+    /// between the two is missed.
+    pub changes: watch::Receiver<u64>,
+}
+
+impl Store {
+    /// The fragments of a stream in memory and a receiver of its changes: what a reader that
+    /// packages the fragment being received (low-latency HLS parts) needs, without a
+    /// [`Tail`]'s one-fragment-at-a-time order.
+    pub fn live_edge(&self, stream: StreamRef<'_>) -> Result<LiveEdge> {
+        let rec = self.stream(stream)?;
+        let live = self.live_stream(&rec);
+        let changes = live.subscribe();
+        if live.is_closed() {
+            return Err(StoreError::StreamNotFound(format!("#{}", rec.id)));
+        }
+        let fragments = live
+            .window()
+            .fragments
+            .values()
+            .filter(|f| f.ending() != Ending::Aborted)
+            .cloned()
+            .collect();
+        Ok(LiveEdge { fragments, changes })
+    }
+}
+
 fn ts_of(m: &FragmentMeta, kind: TimestampKind) -> u64 {
     match kind {
         TimestampKind::Producer => m.producer_ts_ms,

@@ -18,6 +18,10 @@
 //! key = "/etc/vigil/key.pem"
 //! # self_signed = true
 //! # names = ["nvr.home.arpa", "192.168.1.10"]
+//!
+//! [playback]
+//! low_latency_hls = true
+//! hls_part_target_ms = 333
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -52,6 +56,19 @@ pub struct FileConfig {
     /// TLS.
     #[serde(default)]
     pub tls: TlsFileConfig,
+    /// Playback.
+    #[serde(default)]
+    pub playback: PlaybackFileConfig,
+}
+
+/// The `[playback]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackFileConfig {
+    /// `--low-latency-hls`.
+    pub low_latency_hls: Option<bool>,
+    /// `--hls-part-target-ms`.
+    pub hls_part_target_ms: Option<u32>,
 }
 
 /// The `[tls]` table.
@@ -102,6 +119,9 @@ mod tests {
             [tls]
             self_signed = true
             names = ["nvr.home.arpa"]
+            [playback]
+            low_latency_hls = true
+            hls_part_target_ms = 400
             "#,
         )
         .unwrap_or_default();
@@ -111,6 +131,9 @@ mod tests {
             c.tls.names.as_deref(),
             Some(&["nvr.home.arpa".to_owned()][..])
         );
+        assert_eq!(c.playback.low_latency_hls, Some(true));
+        assert_eq!(c.playback.hls_part_target_ms, Some(400));
         assert!(toml::from_str::<FileConfig>("regoin = \"x\"").is_err());
+        assert!(toml::from_str::<FileConfig>("[playback]\nlow_latency = true").is_err());
     }
 }

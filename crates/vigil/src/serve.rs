@@ -119,6 +119,24 @@ pub struct Args {
         default_value_t = 30
     )]
     pub shutdown_timeout: u64,
+
+    /// Low-latency HLS (partial segments, blocking playlist reloads) for LIVE FRAGMENTED_MP4
+    /// HLS sessions of every stream without a `vigil:low-latency-hls` tag (docs/configuration.md).
+    #[arg(long, env = "VIGIL_LOW_LATENCY_HLS")]
+    pub low_latency_hls: bool,
+
+    /// The low-latency HLS part target, in milliseconds (100 to 5000).
+    #[arg(
+        long,
+        env = "VIGIL_HLS_PART_TARGET_MS",
+        value_name = "MS",
+        default_value_t = vigil_api::media::playback::llhls::DEFAULT_PART_TARGET_MS,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(vigil_api::media::playback::llhls::MIN_PART_TARGET_MS)
+                ..=i64::from(vigil_api::media::playback::llhls::MAX_PART_TARGET_MS)
+        ),
+    )]
+    pub hls_part_target_ms: u32,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -195,6 +213,27 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     }
     if let Some(v) = f.tls.names.filter(|_| defaulted(m, "tls_names")) {
         args.tls_names = v;
+    }
+    if let Some(v) = f
+        .playback
+        .low_latency_hls
+        .filter(|_| defaulted(m, "low_latency_hls"))
+    {
+        args.low_latency_hls = v;
+    }
+    if let Some(v) = f
+        .playback
+        .hls_part_target_ms
+        .filter(|_| defaulted(m, "hls_part_target_ms"))
+    {
+        use vigil_api::media::playback::llhls::{MAX_PART_TARGET_MS, MIN_PART_TARGET_MS};
+        if !(MIN_PART_TARGET_MS..=MAX_PART_TARGET_MS).contains(&v) {
+            bail!(
+                "{}: {v} is not between {MIN_PART_TARGET_MS} and {MAX_PART_TARGET_MS}",
+                ctx("[playback] hls_part_target_ms")
+            );
+        }
+        args.hls_part_target_ms = v;
     }
     Ok(())
 }
@@ -349,6 +388,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         account_id: args.account_id.clone(),
         public_url: args.public_url.clone(),
         tls: tls.is_some(),
+        low_latency_hls: vigil_api::media::playback::llhls::LowLatencyConfig {
+            enabled: args.low_latency_hls,
+            part_target_ms: args.hls_part_target_ms,
+        },
         ..ApiConfig::default()
     };
     let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
@@ -426,7 +469,49 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_listen;
+    #![allow(clippy::unwrap_used)]
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    use super::{Args, apply_file, parse_listen};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// `vigil serve ARGS` with the configuration file applied.
+    fn settings(args: &[&str]) -> anyhow::Result<Args> {
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))?;
+        let mut a = Cli::from_arg_matches(&m)?.args;
+        apply_file(&mut a, &m)?;
+        Ok(a)
+    }
+
+    #[test]
+    fn low_latency_hls_from_the_file_unless_flags_say_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vigil.toml");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            "[playback]\nlow_latency_hls = true\nhls_part_target_ms = 400\n",
+        )
+        .unwrap();
+        let a = settings(&["--config", path]).unwrap();
+        assert!(a.low_latency_hls);
+        assert_eq!(a.hls_part_target_ms, 400);
+        let a = settings(&["--config", path, "--hls-part-target-ms", "500"]).unwrap();
+        assert_eq!(a.hls_part_target_ms, 500, "the flag wins");
+        let a = settings(&[]).unwrap();
+        assert!(!a.low_latency_hls);
+        assert_eq!(a.hls_part_target_ms, 333);
+        assert!(settings(&["--hls-part-target-ms", "50"]).is_err());
+        std::fs::write(&file, "[playback]\nhls_part_target_ms = 50\n").unwrap();
+        let e = settings(&["--config", path]).unwrap_err().to_string();
+        assert!(e.contains("hls_part_target_ms"), "{e}");
+    }
 
     #[test]
     fn parse_listen_accepts_ipv4_ipv6_and_port_zero() {

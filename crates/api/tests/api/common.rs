@@ -31,13 +31,21 @@ impl TestServer {
     }
 
     pub async fn start_with(cfg: ApiConfig, auth: Arc<dyn Authenticator>) -> Self {
+        Self::start_with_clock(cfg, auth, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose store runs on `clock`.
+    pub async fn start_with_clock(
+        cfg: ApiConfig,
+        auth: Arc<dyn Authenticator>,
+        clock: Arc<dyn vigil_store::Clock>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut scfg = StoreConfig::new(dir.path());
         scfg.min_free_bytes = 0;
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(scfg, Arc::new(SystemClock)).unwrap())
-                .await
-                .unwrap();
+        let store = tokio::task::spawn_blocking(move || Store::open(scfg, clock).unwrap())
+            .await
+            .unwrap();
         let state = Arc::new(ApiState::new(store, cfg, auth));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -7,5 +7,6 @@ mod common;
 mod control;
 mod getmedia;
 mod images;
+mod llhls;
 mod playback;
 mod putmedia;

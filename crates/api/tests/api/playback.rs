@@ -287,6 +287,7 @@ async fn expired_and_tampered_tokens_are_refused() {
         max_fragments: 10,
         issued_ms: now - 400_000,
         expires_ms: now - 100_000,
+        part_target_ms: None,
     };
     let master = |t: &str| format!("/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken={t}");
     let expired = server.state.session_key.seal(&session);

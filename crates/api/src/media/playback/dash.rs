@@ -108,6 +108,7 @@ pub fn get_dash_streaming_session_url(call: &Call) -> ApiResult<Response> {
         max_fragments: c.max_fragments,
         issued_ms: now,
         expires_ms: now.saturating_add(c.expires_s.saturating_mul(1000)),
+        part_target_ms: None,
     };
     let token = call.state.session_key.seal(&session);
     let url = format!(

@@ -76,7 +76,7 @@ pub const MAX_PLAYLIST_FRAGMENTS: i64 = 5000;
 /// Longest range of a session.
 const MAX_RANGE_MS: u64 = 24 * 3600 * 1000;
 
-const M3U8: &str = "application/vnd.apple.mpegurl";
+pub(crate) const M3U8: &str = "application/vnd.apple.mpegurl";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -339,6 +339,12 @@ pub fn get_hls_streaming_session_url(call: &Call) -> ApiResult<Response> {
         max_fragments: c.max_fragments,
         issued_ms: now,
         expires_ms: now.saturating_add(c.expires_s.saturating_mul(1000)),
+        part_target_ms: super::llhls::session_part_target(
+            &call.state.cfg.low_latency_hls,
+            &rec,
+            c.mode,
+            container,
+        ),
     };
     let token = call.state.session_key.seal(&session);
     let url = format!(
@@ -400,7 +406,7 @@ pub(crate) fn package_input(
 pub(crate) struct Query(BTreeMap<String, String>);
 
 impl Query {
-    fn parse(uri: &Uri) -> Self {
+    pub(crate) fn parse(uri: &Uri) -> Self {
         let mut map = BTreeMap::new();
         for pair in uri.query().unwrap_or_default().split('&') {
             if let Some((k, v)) = pair.split_once('=') {
@@ -451,7 +457,7 @@ pub(crate) struct Opened {
     pub now_ms: u64,
 }
 
-fn open(state: &ApiState, q: &Query, protocol: Protocol) -> ApiResult<Opened> {
+pub(crate) fn open(state: &ApiState, q: &Query, protocol: Protocol) -> ApiResult<Opened> {
     let token = q
         .get("SessionToken")
         .ok_or_else(|| ApiError::invalid("SessionToken is required."))?;
@@ -493,6 +499,11 @@ pub(crate) async fn serve(
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::InternalFailure(format!("playback task: {e}"))));
+    respond(result)
+}
+
+/// A playback GET's answer: the response, or the error as AWS JSON (logged).
+pub(crate) fn respond(result: ApiResult<Response>) -> Response {
     match result {
         Ok(r) => r,
         Err(e) => {
@@ -516,9 +527,9 @@ pub async fn master_playlist(State(state): State<Arc<ApiState>>, uri: Uri) -> Re
     serve(state, uri, Protocol::Hls, master).await
 }
 
-/// `GET /hls/v1/getHLSMediaPlaylist.m3u8`.
+/// `GET /hls/v1/getHLSMediaPlaylist.m3u8` (low-latency sessions: [`super::llhls`]).
 pub async fn media_playlist(State(state): State<Arc<ApiState>>, uri: Uri) -> Response {
-    serve(state, uri, Protocol::Hls, media).await
+    respond(super::llhls::media_playlist(state, uri).await)
 }
 
 /// `GET /hls/v1/getMP4InitFragment.mp4`.
@@ -588,10 +599,21 @@ fn master(state: &ApiState, o: &Opened, _q: &Query) -> ApiResult<Response> {
     Ok(body(M3U8, text))
 }
 
-fn media(state: &ApiState, o: &Opened, q: &Query) -> ApiResult<Response> {
-    let s = &o.session;
+/// The plain (not low-latency) media playlist.
+pub(crate) fn media(state: &ApiState, o: &Opened, q: &Query) -> ApiResult<Response> {
     let track = q.track()?;
-    let w: Window = window(&state.store, s, o.now_ms)?;
+    let w: Window = window(&state.store, &o.session, o.now_ms)?;
+    let text = m3u8::media_playlist(&media_document(&o.session, &o.token, track, &w))?;
+    Ok(body(M3U8, text))
+}
+
+/// The media playlist of `track` over a window, without low-latency parts.
+pub(crate) fn media_document(
+    s: &Session,
+    token: &str,
+    track: usize,
+    w: &Window,
+) -> m3u8::MediaPlaylist {
     let display_kind = s.selector.kind();
     let segments = w
         .entries
@@ -600,17 +622,15 @@ fn media(state: &ApiState, o: &Opened, q: &Query) -> ApiResult<Response> {
             let number = fragment_number(e.meta.number);
             let (uri, map_uri) = match s.container {
                 Container::Ts => (
-                    format!("getTSFragment.ts?SessionToken={}&FragmentNumber={number}", o.token),
+                    format!("getTSFragment.ts?SessionToken={token}&FragmentNumber={number}"),
                     None,
                 ),
                 Container::Fmp4 => (
                     format!(
-                        "getMP4MediaFragment.mp4?SessionToken={}&TrackNumber={track}&FragmentNumber={number}",
-                        o.token
+                        "getMP4MediaFragment.mp4?SessionToken={token}&TrackNumber={track}&FragmentNumber={number}"
                     ),
                     Some(format!(
-                        "getMP4InitFragment.mp4?SessionToken={}&TrackNumber={track}&SequenceNumber={}&FragmentNumber={}",
-                        o.token,
+                        "getMP4InitFragment.mp4?SessionToken={token}&TrackNumber={track}&SequenceNumber={}&FragmentNumber={}",
                         e.meta.header_id,
                         fragment_number(e.init_fragment)
                     )),
@@ -634,7 +654,7 @@ fn media(state: &ApiState, o: &Opened, q: &Query) -> ApiResult<Response> {
             }
         })
         .collect();
-    let text = m3u8::media_playlist(&m3u8::MediaPlaylist {
+    m3u8::MediaPlaylist {
         container: Some(match s.container {
             Container::Fmp4 => m3u8::Container::Fmp4,
             Container::Ts => m3u8::Container::Ts,
@@ -646,8 +666,7 @@ fn media(state: &ApiState, o: &Opened, q: &Query) -> ApiResult<Response> {
         segments,
         low_latency: None,
         ended: w.ended,
-    })?;
-    Ok(body(M3U8, text))
+    }
 }
 
 /// The session's fragment `number`, checked against its stream and range.

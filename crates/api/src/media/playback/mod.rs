@@ -5,6 +5,8 @@
 //!   playback GETs.
 //! - [`hls`]: the HLS session call and the `/hls/v1/` GETs (master and media playlists, fMP4
 //!   init and media segments, TS segments).
+//! - [`llhls`]: low-latency HLS on LIVE fMP4 sessions: partial segments cut from the
+//!   fragment being received, blocking playlist reloads, preload hints.
 //! - [`dash`]: the DASH session call and the `/dash/v1/` GETs (manifest, fMP4 segments).
 //!
 //! # Which fragments a media playlist (or DASH manifest) lists ([`window`])
@@ -28,6 +30,7 @@
 
 pub mod dash;
 pub mod hls;
+pub mod llhls;
 pub mod session;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -104,7 +107,7 @@ fn span(s: &Session, now_ms: u64) -> (u64, u64, bool) {
 }
 
 /// LIVE: where a session starts counting fragments.
-fn live_anchor(s: &Session) -> u64 {
+pub(crate) fn live_anchor(s: &Session) -> u64 {
     let back = LIVE_RECENT_MS
         .saturating_add(LIVE_LOOKBACK_PER_FRAGMENT_MS.saturating_mul(u64::from(s.max_fragments)));
     s.issued_ms.saturating_sub(back)

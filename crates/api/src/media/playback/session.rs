@@ -153,6 +153,10 @@ pub struct Session {
     /// When it stops working (ms, store clock).
     #[serde(rename = "e")]
     pub expires_ms: u64,
+    /// Low-latency HLS with this part target (ms); `None`: plain HLS (and DASH). Left out of
+    /// the token when `None`, so plain sessions' tokens are as before.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub part_target_ms: Option<u32>,
 }
 
 /// The per-server HMAC key of session tokens.
@@ -252,6 +256,7 @@ mod tests {
             max_fragments: 1000,
             issued_ms: 1000,
             expires_ms: 301_000,
+            part_target_ms: None,
         }
     }
 
