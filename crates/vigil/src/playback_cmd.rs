@@ -28,7 +28,8 @@ pub fn parse_when(text: &str) -> anyhow::Result<f64> {
         return Ok(now);
     }
     if let Some(rel) = text.strip_prefix('-') {
-        let (num, unit) = rel.split_at(rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len()));
+        let (num, unit) =
+            rel.split_at(rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len()));
         let n: f64 = num
             .parse()
             .with_context(|| format!("{text:?}: expected -N followed by s, m, h or d"))?;
@@ -299,8 +300,14 @@ pub fn images(args: ImagesArgs) -> anyhow::Result<()> {
                 "PRODUCER_TIMESTAMP"
             }),
         );
-        base.insert("StartTimestamp".into(), range.get("StartTimestamp").cloned().unwrap_or_default());
-        base.insert("EndTimestamp".into(), range.get("EndTimestamp").cloned().unwrap_or_default());
+        base.insert(
+            "StartTimestamp".into(),
+            range.get("StartTimestamp").cloned().unwrap_or_default(),
+        );
+        base.insert(
+            "EndTimestamp".into(),
+            range.get("EndTimestamp").cloned().unwrap_or_default(),
+        );
         base.insert("SamplingInterval".into(), json!(args.interval));
         let (format, ext) = match args.format {
             ImageFormat::Jpeg => ("JPEG", "jpg"),
@@ -337,7 +344,10 @@ pub fn images(args: ImagesArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
             {
-                let ts = image.get("TimeStamp").and_then(Value::as_f64).unwrap_or(0.0);
+                let ts = image
+                    .get("TimeStamp")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
                 match image.get("ImageContent").and_then(Value::as_str) {
                     Some(b64) => {
                         let bytes = base64::engine::general_purpose::STANDARD
@@ -352,7 +362,9 @@ pub fn images(args: ImagesArgs) -> anyhow::Result<()> {
                     None => {
                         missing += 1;
                         let error = image.get("Error").and_then(Value::as_str).unwrap_or("?");
-                        bar.set_message(format!("{missing} without an image (last: {error} at {ts:.3})"));
+                        bar.set_message(format!(
+                            "{missing} without an image (last: {error} at {ts:.3})"
+                        ));
                     }
                 }
             }

@@ -688,3 +688,129 @@ fn put_reports_errors_with_their_meaning() {
         "{stderr}"
     );
 }
+
+/// Frames of the first video stream of a file or URL, as ffprobe counts them.
+fn video_frames(input: &str) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_packets,width",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit(',').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn clip_playback_urls_and_images() {
+    let server = Server::start_with_root(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mkv, _, _) = media(d);
+    ok(client(d, server.addr)
+        .args([
+            "put",
+            "cam",
+            "--create",
+            "--start-time",
+            "2026-01-01T00:00:00Z",
+        ])
+        .arg(&mkv));
+    let (from, to) = ("2026-01-01T00:00:00Z", "2026-01-01T00:00:06Z");
+
+    let clip = d.join("clip.mp4");
+    ok(client(d, server.addr)
+        .args(["clip", "cam", "--start", from, "--end", to, "-o"])
+        .arg(&clip));
+    assert_eq!(video_frames(clip.to_str().unwrap()), 150);
+    decodes(&clip);
+
+    for (cmd, extra) in [
+        ("hls-url", &["--container", "ts"][..]),
+        ("hls-url", &[][..]),
+        ("dash-url", &[][..]),
+    ] {
+        let out = ok(client(d, server.addr)
+            .args([
+                cmd,
+                "cam",
+                "--mode",
+                "on-demand",
+                "--start",
+                from,
+                "--end",
+                to,
+            ])
+            .args(extra));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(
+            url.starts_with(&format!("http://{}/", server.addr)),
+            "{url}"
+        );
+        assert_eq!(video_frames(&url), 150, "{cmd} {extra:?}: {url}");
+    }
+    // LIVE takes no range; ON_DEMAND needs one.
+    let bad = output(client(d, server.addr).args(["hls-url", "cam", "--mode", "on-demand"]));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--start"));
+
+    let images = d.join("images");
+    let out = ok(client(d, server.addr)
+        .args([
+            "images",
+            "cam",
+            "--start",
+            from,
+            "--end",
+            "2026-01-01T00:00:05.5Z",
+        ])
+        .args(["--width", "160", "-o"])
+        .arg(&images));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("6 image(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6);
+    assert!(
+        files[0]
+            .to_str()
+            .unwrap()
+            .ends_with("cam-1767225600.000.jpg"),
+        "{files:?}"
+    );
+    for f in &files {
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&probe.stdout).trim(),
+            "160,120",
+            "{f:?}"
+        );
+    }
+}
