@@ -814,3 +814,39 @@ fn clip_playback_urls_and_images() {
         );
     }
 }
+
+/// Over HTTPS with the server's local CA (`--ca-bundle`): stream commands, put and get.
+#[test]
+fn client_over_tls_with_the_local_ca() {
+    let server = Server::start_with_root(&["--tls-self-signed"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mkv, _, _) = media(dir.path());
+    let ca = server.data_dir().join("tls/ca.pem");
+    let https = |cmd: &mut Command| {
+        cmd.env(
+            "AWS_ENDPOINT_URL",
+            format!("https://localhost:{}", server.addr.port()),
+        )
+        .env("AWS_CA_BUNDLE", &ca);
+    };
+    let mut put = client(dir.path(), server.addr);
+    https(&mut put);
+    let out = ok(put.args(["put", "secure", "--create"]).arg(&mkv));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 fragment(s) persisted"));
+    let mut get = client(dir.path(), server.addr);
+    https(&mut get);
+    let out = ok(get.args(["get", "secure", "--start", "earliest", "--no-follow"]));
+    let path = dir.path().join("secure.mkv");
+    std::fs::write(&path, &out.stdout).unwrap();
+    same_media(&mkv, &path);
+    // Without the CA the server is not trusted.
+    let mut list = client(dir.path(), server.addr);
+    https(&mut list);
+    let out = output(list.env_remove("AWS_CA_BUNDLE").args(["stream", "list"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
