@@ -27,11 +27,13 @@
 /// on it, so a change of served bytes without a bump fails the tests.
 pub const FORMAT_VERSION: u32 = 1;
 
+pub mod annexb;
 mod boxes;
 pub mod codec;
 pub mod dash;
 pub mod error;
 pub mod fmp4;
+pub mod fuzzing;
 pub mod hls;
 pub mod mp4;
 pub mod parts;

@@ -2,6 +2,7 @@
 
 mod common;
 mod dash;
+mod fuzz_replay;
 mod golden;
 mod hls_ts;
 mod mp4_out;
