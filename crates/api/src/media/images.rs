@@ -25,9 +25,11 @@
 //!
 //! # Pages
 //!
-//! A page holds min(MaxResults, 25) images (MaxResults defaults to 25). `NextToken` is base64
-//! of a small JSON object naming the stream and the next sample time; the follow-up request
-//! repeats the other fields.
+//! A page holds min(MaxResults, 25) images (MaxResults defaults to 25), and at most 100 MB of
+//! image content (KVS's limit per request): a page that would hold more ends early, its
+//! `NextToken` pointing at the first image left out. `NextToken` is base64 of a small JSON
+//! object naming the stream and the next sample time; the follow-up request repeats the other
+//! fields.
 
 pub mod decode;
 
@@ -59,6 +61,8 @@ const PAGE_MAX: usize = 25;
 /// The longest fragment ingest accepts (`ingest::MAX_FRAGMENT_DURATION_NS`): how far before a
 /// sample time a fragment covering it may start.
 const LOOKBACK_MS: u64 = 20_000;
+/// The most image content (base64 characters) in one response: KVS's 100 MB per request.
+const MAX_PAGE_BYTES: usize = 100_000_000;
 /// The longest `ImageContent` KVS returns, in base64 characters.
 const MAX_IMAGE_CHARS: usize = 6_291_456;
 
@@ -259,11 +263,39 @@ pub async fn get_images(call: Call) -> ApiResult<Response> {
         BASE64.encode(serde_json::to_vec(&ImagesToken { s: rec.id, t }).unwrap_or_default())
     });
     let store = call.state.store.clone();
+    let page_times = times.clone();
     let images =
         tokio::task::spawn_blocking(move || images(&store, rec.id, kind, &times, format, size))
             .await
             .map_err(|e| ApiError::InternalFailure(format!("the images task failed: {e}")))??;
+    let (images, cut_at) = limit_page(images, &page_times, MAX_PAGE_BYTES);
+    let next_token = match cut_at {
+        Some(t) => Some(
+            BASE64.encode(serde_json::to_vec(&ImagesToken { s: rec.id, t }).unwrap_or_default()),
+        ),
+        None => next_token,
+    };
     Ok(ok(&GetImagesOutput { images, next_token }))
+}
+
+/// Keeps a page's images within `max_bytes` of image content (KVS's 100 MB per request): the
+/// images from the first one over the limit on are left for the next page, whose first sample
+/// time is returned. A page keeps at least one image.
+fn limit_page(
+    mut images: Vec<Image>,
+    times: &[u64],
+    max_bytes: usize,
+) -> (Vec<Image>, Option<u64>) {
+    let mut total = 0usize;
+    for (i, image) in images.iter().enumerate() {
+        total = total.saturating_add(image.image_content.as_ref().map_or(0, String::len));
+        if total > max_bytes && i > 0 {
+            let next = times.get(i).copied();
+            images.truncate(i);
+            return (images, next);
+        }
+    }
+    (images, None)
 }
 
 fn jpeg_quality(cfg: Option<&BTreeMap<String, String>>) -> ApiResult<u8> {
@@ -503,6 +535,36 @@ fn encode(rgb: &Rgb, format: Format, size: Size) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_stop_at_the_byte_limit() {
+        let image = |t: u64, len: usize| Image {
+            time_stamp: EpochMs(t),
+            error: if len == 0 { Some("NO_MEDIA") } else { None },
+            image_content: (len > 0).then(|| "A".repeat(len)),
+        };
+        let times = [1000, 2000, 3000, 4000];
+        let page = || {
+            vec![
+                image(1000, 40),
+                image(2000, 0),
+                image(3000, 40),
+                image(4000, 40),
+            ]
+        };
+        // Everything fits.
+        let (kept, next) = limit_page(page(), &times, 120);
+        assert_eq!((kept.len(), next), (4, None));
+        // The fourth image goes over 100 bytes: it moves to the next page.
+        let (kept, next) = limit_page(page(), &times, 100);
+        assert_eq!((kept.len(), next), (3, Some(4000)));
+        // The third goes over 70: it and the fourth move.
+        let (kept, next) = limit_page(page(), &times, 70);
+        assert_eq!((kept.len(), next), (2, Some(3000)));
+        // A first image over the limit on its own is still sent, alone.
+        let (kept, next) = limit_page(page(), &times, 10);
+        assert_eq!((kept.len(), next), (1, Some(2000)));
+    }
 
     #[test]
     fn sizes() {

@@ -189,6 +189,12 @@ async fn on_demand(container: &str) {
         Some("application/vnd.apple.mpegurl")
     );
     assert!(master.text().contains("avc1."), "{}", master.text());
+    // The test media are 25 fps.
+    assert!(
+        master.text().contains(",FRAME-RATE=25.000"),
+        "{}",
+        master.text()
+    );
     let token = url.split("SessionToken=").nth(1).unwrap();
     let media = get(
         &server,
@@ -623,5 +629,82 @@ async fn audio_plays_as_fmp4_rendition_and_in_ts() {
         assert_eq!(counts.len(), 2, "{container}: video and audio: {out}");
         assert_eq!(counts[0], 100, "every video frame");
         assert!(counts[1] > 150, "4 s of 1024-sample AAC frames: {counts:?}");
+    }
+}
+
+/// A clip over the limits is capped, as KVS caps it ("100 MB or 200 fragments, whichever comes
+/// first"): here at 3 fragments, then at the byte limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clips_over_the_limit_are_capped() {
+    for (limits, fragments) in [
+        (
+            vigil_api::media::clip::ClipLimits {
+                max_fragments: 3,
+                ..Default::default()
+            },
+            3,
+        ),
+        (
+            vigil_api::media::clip::ClipLimits {
+                // Room for the first two fragments only.
+                max_bytes: {
+                    let c = &ffmpeg_h264().1.clusters;
+                    (c[0].bytes.len() + c[1].bytes.len() + c[2].bytes.len() / 2) as u64
+                },
+                ..Default::default()
+            },
+            2,
+        ),
+    ] {
+        let cfg = vigil_api::ApiConfig {
+            clip_limits: limits,
+            ..Default::default()
+        };
+        let server = TestServer::start_with(cfg, std::sync::Arc::new(vigil_api::Anonymous)).await;
+        let ids = stream(&server, "capped", 24).await;
+        let clusters = &ffmpeg_h264().1.clusters;
+        for c in clusters {
+            put(&server, ids, c).await;
+        }
+        let (start, end) = media_range();
+        let r = server
+            .post(
+                "/getClip",
+                &json!({"StreamName": "capped", "ClipFragmentSelector": {
+                    "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                    "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}}}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let path = std::env::temp_dir().join(format!(
+            "vigil-capped-{}-{fragments}.mp4",
+            std::process::id()
+        ));
+        std::fs::write(&path, &r.body).unwrap();
+        let (out, _) = tool(
+            "ffprobe",
+            vec![
+                "-v".into(),
+                "error".into(),
+                "-count_packets".into(),
+                "-show_entries".into(),
+                "stream=nb_read_packets".into(),
+                "-of".into(),
+                "csv=p=0".into(),
+                path.to_str().unwrap().into(),
+            ],
+        )
+        .await;
+        let _ = std::fs::remove_file(&path);
+        let want: usize = clusters
+            .iter()
+            .take(fragments)
+            .map(|c| c.frames.len())
+            .sum();
+        assert_eq!(
+            out.trim().parse::<usize>().unwrap(),
+            want,
+            "{fragments} fragments"
+        );
     }
 }

@@ -547,6 +547,25 @@ pub async fn ts_fragment(State(state): State<Arc<ApiState>>, uri: Uri) -> Respon
     serve(state, uri, Protocol::Hls, ts).await
 }
 
+/// Frames per second of a video track, from one fragment's samples: the frame count over the
+/// span of their presentation times (plus one frame). `None` with fewer than two frames.
+fn frame_rate(track: &Track, samples: &[vigil_media::sample::Sample]) -> Option<f64> {
+    let pts: Vec<i64> = samples
+        .iter()
+        .filter(|s| s.track == track.number)
+        .map(|s| s.pts)
+        .collect();
+    let (min, max) = (pts.iter().min()?, pts.iter().max()?);
+    let n = pts.len();
+    if n < 2 || max <= min {
+        return None;
+    }
+    let span = (max - min) as f64 * n as f64 / (n - 1) as f64;
+    let rate = n as f64 * f64::from(track.timescale) / span;
+    // Whole rates print as such; 29.97 and the like keep three decimals.
+    Some((rate * 1000.0).round() / 1000.0)
+}
+
 fn no_fragments() -> ApiError {
     ApiError::ResourceNotFoundException("The session has no fragments to play.".into())
 }
@@ -559,8 +578,12 @@ fn master(state: &ApiState, o: &Opened, _q: &Query) -> ApiResult<Response> {
         Mode::LiveReplay | Mode::OnDemand => w.entries.first(),
     }
     .ok_or_else(no_fragments)?;
-    let (tracks, _) = package_input(state, &probe.meta)?;
+    let (tracks, samples) = package_input(state, &probe.meta)?;
     check_codecs(&tracks, s.container)?;
+    let frame_rate = tracks
+        .first()
+        .filter(|t| t.codec.is_video())
+        .and_then(|t| frame_rate(t, &samples));
     let bandwidth = w
         .entries
         .iter()
@@ -593,7 +616,7 @@ fn master(state: &ApiState, o: &Opened, _q: &Query) -> ApiResult<Response> {
         tracks: main,
         audio,
         bandwidth,
-        frame_rate: None,
+        frame_rate,
         independent_segments: true,
     })?;
     Ok(body(M3U8, text))
