@@ -6,6 +6,7 @@
 //! `anyhow::Result<()>`; an error is printed as one line (`error: context: cause`) and the
 //! process exits with status 1. Usage errors are clap's: status 2.
 
+mod camera;
 mod check;
 mod client;
 mod config;

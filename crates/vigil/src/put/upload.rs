@@ -90,7 +90,7 @@ pub struct Uploader {
     data: Option<Client>,
     failures: u32,
     pub stats: Stats,
-    on_progress: Box<dyn FnMut(&Stats) + Send>,
+    on_progress: Box<dyn FnMut(&Stats) + Send + Sync>,
 }
 
 impl Uploader {
@@ -99,7 +99,7 @@ impl Uploader {
         stream: &str,
         header: Bytes,
         final_ack: Final,
-        on_progress: Box<dyn FnMut(&Stats) + Send>,
+        on_progress: Box<dyn FnMut(&Stats) + Send + Sync>,
     ) -> Self {
         Uploader {
             control,

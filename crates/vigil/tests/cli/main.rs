@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod aws_sdk;
+mod camera;
 mod check;
 mod client;
 mod inspect;
