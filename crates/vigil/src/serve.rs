@@ -435,14 +435,17 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     };
     let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
     let app = vigil_api::router(state.clone());
-    let cameras = crate::camera::Manager::new(camera_client(&args, &keys, app.clone())?);
-    {
-        let cameras = cameras.clone();
-        vigil_api::metrics::global().add_collector(Arc::new(move |out: &mut String| {
-            cameras.render_metrics(out)
-        }));
-    }
+    let cameras = crate::camera::Manager::new(
+        camera_client(&args, &keys, app.clone())?,
+        &args.store.data_dir,
+    );
+    // The API and the metrics hold the cameras weakly: the cameras' client holds the router,
+    // which holds the API state.
+    let camera_service: Arc<dyn vigil_api::cameras::CameraService> = Arc::new(cameras.clone());
+    let _ = state.cameras.set(Arc::downgrade(&camera_service));
+    vigil_api::metrics::global().add_collector(cameras.metrics_collector());
     crate::camera::start_configured(&cameras, std::mem::take(&mut args.cameras))?;
+    cameras.start_persisted()?;
     let bound = listener.local_addr().context("reading the bound address")?;
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -454,6 +457,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.shutdown_timeout);
     info!("no longer accepting connections; stopping cameras");
     cameras.stop_all().await;
+    drop(camera_service);
     info!("finishing PutMedia sessions");
     if tokio::time::timeout(timeout, state.sessions.drain())
         .await

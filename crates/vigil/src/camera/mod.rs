@@ -13,12 +13,19 @@
 //! `InProcess`), signed with the root credentials: the same authentication, ingest path,
 //! acks and metrics as any producer, without TCP, TLS certificates or host names.
 //!
+//! Cameras can also be added, listed and removed at run time through Vigil's own API
+//! operations (`vigil_api::cameras`: `PutCamera`, `ListCameras`, `DeleteCamera`, which
+//! [`Manager`] serves as a `CameraService`); those are kept in `DATA_DIR/cameras.json`
+//! ([`persist`]) and started again at the next start. Cameras of the configuration file can
+//! only be changed there.
+//!
 //! Status ([`CameraStatus`]): state (connecting, streaming, backoff), last error, frames,
 //! fragments, last frame time, clock error and rate; in the logs (target `vigil::camera`),
 //! at `/metrics` (`vigil_camera_*`, rendered by [`Manager::render_metrics`]) and through
 //! [`Manager::list`]. Passwords in camera URLs never reach logs or status: [`redact`].
 
 pub mod clock;
+pub mod persist;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -30,6 +37,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use vigil_api::cameras::{CameraError, CameraFuture, CameraService, PutCameraInput};
 
 use crate::client::Client;
 
@@ -182,6 +191,7 @@ impl State {
 
 /// A camera's status, as `vigil camera list --json` shows it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct CameraStatus {
     pub state: State,
     /// The latest error, and when (ms since the epoch).
@@ -239,13 +249,14 @@ impl SharedStatus {
 
 /// A camera in [`Manager::list`].
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct CameraInfo {
     pub name: String,
     /// The URL with its password hidden.
     pub url: String,
     pub stream: String,
     pub transport: RtpTransport,
-    /// Where it was declared: `config` (the configuration file).
+    /// Where it was declared: `config` (the configuration file) or `api` (`PutCamera`).
     pub source: &'static str,
     pub status: CameraStatus,
 }
@@ -263,6 +274,10 @@ struct Running {
 pub struct Manager {
     client: Client,
     cameras: Arc<Mutex<BTreeMap<String, Running>>>,
+    /// Where cameras added through the API are kept.
+    file: persist::CameraFile,
+    /// Serialises the API's changes (stop, start, save).
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -277,12 +292,87 @@ impl std::fmt::Debug for Manager {
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Manager {
-    /// A manager whose cameras upload with `client` (in-process, root credentials).
-    pub fn new(client: Client) -> Manager {
+    /// A manager whose cameras upload with `client` (in-process, root credentials), keeping
+    /// the cameras added through the API in `data_dir`.
+    pub fn new(client: Client, data_dir: &std::path::Path) -> Manager {
         Manager {
             client,
             cameras: Arc::default(),
+            file: persist::CameraFile::new(data_dir),
+            changes: Arc::default(),
         }
+    }
+
+    /// Starts the cameras added through the API before the last stop. One that clashes with
+    /// a camera of the configuration file (same name or stream) is not started: logged.
+    pub fn start_persisted(&self) -> anyhow::Result<()> {
+        for c in self.file.load()? {
+            let name = c.name.clone();
+            if let Err(e) = self.start(c, "api") {
+                tracing::warn!(camera = name, "camera from cameras.json not started: {e:#}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a camera through the API, or replaces one added that way; then saves the list.
+    pub async fn put_api(&self, config: CameraConfig) -> Result<(), CameraError> {
+        let _changing = self.changes.lock().await;
+        config
+            .validate()
+            .map_err(|e| CameraError::Invalid(format!("{e:#}")))?;
+        let existing = self.lock().get(&config.name).map(|r| r.source);
+        match existing {
+            Some("config") => {
+                return Err(CameraError::InUse(format!(
+                    "camera {} is declared in the configuration file; change it there",
+                    config.name
+                )));
+            }
+            Some(_) => {
+                let old = self.lock().remove(&config.name);
+                if let Some(old) = old {
+                    finish(old).await;
+                }
+            }
+            None => {}
+        }
+        self.start(config, "api")
+            .map_err(|e| CameraError::InUse(format!("{e:#}")))?;
+        self.save()
+    }
+
+    /// Removes a camera added through the API; then saves the list.
+    pub async fn delete_api(&self, name: &str) -> Result<(), CameraError> {
+        let _changing = self.changes.lock().await;
+        let source = self.lock().get(name).map(|r| r.source);
+        match source {
+            None => Err(CameraError::NotFound(format!(
+                "There is no camera named {name}."
+            ))),
+            Some("config") => Err(CameraError::InUse(format!(
+                "camera {name} is declared in the configuration file; remove it there"
+            ))),
+            Some(_) => {
+                let old = self.lock().remove(name);
+                if let Some(old) = old {
+                    finish(old).await;
+                }
+                self.save()
+            }
+        }
+    }
+
+    fn save(&self) -> Result<(), CameraError> {
+        let api: Vec<CameraConfig> = self
+            .lock()
+            .values()
+            .filter(|r| r.source == "api")
+            .map(|r| r.config.clone())
+            .collect();
+        self.file
+            .save(&api)
+            .map_err(|e| CameraError::Internal(format!("{e:#}")))
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Running>> {
@@ -343,29 +433,46 @@ impl Manager {
 
     /// Every camera and its status, by name.
     pub fn list(&self) -> Vec<CameraInfo> {
-        self.lock()
-            .values()
-            .map(|r| CameraInfo {
-                name: r.config.name.clone(),
-                url: redact(&r.config.url),
-                stream: r.config.stream_name().to_owned(),
-                transport: r.config.transport,
-                source: r.source,
-                status: r.status.lock().clone(),
-            })
-            .collect()
+        list_of(&self.lock())
     }
 
-    /// The `vigil_camera_*` families in the Prometheus text format.
-    pub fn render_metrics(&self, out: &mut String) {
-        let cams = self.list();
+    /// A collector of the `vigil_camera_*` families for `/metrics`; it holds the cameras
+    /// weakly, and renders nothing once the manager is gone.
+    pub fn metrics_collector(&self) -> vigil_api::metrics::Collector {
+        let cameras = Arc::downgrade(&self.cameras);
+        Arc::new(move |out: &mut String| {
+            if let Some(cameras) = cameras.upgrade() {
+                let list = list_of(&cameras.lock().unwrap_or_else(|e| e.into_inner()));
+                render_metrics(&list, out);
+            }
+        })
+    }
+}
+
+fn list_of(cameras: &BTreeMap<String, Running>) -> Vec<CameraInfo> {
+    cameras
+        .values()
+        .map(|r| CameraInfo {
+            name: r.config.name.clone(),
+            url: redact(&r.config.url),
+            stream: r.config.stream_name().to_owned(),
+            transport: r.config.transport,
+            source: r.source,
+            status: r.status.lock().clone(),
+        })
+        .collect()
+}
+
+/// The `vigil_camera_*` families in the Prometheus text format.
+fn render_metrics(cams: &[CameraInfo], out: &mut String) {
+    {
         if cams.is_empty() {
             return;
         }
         let mut family =
             |name: &str, kind: &str, help: &str, f: &dyn Fn(&CameraInfo, &mut String)| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for c in &cams {
+                for c in cams {
                     f(c, out);
                 }
             };
@@ -434,6 +541,53 @@ impl Manager {
                 }
             });
         }
+    }
+}
+
+impl CameraService for Manager {
+    fn list(&self) -> Vec<(String, serde_json::Value)> {
+        Manager::list(self)
+            .into_iter()
+            .map(|c| {
+                let stream = c.stream.clone();
+                (stream, serde_json::to_value(c).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    fn stream_of(&self, name: &str) -> Option<String> {
+        self.lock()
+            .get(name)
+            .map(|r| r.config.stream_name().to_owned())
+    }
+
+    fn put(&self, input: PutCameraInput) -> CameraFuture<()> {
+        let m = self.clone();
+        Box::pin(async move {
+            let transport = match input.transport.as_deref() {
+                None | Some("tcp") => RtpTransport::Tcp,
+                Some("udp") => RtpTransport::Udp,
+                Some(other) => {
+                    return Err(CameraError::Invalid(format!(
+                        "Transport {other:?} is not tcp or udp."
+                    )));
+                }
+            };
+            m.put_api(CameraConfig {
+                name: input.name,
+                url: input.url,
+                stream: input.stream,
+                transport,
+                create_stream: input.create_stream.unwrap_or(true),
+                retention_hours: input.retention_in_hours.unwrap_or_else(default_retention),
+            })
+            .await
+        })
+    }
+
+    fn delete(&self, name: String) -> CameraFuture<()> {
+        let m = self.clone();
+        Box::pin(async move { m.delete_api(&name).await })
     }
 }
 

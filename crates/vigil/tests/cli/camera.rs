@@ -103,6 +103,38 @@ fn serve_camera(dir: &Path, name: &str, url: &str) -> Server {
     Server::start_with_root(&["--config", config.to_str().unwrap()])
 }
 
+/// `vigil camera ARGS` against `server`, as root.
+fn camera_cmd(server: &Server, home: &Path, args: &[&str]) -> std::process::Output {
+    vigil()
+        .env("AWS_ACCESS_KEY_ID", ROOT_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ROOT_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("HOME", home)
+        .arg("camera")
+        .args(args)
+        .args(["--endpoint-url", &format!("http://{}", server.addr)])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `vigil camera list --json`: the camera named `name`, if listed.
+fn listed(server: &Server, home: &Path, name: &str) -> Option<serde_json::Value> {
+    let out = camera_cmd(server, home, &["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == name)
+        .cloned()
+}
+
 /// The value of a metric series, if present.
 fn metric(server: &Server, series: &str) -> Option<f64> {
     let body = http_get(server.addr, "/metrics").body;
@@ -351,6 +383,31 @@ fn camera_records_h264_and_aac_and_reconnects_after_the_camera_returns() {
     assert!(!line.contains("s3cret-pw"), "{line}");
     let errors = metric(&server, "vigil_camera_errors_total{camera=\"door\"}").unwrap();
     assert!(errors >= 1.0);
+    // `vigil camera list` shows the state and the error.
+    let cam = listed(&server, dir.path(), "door").unwrap();
+    assert_eq!(cam["Status"]["State"], "backoff", "{cam:#}");
+    assert!(
+        cam["Status"]["LastError"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{cam:#}"
+    );
+    assert_eq!(cam["Source"], "config");
+    assert_eq!(cam["Url"].as_str().unwrap(), camera_url_shown(port));
+    let table = camera_cmd(&server, dir.path(), &["list"]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("door") && table.contains("backoff"),
+        "{table}"
+    );
+    // A camera of the configuration file cannot be removed through the API.
+    let out = camera_cmd(&server, dir.path(), &["remove", "door"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ResourceInUseException"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     thread::sleep(Duration::from_secs(3));
     assert_eq!(
         metric(&server, "vigil_camera_sessions_total{camera=\"door\"}"),
@@ -380,6 +437,108 @@ fn camera_records_h264_and_aac_and_reconnects_after_the_camera_returns() {
     );
     drop(camera);
     assert!(server.signal_and_wait("TERM").success());
+}
+
+fn camera_url_shown(port: u16) -> String {
+    format!("rtsp://viewer:***@127.0.0.1:{port}/cam")
+}
+
+/// Cameras added with `vigil camera add` are recorded, listed, kept in a private
+/// cameras.json across a restart, and stop when removed.
+#[test]
+fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let camera = RtspServer::start(port, &[]);
+    let server = Server::start_with_root(&[]);
+    let url = camera
+        .url
+        .replacen("rtsp://", "rtsp://viewer:s3cret-pw@", 1);
+    let out = camera_cmd(
+        &server,
+        dir.path(),
+        &[
+            "add",
+            "porch",
+            &url,
+            "--stream",
+            "porch-cam",
+            "--retention-hours",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = camera_cmd(&server, dir.path(), &["add", "bad name", &url]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidArgumentException"));
+    let clash = camera_cmd(
+        &server,
+        dir.path(),
+        &["add", "other", &url, "--stream", "porch-cam"],
+    );
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("ResourceInUseException"));
+    wait_metrics(&server, Duration::from_secs(40), "2 fragments", |s| {
+        metric(s, "vigil_camera_fragments_total{camera=\"porch\"}").unwrap_or(0.0) >= 2.0
+    });
+    let cam = listed(&server, dir.path(), "porch").unwrap();
+    assert_eq!(cam["Status"]["State"], "streaming", "{cam:#}");
+    assert_eq!(cam["Stream"], "porch-cam");
+    assert_eq!(cam["Source"], "api");
+    assert!(cam["Status"]["Frames"].as_u64().unwrap() > 25, "{cam:#}");
+    assert!(!cam.to_string().contains("s3cret-pw"));
+    assert_eq!(cam["Url"].as_str().unwrap(), camera_url_shown(port));
+    let file = server.data_dir().join("cameras.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "cameras.json holds passwords");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept["version"], 1);
+    assert_eq!(kept["cameras"][0]["name"], "porch");
+    assert_eq!(kept["cameras"][0]["retention_hours"], 2);
+
+    // A restart on the same data directory starts it again.
+    let mut server = server;
+    assert!(server.signal_and_wait("TERM").success());
+    let data = std::mem::replace(&mut server.data, tempfile::tempdir().unwrap());
+    drop(server);
+    let server = Server::start_in(
+        data,
+        &[],
+        &[
+            ("VIGIL_ACCESS_KEY_ID", ROOT_KEY),
+            ("VIGIL_SECRET_ACCESS_KEY", ROOT_SECRET),
+        ],
+    );
+    wait_metrics(
+        &server,
+        Duration::from_secs(40),
+        "fragments after the restart",
+        |s| metric(s, "vigil_camera_fragments_total{camera=\"porch\"}").unwrap_or(0.0) >= 2.0,
+    );
+    assert_eq!(
+        listed(&server, dir.path(), "porch").unwrap()["Source"],
+        "api"
+    );
+
+    // Removed: listed no more, not in the file, its task gone from the metrics.
+    let out = camera_cmd(&server, dir.path(), &["remove", "porch"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listed(&server, dir.path(), "porch").is_none());
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(server.data_dir().join("cameras.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["cameras"].as_array().unwrap().len(), 0);
+    assert!(metric(&server, "vigil_camera_frames_total{camera=\"porch\"}").is_none());
+    let missing = camera_cmd(&server, dir.path(), &["remove", "porch"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
+    drop(camera);
 }
 
 #[test]

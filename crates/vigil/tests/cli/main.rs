@@ -89,7 +89,11 @@ impl Server {
 
     /// Starts a server with extra arguments and environment variables.
     fn start_with(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra_args, env)
+    }
+
+    /// Starts a server on the data directory `data` (a previous server's, to restart it).
+    fn start_in(data: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = vigil()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
