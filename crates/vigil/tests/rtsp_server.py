@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """A live RTSP camera for Vigil's camera tests: GStreamer's RTSP server serving a test pattern.
 
-Usage: rtsp_server.py PORT [--codec h264|h265] [--audio] [--clock-rate RATE]
+Usage: rtsp_server.py PORT [--codec h264|h265] [--audio] [--clock-rate RATE] [--resize-after S]
 
 Serves rtsp://127.0.0.1:PORT/cam: a live 320x240 25 fps test pattern with a key frame every
 25 frames, encoded as H.264 (x264enc) or H.265 (x265enc), and with --audio an AAC track
 (audiotestsrc, avenc_aac). --clock-rate 1.05 gives the media pipeline a clock that runs 5 %
 fast: the live sources produce by that clock, so the camera sends frames 5 % faster than real
 time, and its RTP timestamps advance 5 % faster than the wall clock, as a camera whose crystal
-runs fast does.
+runs fast does. --resize-after 6 switches the picture to 480x360 six seconds after the first
+client plays, so the encoder starts over with new parameters (SPS/PPS) mid-session.
 
 Prints "ready rtsp://..." on standard output once the server listens, and one line per client
 that connects. Runs until killed.
@@ -38,12 +39,14 @@ def main():
     p.add_argument("--codec", choices=sorted(VIDEO), default="h264")
     p.add_argument("--audio", action="store_true")
     p.add_argument("--clock-rate", type=float, default=1.0)
+    p.add_argument("--resize-after", type=float, default=0.0)
     args = p.parse_args()
 
     Gst.init(None)
     launch = (
         "( videotestsrc is-live=true pattern=ball "
         "! video/x-raw,width=320,height=240,framerate=25/1 "
+        "! videoscale ! capsfilter name=size caps=video/x-raw,width=320,height=240 "
         "! " + VIDEO[args.codec]
     )
     if args.audio:
@@ -70,6 +73,17 @@ def main():
     def configure(_factory, media):
         if fast_clock is not None:
             media.set_clock(fast_clock)
+        if args.resize_after > 0:
+            size = media.get_element().get_by_name("size")
+
+            def resize():
+                size.set_property(
+                    "caps", Gst.Caps.from_string("video/x-raw,width=480,height=360")
+                )
+                print("resized", flush=True)
+                return False
+
+            GLib.timeout_add(int(args.resize_after * 1000), resize)
 
     factory.connect("media-configure", configure)
 

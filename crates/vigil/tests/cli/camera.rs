@@ -91,13 +91,18 @@ impl Drop for RtspServer {
 
 /// Starts `vigil serve` with one camera.
 fn serve_camera(dir: &Path, name: &str, url: &str) -> Server {
+    serve_camera_with(dir, name, url, "")
+}
+
+/// Starts `vigil serve` with one camera, with `extra` lines in its `[[camera]]` table.
+fn serve_camera_with(dir: &Path, name: &str, url: &str, extra: &str) -> Server {
     let config = dir.join("vigil.toml");
     // Credentials in the URL: the test server asks for none, so they are never used, but they
     // must not show in logs or metrics.
     let url = url.replacen("rtsp://", "rtsp://viewer:s3cret-pw@", 1);
     std::fs::write(
         &config,
-        format!("[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\nretention_hours = 1\n"),
+        format!("[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\nretention_hours = 1\n{extra}"),
     )
     .unwrap();
     Server::start_with_root(&["--config", config.to_str().unwrap()])
@@ -169,13 +174,18 @@ fn now_ms() -> i64 {
 
 /// (stream index, pts ms, key) of every packet of a recording made by `vigil get`.
 fn recording(server: &Server, dir: &Path, stream: &str) -> Vec<(u32, i64, bool)> {
+    recording_from(server, dir, stream, "earliest")
+}
+
+/// The same, from `--start START`; the recording must decode without an error.
+fn recording_from(server: &Server, dir: &Path, stream: &str, start: &str) -> Vec<(u32, i64, bool)> {
     let file = dir.join(format!("{stream}-{}.mkv", now_ms()));
     let out = vigil()
         .env("AWS_ACCESS_KEY_ID", ROOT_KEY)
         .env("AWS_SECRET_ACCESS_KEY", ROOT_SECRET)
         .env("AWS_REGION", "us-east-1")
         .env("HOME", dir)
-        .args(["get", stream, "--start", "earliest", "--no-follow", "-o"])
+        .args(["get", stream, "--start", start, "--no-follow", "-o"])
         .arg(&file)
         .args(["--endpoint-url", &format!("http://{}", server.addr)])
         .stdin(Stdio::null())
@@ -541,11 +551,105 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     drop(camera);
 }
 
+/// Picture sizes of the first `n` frames of `vigil get --start START`.
+fn frame_sizes(server: &Server, dir: &Path, stream: &str, start: &str) -> Vec<String> {
+    let file = dir.join(format!("sizes-{}.mkv", now_ms()));
+    let out = vigil()
+        .env("AWS_ACCESS_KEY_ID", ROOT_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ROOT_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("HOME", dir)
+        .args(["get", stream, "--start", start, "--no-follow", "-o"])
+        .arg(&file)
+        .args(["--endpoint-url", &format!("http://{}", server.addr)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "quiet",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    String::from_utf8(probe.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The camera switches to a larger picture mid-session (new SPS/PPS): the server ends the
+/// PutMedia session with the old track header and starts one with the new, in the same RTSP
+/// session, with no ERROR ack and no gap in time.
+#[test]
+fn new_codec_parameters_mid_session_start_a_new_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = RtspServer::start(free_port(), &["--resize-after", "4"]);
+    let mut server = serve_camera(dir.path(), "gate", &camera.url);
+    server.wait_for_log("new codec parameters: new upload");
+    let switched_at = now_ms();
+    wait_metrics(
+        &server,
+        Duration::from_secs(30),
+        "fragments after the switch",
+        |s| metric(s, "vigil_camera_fragments_total{camera=\"gate\"}").unwrap_or(0.0) >= 8.0,
+    );
+    assert_eq!(
+        metric(&server, "vigil_camera_sessions_total{camera=\"gate\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&server, "vigil_camera_errors_total{camera=\"gate\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&server, "vigil_putmedia_sessions_total"), Some(2.0));
+    let metrics = http_get(server.addr, "/metrics").body;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("vigil_putmedia_errors_total{")),
+        "{metrics}"
+    );
+    assert_eq!(
+        frame_sizes(&server, dir.path(), "gate", "earliest"),
+        ["320,240"]
+    );
+    let after =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(switched_at + 1500) * 1_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert_eq!(
+        frame_sizes(&server, dir.path(), "gate", &after),
+        ["480,360"]
+    );
+    let packets = recording_from(&server, dir.path(), "gate", &after);
+    assert!(packets.len() >= 50, "{} frames", packets.len());
+    // No gap between the two uploads: fragments follow each other, one or two key-frame
+    // intervals (1 s) apart (a fragment lasts at least 1 s, so one ending a hair short of
+    // it takes the next key frame too); an overlap would have been an ERROR ack (4004).
+    let times = fragment_times(&server, "gate");
+    assert!(
+        times
+            .windows(2)
+            .all(|w| (900..=2100).contains(&(w[1].0 - w[0].0))),
+        "{times:?}"
+    );
+}
+
+/// H.265, with RTP over UDP.
 #[test]
 fn h265_camera_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let camera = RtspServer::start(free_port(), &["--codec", "h265"]);
-    let server = serve_camera(dir.path(), "yard", &camera.url);
+    let server = serve_camera_with(dir.path(), "yard", &camera.url, "transport = \"udp\"\n");
     wait_metrics(&server, Duration::from_secs(40), "3 fragments", |s| {
         metric(s, "vigil_camera_fragments_total{camera=\"yard\"}").unwrap_or(0.0) >= 3.0
     });
