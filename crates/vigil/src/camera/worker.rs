@@ -33,6 +33,7 @@ use vigil_mkv::{Audio, TrackEntry, Video};
 use super::clock::ClockMap;
 use super::{CameraConfig, RtpTransport, SharedStatus, State, redact};
 use crate::client::Client;
+use crate::put::Warn;
 use crate::put::fragment::{Fragmenter, Out, Policy};
 use crate::put::source::Sample;
 use crate::put::upload::{Final, Stats, Uploader};
@@ -194,7 +195,10 @@ impl Pipeline {
         final_ack: Final,
         status: &std::sync::Arc<SharedStatus>,
     ) -> anyhow::Result<Pipeline> {
-        let fragmenter = Fragmenter::new(tracks, base_ms, Policy::default())?;
+        let mut fragmenter = Fragmenter::new(tracks, base_ms, Policy::default())?;
+        let camera = config.name.clone();
+        let warn = Warn::to(move |m: &str| tracing::warn!(camera, "{m}"));
+        fragmenter.set_warn(warn.clone());
         let (tx, rx) = mpsc::channel::<Out>(256);
         let st = status.clone();
         let mut acked_before = 0;
@@ -209,7 +213,8 @@ impl Pipeline {
             fragmenter.header(),
             final_ack,
             on_progress,
-        );
+        )
+        .with_warn(warn);
         Ok(Pipeline {
             fragmenter,
             tx,

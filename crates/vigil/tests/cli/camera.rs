@@ -110,9 +110,19 @@ fn serve_camera_with(dir: &Path, name: &str, url: &str, extra: &str) -> Server {
 
 /// `vigil camera ARGS` against `server`, as root.
 fn camera_cmd(server: &Server, home: &Path, args: &[&str]) -> std::process::Output {
+    camera_cmd_as(server, home, (ROOT_KEY, ROOT_SECRET), args)
+}
+
+/// `vigil camera ARGS` against `server`, signed with `key` (id, secret).
+fn camera_cmd_as(
+    server: &Server,
+    home: &Path,
+    key: (&str, &str),
+    args: &[&str],
+) -> std::process::Output {
     vigil()
-        .env("AWS_ACCESS_KEY_ID", ROOT_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", ROOT_SECRET)
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
         .env("AWS_REGION", "us-east-1")
         .env("HOME", home)
         .arg("camera")
@@ -508,6 +518,54 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     assert_eq!(kept["version"], 1);
     assert_eq!(kept["cameras"][0]["name"], "porch");
     assert_eq!(kept["cameras"][0]["retention_hours"], 2);
+
+    // The operations are authorised like KVS ones: a key allowed ListCameras on other
+    // streams sees no camera, and may not add one.
+    let created = vigil()
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "viewer",
+            "--allow",
+            "ListCameras",
+        ])
+        .args(["--streams", "other-*", "--json", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let key = (
+        created["access_key_id"].as_str().unwrap(),
+        created["secret_access_key"].as_str().unwrap(),
+    );
+    let out = camera_cmd_as(&server, dir.path(), key, &["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Cameras"].as_array().unwrap().len(), 0, "{v}");
+    let out = camera_cmd_as(
+        &server,
+        dir.path(),
+        key,
+        &["add", "x", &url, "--stream", "other-1"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && (err.contains("AccessDeniedException") || err.contains("NotAuthorizedException")),
+        "{err}"
+    );
+    let out = camera_cmd_as(&server, dir.path(), key, &["remove", "porch"]);
+    assert!(!out.status.success());
 
     // A restart on the same data directory starts it again.
     let mut server = server;
