@@ -383,6 +383,8 @@ async fn session(
 
     let mut clock = ClockMap::default();
     let mut pipeline: Option<Pipeline> = None;
+    // New parameters seen, to be applied at the next key frame.
+    let mut params_changed = false;
     let result: anyhow::Result<()> = async {
         loop {
             let item = tokio::select! {
@@ -436,7 +438,8 @@ async fn session(
             let Some(placed_ns) = clock.place(media) else {
                 continue;
             };
-            if track == VIDEO_TRACK && (pipeline.is_none() || new_params) && keyframe {
+            params_changed |= new_params;
+            if track == VIDEO_TRACK && (pipeline.is_none() || params_changed) && keyframe {
                 let params = demuxed.streams().get(video).and_then(|s| s.parameters());
                 let Some(ParametersRef::Video(vp)) = params else {
                     continue; // Parameters come with a later key frame.
@@ -455,6 +458,7 @@ async fn session(
                     tracing::info!(camera = config.name, "new codec parameters: new upload");
                     old.finish().await?;
                 }
+                params_changed = false;
                 let base_ms = placed_ns.div_euclid(1_000_000);
                 pipeline = Some(Pipeline::start(
                     &tracks, base_ms, client, config, final_ack, status,
