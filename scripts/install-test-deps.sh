@@ -6,7 +6,12 @@
 #   chromium, nodejs and npm (the low-latency HLS test plays the server's HLS with hls.js in
 #     headless Chromium, driven by playwright-core), then `npm ci` in crates/api/tests/browser
 #     (hls.js and playwright-core at the versions of its package-lock.json; playwright-core
-#     downloads no browser: the test launches /usr/bin/chromium, or $VIGIL_CHROMIUM).
+#     downloads no browser: the test launches /usr/bin/chromium, or $VIGIL_CHROMIUM);
+#   GStreamer's RTSP server with the system python3's GObject bindings (python3-gi,
+#     gir1.2-gst-rtsp-server-1.0) and the plugins the camera tests' RTSP server uses
+#     (videotestsrc/audiotestsrc: base; RTP payloaders: good; x265enc: bad; x264enc: ugly;
+#     avenc_aac: libav): crates/vigil/tests/rtsp_server.py, run with /usr/bin/python3 (or
+#     $VIGIL_TEST_PYTHON).
 # Regenerating testdata/ needs more (mkvtoolnix, GStreamer); testdata/make-testdata.sh checks
 # for those itself and prints what to install.
 set -euo pipefail
@@ -19,6 +24,13 @@ command -v nasm >/dev/null 2>&1 || packages+=(nasm)
 [[ -x "${VIGIL_CHROMIUM:-/usr/bin/chromium}" ]] || packages+=(chromium)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# The camera tests' RTSP server: each package is checked on its own (dpkg), so a partly
+# installed set is completed.
+for p in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+  gstreamer1.0-libav; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || packages+=("$p")
+done
 
 run() {
   echo "+ $*"
@@ -26,7 +38,7 @@ run() {
 }
 
 if [[ ${#packages[@]} -eq 0 ]]; then
-  echo "ffprobe, nasm, chromium, node and npm found; nothing to install with apt-get"
+  echo "ffprobe, nasm, chromium, node, npm and GStreamer's RTSP server found; nothing to install with apt-get"
 else
   sudo=()
   if [[ "$(id -u)" -ne 0 ]]; then
@@ -48,6 +60,18 @@ ffprobe -version | head -n 1
 nasm -v
 "${VIGIL_CHROMIUM:-/usr/bin/chromium}" --version
 node --version
+"${VIGIL_TEST_PYTHON:-/usr/bin/python3}" -c '
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer
+Gst.init(None)
+missing = [e for e in ("videotestsrc", "audiotestsrc", "x264enc", "x265enc", "avenc_aac",
+                       "rtph264pay", "rtph265pay", "rtpmp4gpay") if not Gst.ElementFactory.find(e)]
+if missing:
+    raise SystemExit("GStreamer elements missing: " + " ".join(missing))
+print("GStreamer", Gst.version_string(), "with its RTSP server")
+'
 
 # The browser test's JavaScript dependencies, exactly as locked; skipped when node_modules
 # already matches the lock file.

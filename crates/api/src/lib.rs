@@ -10,11 +10,13 @@
 //! - [`error`]: [`ApiError`], variants named after the AWS exceptions.
 //! - [`auth`]: the seam to authentication ([`Authenticator`]).
 //! - [`control`]: the control plane.
+//! - [`cameras`]: Vigil's own camera operations (the cameras themselves live in the binary).
 //! - [`media`]: PutMedia, GetMedia, ListFragments, GetMediaForFragmentList.
 //! - [`model`], [`validate`]: wire shapes and the service model's validation rules.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 
 pub mod auth;
+pub mod cameras;
 pub mod control;
 pub mod error;
 pub mod media;

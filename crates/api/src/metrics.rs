@@ -27,6 +27,9 @@
 //! | `vigil_getmedia_for_fragment_list_fragments_total` | counter | `result` | GetMediaForFragmentList documents: `ok`, or `error` (per-fragment error documents) |
 //! | `vigil_api_requests_total` | counter | `operation` | API calls routed to an operation |
 //! | `vigil_api_errors_total` | counter | `type` | error responses, by AWS error type |
+//!
+//! Families kept outside this crate (the server's cameras) are rendered by collectors added
+//! with [`Metrics::add_collector`], after the families above.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,6 +74,19 @@ pub struct Metrics {
     pub api_requests: CounterVec,
     /// Error responses, by AWS error type.
     pub api_errors: CounterVec,
+    /// Renderers of families kept elsewhere.
+    collectors: Collectors,
+}
+
+/// A renderer of metric families kept outside this crate: appends them to the text.
+pub type Collector = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+struct Collectors(Mutex<Vec<Collector>>);
+
+impl std::fmt::Debug for Collectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Collectors({})", lock(&self.0).len())
+    }
 }
 
 impl Metrics {
@@ -141,7 +157,14 @@ impl Metrics {
                 "Error responses sent, by AWS error type.",
                 &["type"],
             ),
+            collectors: Collectors(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Adds a renderer of families kept outside this crate; it runs at every scrape and
+    /// must write whole families (HELP, TYPE, samples) in the text format.
+    pub fn add_collector(&self, collector: Collector) {
+        lock(&self.collectors.0).push(collector);
     }
 
     /// All metrics in the Prometheus text exposition format (version 0.0.4).
@@ -161,6 +184,10 @@ impl Metrics {
         self.getmedia_for_fragment_list_fragments.render(&mut out);
         self.api_requests.render(&mut out);
         self.api_errors.render(&mut out);
+        let collectors: Vec<Collector> = lock(&self.collectors.0).clone();
+        for c in collectors {
+            c(&mut out);
+        }
         out
     }
 }

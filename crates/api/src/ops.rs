@@ -56,11 +56,15 @@ pub enum Operation {
     // kinesis-video-webrtc-storage
     JoinStorageSession,
     JoinStorageSessionAsViewer,
+    // Vigil's own, not KVS: the server's RTSP cameras ([`crate::cameras`]).
+    ListCameras,
+    PutCamera,
+    DeleteCamera,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 44] = [
+    pub const ALL: [Operation; 47] = [
         Self::CreateStream,
         Self::DescribeStream,
         Self::ListStreams,
@@ -105,6 +109,9 @@ impl Operation {
         Self::SendAlexaOfferToMaster,
         Self::JoinStorageSession,
         Self::JoinStorageSessionAsViewer,
+        Self::ListCameras,
+        Self::PutCamera,
+        Self::DeleteCamera,
     ];
 
     /// The request path.
@@ -154,6 +161,9 @@ impl Operation {
             Self::SendAlexaOfferToMaster => "/v1/send-alexa-offer-to-master",
             Self::JoinStorageSession => "/joinStorageSession",
             Self::JoinStorageSessionAsViewer => "/joinStorageSessionAsViewer",
+            Self::ListCameras => "/vigil/listCameras",
+            Self::PutCamera => "/vigil/putCamera",
+            Self::DeleteCamera => "/vigil/deleteCamera",
         }
     }
 
@@ -162,13 +172,17 @@ impl Operation {
         Self::ALL.into_iter().find(|op| op.path() == path)
     }
 
-    /// The AWS name, as in IAM actions and key policies (`kinesisvideo:PutMedia`).
+    /// The AWS name, as in IAM actions and key policies (`kinesisvideo:PutMedia`); Vigil's
+    /// own operations are named the same way (`ListCameras`).
     pub fn name(self) -> &'static str {
         // The path without its slash, first letter upper-cased, is the name for every
-        // operation but the signaling ones.
+        // operation but the signaling ones and Vigil's own.
         match self {
             Self::GetIceServerConfig => "GetIceServerConfig",
             Self::SendAlexaOfferToMaster => "SendAlexaOfferToMaster",
+            Self::ListCameras => "ListCameras",
+            Self::PutCamera => "PutCamera",
+            Self::DeleteCamera => "DeleteCamera",
             other => NAMES
                 .iter()
                 .find(|(op, _)| *op == other)

@@ -85,6 +85,9 @@ pub struct ApiState {
     /// The key of playback session tokens: random per server start, so a restart ends every
     /// HLS and DASH session ([`media::playback::session`]).
     pub session_key: media::playback::session::SessionKey,
+    /// The server's cameras, once the binary has set them up ([`crate::cameras`]). Weak: the
+    /// cameras' client holds this state through the router, and must not keep it alive.
+    pub cameras: std::sync::OnceLock<std::sync::Weak<dyn crate::cameras::CameraService>>,
 }
 
 impl ApiState {
@@ -96,6 +99,7 @@ impl ApiState {
             auth,
             sessions: media::Sessions::default(),
             session_key: media::playback::session::SessionKey::generate(),
+            cameras: std::sync::OnceLock::new(),
         }
     }
 
@@ -454,6 +458,9 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
             "Vigil does not implement {} (see docs/compatibility.md).",
             op.name()
         ))),
+        Operation::ListCameras => crate::cameras::list_cameras(call),
+        Operation::PutCamera => crate::cameras::put_camera(call).await,
+        Operation::DeleteCamera => crate::cameras::delete_camera(call).await,
     }
 }
 

@@ -22,6 +22,11 @@
 //! [playback]
 //! low_latency_hls = true
 //! hls_part_target_ms = 333
+//!
+//! [[camera]]
+//! name = "front-door"
+//! url = "rtsp://viewer:secret@192.168.1.20:554/stream1"
+//! # stream = "front-door"; transport = "tcp"; create_stream = true; retention_hours = 24
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -59,6 +64,9 @@ pub struct FileConfig {
     /// Playback.
     #[serde(default)]
     pub playback: PlaybackFileConfig,
+    /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<crate::camera::CameraConfig>,
 }
 
 /// The `[playback]` table.
@@ -122,6 +130,14 @@ mod tests {
             [playback]
             low_latency_hls = true
             hls_part_target_ms = 400
+            [[camera]]
+            name = "door"
+            url = "rtsp://u:p@10.0.0.5/s1"
+            transport = "udp"
+            [[camera]]
+            name = "yard"
+            url = "rtsp://10.0.0.6/s1"
+            stream = "garden"
             "#,
         )
         .unwrap_or_default();
@@ -133,6 +149,8 @@ mod tests {
         );
         assert_eq!(c.playback.low_latency_hls, Some(true));
         assert_eq!(c.playback.hls_part_target_ms, Some(400));
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.cameras.get(1).map(|c| c.stream_name()), Some("garden"));
         assert!(toml::from_str::<FileConfig>("regoin = \"x\"").is_err());
         assert!(toml::from_str::<FileConfig>("[playback]\nlow_latency = true").is_err());
     }

@@ -6,6 +6,8 @@
 //! `anyhow::Result<()>`; an error is printed as one line (`error: context: cause`) and the
 //! process exits with status 1. Usage errors are clap's: status 2.
 
+mod camera;
+mod camera_cmd;
 mod check;
 mod client;
 mod config;
@@ -58,6 +60,8 @@ enum Command {
     DashUrl(playback_cmd::UrlArgs),
     /// Save JPEG or PNG images of a time range (GetImages).
     Images(playback_cmd::ImagesArgs),
+    /// Add, list and remove the cameras a Vigil server records (Vigil only).
+    Camera(camera_cmd::Args),
     /// Print a shell completion script: `vigil completions bash > /etc/bash_completion.d/vigil`.
     Completions {
         #[arg(value_enum)]
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::HlsUrl(args) => playback_cmd::session_url(args, false),
         Command::DashUrl(args) => playback_cmd::session_url(args, true),
         Command::Images(args) => playback_cmd::images(args),
+        Command::Camera(args) => camera_cmd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vigil", &mut std::io::stdout());
             Ok(())

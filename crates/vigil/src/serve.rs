@@ -137,6 +137,10 @@ pub struct Args {
         ),
     )]
     pub hls_part_target_ms: u32,
+
+    /// Cameras, from the configuration file's `[[camera]]` tables.
+    #[arg(skip)]
+    pub cameras: Vec<crate::camera::CameraConfig>,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -155,6 +159,7 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     };
     let f = FileConfig::load(&path)?;
     let ctx = |key: &str| format!("{key} in {}", path.display());
+    args.cameras = f.cameras;
     if let Some(v) = f.listen.filter(|_| defaulted(m, "listen")) {
         args.listen = parse_listen(&v)
             .map_err(anyhow::Error::msg)
@@ -301,7 +306,10 @@ fn root_override() -> anyhow::Result<Option<vigil_auth::RootOverride>> {
     }
 }
 
-fn authenticator(args: &Args, store: &Store) -> anyhow::Result<Arc<dyn Authenticator>> {
+fn authenticator(
+    args: &Args,
+    store: &Store,
+) -> anyhow::Result<(Arc<dyn Authenticator>, vigil_auth::KeyStore)> {
     let (keys, root) = vigil_auth::KeyStore::open(&args.store.data_dir, root_override()?)
         .context("opening the key store")?;
     match &root {
@@ -329,16 +337,47 @@ fn authenticator(args: &Args, store: &Store) -> anyhow::Result<Arc<dyn Authentic
             "--allow-anonymous: requests without a signature are accepted with full rights; \
              for local development only"
         );
-        return Ok(Arc::new(Anonymous));
+        return Ok((Arc::new(Anonymous), keys));
     }
-    Ok(Arc::new(vigil_api::auth::SigV4::new(
-        &args.region,
+    Ok((
+        Arc::new(vigil_api::auth::SigV4::new(
+            &args.region,
+            keys.clone(),
+            store.clock().clone(),
+        )),
         keys,
-        store.clock().clone(),
-    )))
+    ))
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// The client the cameras upload with: the server's own router in this process, signed with
+/// the root credentials (so requests take the same authentication path as any producer's).
+fn camera_client(
+    args: &Args,
+    keys: &vigil_auth::KeyStore,
+    app: axum::Router,
+) -> anyhow::Result<crate::client::Client> {
+    use vigil_auth::sigv4::CredentialLookup;
+    let id = keys
+        .root_access_key_id()
+        .context("the key store has no root key")?;
+    let credential = keys
+        .lookup(&id)
+        .map_err(|e| anyhow::anyhow!("the root key cannot be used: {e:?}"))?;
+    crate::client::Client::new(
+        crate::client::profile::Resolved {
+            endpoint_url: "http://vigil.internal".to_owned(),
+            region: args.region.clone(),
+            credentials: vigil_auth::sign::SigningCredentials {
+                access_key_id: id,
+                secret: credential.secret,
+                session_token: None,
+            },
+        },
+        crate::client::Transport::InProcess(app),
+    )
+}
+
+async fn serve(mut args: Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -363,7 +402,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     for line in &recovery.problems {
         tracing::error!("store damage (run `vigil check`): {line}");
     }
-    let auth = authenticator(&args, &store)?;
+    let (auth, keys) = authenticator(&args, &store)?;
     let tls = if args.tls_self_signed {
         let names: BTreeSet<String> = tls::default_names(
             args.listen.ip(),
@@ -396,6 +435,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
     let app = vigil_api::router(state.clone());
+    let cameras = crate::camera::Manager::new(
+        camera_client(&args, &keys, app.clone())?,
+        &args.store.data_dir,
+    );
+    // The API and the metrics hold the cameras weakly: the cameras' client holds the router,
+    // which holds the API state.
+    let camera_service: Arc<dyn vigil_api::cameras::CameraService> = Arc::new(cameras.clone());
+    let _ = state.cameras.set(Arc::downgrade(&camera_service));
+    vigil_api::metrics::global().add_collector(cameras.metrics_collector());
+    crate::camera::start_configured(&cameras, std::mem::take(&mut args.cameras))?;
+    cameras.start_persisted()?;
     let bound = listener.local_addr().context("reading the bound address")?;
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -405,7 +455,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     );
     let graceful = crate::http::accept_loop(listener, tls, app, shutdown_signal()).await;
     let timeout = Duration::from_secs(args.shutdown_timeout);
-    info!("no longer accepting connections; finishing PutMedia sessions");
+    info!("no longer accepting connections; stopping cameras");
+    cameras.stop_all().await;
+    drop(camera_service);
+    info!("finishing PutMedia sessions");
     if tokio::time::timeout(timeout, state.sessions.drain())
         .await
         .is_err()

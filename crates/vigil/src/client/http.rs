@@ -136,13 +136,52 @@ impl Tls {
     }
 }
 
+/// How a client reaches its endpoint.
+#[derive(Clone)]
+pub enum Transport {
+    /// TCP, and TLS for `https://` endpoints.
+    Network(Tls),
+    /// The server's own router, in this process: each call is one HTTP/1.1 connection over an
+    /// in-memory pipe, served by hyper exactly as a network connection is (same router, same
+    /// authentication, same full-duplex PutMedia), without TCP, TLS or name resolution. The
+    /// server's cameras upload this way.
+    InProcess(axum::Router),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Network(tls) => f.debug_tuple("Network").field(tls).finish(),
+            Transport::InProcess(_) => f.write_str("InProcess"),
+        }
+    }
+}
+
+/// Bytes buffered in each direction of an in-process connection.
+const IN_PROCESS_BUFFER: usize = 256 << 10;
+
 /// Sends `request` on a new connection to `endpoint`; returns the response head and a body
 /// read as it arrives. The connection lives until the response body is read or dropped.
 pub async fn send(
     endpoint: &Endpoint,
-    tls: &Tls,
+    transport: &Transport,
     request: Request<Body>,
 ) -> anyhow::Result<Response<Incoming>> {
+    let tls = match transport {
+        Transport::Network(tls) => tls,
+        Transport::InProcess(app) => {
+            let (client, server) = tokio::io::duplex(IN_PROCESS_BUFFER);
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(server), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!("in-process connection ended: {e}");
+                }
+            });
+            return exchange(TokioIo::new(client), request).await;
+        }
+    };
     let target = format!("{}:{}", endpoint.host, endpoint.port);
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target))
         .await

@@ -18,7 +18,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use vigil_auth::sign::{SigningScope, UnsignedRequest, payload_sha256_hex, sign};
 
-pub use http::{Body, Endpoint, Tls};
+pub use http::{Body, Endpoint, Tls, Transport};
 
 /// The signing name of every KVS API.
 const SERVICE: &str = "kinesisvideo";
@@ -74,7 +74,7 @@ impl CallError {
 pub struct Client {
     endpoint: Endpoint,
     resolved: profile::Resolved,
-    tls: Tls,
+    transport: Transport,
 }
 
 impl Client {
@@ -87,15 +87,17 @@ impl Client {
         };
         let resolved = profile::resolve(&overrides, &profile::ProcessEnv)?;
         let tls = Tls::new(args.ca_bundle.as_deref())?;
-        Client::new(resolved, tls)
+        Client::new(resolved, Transport::Network(tls))
     }
 
-    pub fn new(resolved: profile::Resolved, tls: Tls) -> anyhow::Result<Client> {
+    /// A client of `resolved.endpoint_url`, reached through `transport`: the network, or (for
+    /// the server's own cameras) the server's router in the same process.
+    pub fn new(resolved: profile::Resolved, transport: Transport) -> anyhow::Result<Client> {
         let endpoint = Endpoint::parse(&resolved.endpoint_url)?;
         Ok(Client {
             endpoint,
             resolved,
-            tls,
+            transport,
         })
     }
 
@@ -105,7 +107,7 @@ impl Client {
             endpoint: Endpoint::parse(url)
                 .with_context(|| format!("the data endpoint {url:?} is not usable"))?,
             resolved: self.resolved.clone(),
-            tls: self.tls.clone(),
+            transport: self.transport.clone(),
         })
     }
 
@@ -177,7 +179,7 @@ impl Client {
             &hash,
             http::full(body),
         )?;
-        let response = http::send(&self.endpoint, &self.tls, request).await?;
+        let response = http::send(&self.endpoint, &self.transport, request).await?;
         if response.status().is_success() {
             Ok(response)
         } else {
@@ -197,7 +199,7 @@ impl Client {
 
     /// Sends a prepared request to this client's endpoint.
     pub async fn send(&self, request: Request<Body>) -> anyhow::Result<Response<Incoming>> {
-        http::send(&self.endpoint, &self.tls, request).await
+        http::send(&self.endpoint, &self.transport, request).await
     }
 }
 

@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use vigil_mkv::{EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, Tag, TrackEntry, TrackKind};
 
+use super::Warn;
 use super::source::Sample;
 
 /// KVS's documented fragment duration bounds, ns.
@@ -84,6 +85,7 @@ pub struct Fragmenter {
     /// Per other track, the latest time seen, ns.
     other_max_ns: BTreeMap<u64, i64>,
     last_timecode_ms: Option<u64>,
+    warn: Warn,
 }
 
 impl Fragmenter {
@@ -141,7 +143,13 @@ impl Fragmenter {
             max_video_ns: None,
             other_max_ns: BTreeMap::new(),
             last_timecode_ms: None,
+            warn: Warn::stderr(),
         })
+    }
+
+    /// Reports warnings to `warn` rather than standard error.
+    pub fn set_warn(&mut self, warn: Warn) {
+        self.warn = warn;
     }
 
     /// Places the input's time `t` ns at `offset_ms + t / 1e6` ms since the epoch.
@@ -286,12 +294,12 @@ impl Fragmenter {
             Some(_) => {
                 if !self.warned_late {
                     self.warned_late = true;
-                    eprintln!(
-                        "warning: a frame of track {} at {} ms came after its fragment was \
-                         sent; it is dropped",
+                    self.warn.warn(&format!(
+                        "a frame of track {} at {} ms came after its fragment was sent; it is \
+                         dropped",
                         a.track,
                         a.pts_ns / 1_000_000
-                    );
+                    ));
                 }
                 Ok(())
             }
@@ -312,13 +320,12 @@ impl Fragmenter {
         } else if age >= self.policy.max_ns {
             if !self.warned_long {
                 self.warned_long = true;
-                eprintln!(
-                    "warning: no key frame for {} s; cutting a fragment without one (KVS \
-                     allows at most {} s per fragment; set a shorter key-frame interval on \
-                     the encoder)",
+                self.warn.warn(&format!(
+                    "no key frame for {} s; cutting a fragment without one (KVS allows at \
+                     most {} s per fragment; set a shorter key-frame interval on the encoder)",
                     age / 1_000_000_000,
                     self.policy.max_ns / 1_000_000_000
-                );
+                ));
             }
             true
         } else {

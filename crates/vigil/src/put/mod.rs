@@ -14,6 +14,34 @@ pub mod fragment;
 pub mod source;
 pub mod upload;
 
+/// Where the fragmenter and the uploader report what they survive (a dropped late frame, a
+/// lost connection): standard error for `vigil put`, the log for the server's cameras.
+#[derive(Clone)]
+pub struct Warn(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Warn {
+    /// `warning: MESSAGE` on standard error.
+    pub fn stderr() -> Warn {
+        Warn(Arc::new(|m: &str| eprintln!("warning: {m}")))
+    }
+
+    /// A warning reported by `f`.
+    pub fn to(f: impl Fn(&str) + Send + Sync + 'static) -> Warn {
+        Warn(Arc::new(f))
+    }
+
+    /// Reports `message`.
+    pub fn warn(&self, message: &str) {
+        (self.0)(message)
+    }
+}
+
+impl std::fmt::Debug for Warn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Warn")
+    }
+}
+
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;

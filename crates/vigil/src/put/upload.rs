@@ -27,6 +27,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::Warn;
 use super::fragment::Out;
 use crate::client::{Client, http};
 
@@ -90,7 +91,8 @@ pub struct Uploader {
     data: Option<Client>,
     failures: u32,
     pub stats: Stats,
-    on_progress: Box<dyn FnMut(&Stats) + Send>,
+    on_progress: Box<dyn FnMut(&Stats) + Send + Sync>,
+    warn: Warn,
 }
 
 impl Uploader {
@@ -99,7 +101,7 @@ impl Uploader {
         stream: &str,
         header: Bytes,
         final_ack: Final,
-        on_progress: Box<dyn FnMut(&Stats) + Send>,
+        on_progress: Box<dyn FnMut(&Stats) + Send + Sync>,
     ) -> Self {
         Uploader {
             control,
@@ -113,7 +115,15 @@ impl Uploader {
             failures: 0,
             stats: Stats::default(),
             on_progress,
+            warn: Warn::stderr(),
         }
+    }
+
+    /// Reports warnings (lost connections, retried errors) to `warn` rather than standard
+    /// error.
+    pub fn with_warn(mut self, warn: Warn) -> Self {
+        self.warn = warn;
+        self
     }
 
     /// Sends everything `input` yields, then waits for every fragment's final ack.
@@ -256,7 +266,9 @@ impl Uploader {
             .unwrap_or_default();
         let meaning = error_meaning(id);
         if retryable(id) {
-            eprintln!("warning: ERROR ack {id} {code}{timecode}: {meaning}; reconnecting");
+            self.warn.warn(&format!(
+                "ERROR ack {id} {code}{timecode}: {meaning}; reconnecting"
+            ));
             // The connection ends after an ERROR ack; its end triggers the resend.
             return Ok(());
         }
@@ -271,12 +283,12 @@ impl Uploader {
             bail!("giving up after {MAX_FAILURES} failed connections: {why}");
         }
         let backoff = Duration::from_millis(250u64 << self.failures.min(7));
-        eprintln!(
-            "warning: the PutMedia connection was lost ({why}); {} fragment(s) not yet \
-             acknowledged, reconnecting in {:.1} s",
+        self.warn.warn(&format!(
+            "the PutMedia connection was lost ({why}); {} fragment(s) not yet acknowledged, \
+             reconnecting in {:.1} s",
             self.pending.len(),
             backoff.as_secs_f64()
-        );
+        ));
         tokio::time::sleep(backoff).await;
         self.data = None; // Ask GetDataEndpoint again, as the SDK does.
         Ok(())

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod aws_sdk;
+mod camera;
 mod check;
 mod client;
 mod inspect;
@@ -88,7 +89,11 @@ impl Server {
 
     /// Starts a server with extra arguments and environment variables.
     fn start_with(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra_args, env)
+    }
+
+    /// Starts a server on the data directory `data` (a previous server's, to restart it).
+    fn start_in(data: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = vigil()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
