@@ -11,7 +11,10 @@
 #     gir1.2-gst-rtsp-server-1.0) and the plugins the camera tests' RTSP server uses
 #     (videotestsrc/audiotestsrc: base; RTP payloaders: good; x265enc: bad; x264enc: ugly;
 #     avenc_aac: libav): crates/vigil/tests/rtsp_server.py, run with /usr/bin/python3 (or
-#     $VIGIL_TEST_PYTHON).
+#     $VIGIL_TEST_PYTHON);
+#   FFmpeg's development files and libclang (libavcodec-dev, libavformat-dev, libavutil-dev,
+#     libclang-dev, pkg-config): the `ffmpeg` feature of vigil-api (GetImages through
+#     libavcodec: H.265, faster H.264) is built and tested too; ffmpeg-sys-next runs bindgen.
 # Regenerating testdata/ needs more (mkvtoolnix, GStreamer); testdata/make-testdata.sh checks
 # for those itself and prints what to install.
 set -euo pipefail
@@ -28,7 +31,7 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 # installed set is completed.
 for p in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-  gstreamer1.0-libav; do
+  gstreamer1.0-libav libavcodec-dev libavformat-dev libavutil-dev libclang-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || packages+=("$p")
 done
 

@@ -1,5 +1,6 @@
-//! Pixels for GetImages: H.264 decoding (OpenH264, built from its bundled source), YUV 4:2:0
-//! to RGB, resizing and JPEG/PNG encoding.
+//! Pixels for GetImages: H.264 decoding (OpenH264, built from its bundled source; or, with the
+//! `ffmpeg` feature, H.264 and H.265 with the system's libavcodec, [`libav`]), YUV 4:2:0 to
+//! RGB, resizing and JPEG/PNG encoding.
 //!
 //! - **Decoding**: each sample's length-prefixed NAL units become Annex B, with the SPS and
 //!   PPS of the `avcC` put before every key frame. The decoder runs without flushing after
@@ -8,7 +9,9 @@
 //!   picture out is the n-th frame in presentation order from the first key frame fed.
 //! - **Colour**: BT.601 limited range (what ffmpeg assumes for untagged streams), chroma
 //!   taken nearest (each chroma sample covers its 2x2 luma block, as swscale's unscaled
-//!   converter does). An SPS that signals full range or BT.709 is not honoured yet.
+//!   converter does). With libavcodec the picture's reported matrix (BT.709 or BT.601) and
+//!   range (full or limited) are honoured; OpenH264 reports neither, so its pictures are
+//!   always converted as BT.601 limited range.
 //! - **Resizing**: bilinear on RGB, pixel centres aligned.
 
 use openh264::OpenH264API;
