@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use vigil_mkv::{Demuxer, EbmlHeader, Event, Info, Muxer, MuxerOptions, TrackEntry};
 
 use crate::client::{CallError, Client, ClientArgs};
@@ -258,53 +258,17 @@ async fn list_fragments(
     if *start == Start::Now {
         return Ok(Vec::new());
     }
-    let client = control.data_client(stream, "LIST_FRAGMENTS").await?;
-    let mut all: Vec<(String, f64)> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        // A selector is required without a token: everything from `start` on.
-        let from_s = match start {
-            Start::Time(ms) => *ms as f64 / 1e3,
-            _ => 0.0,
-        };
-        let mut input = json!({
-            "StreamName": stream,
-            "MaxResults": 1000,
-            "FragmentSelector": {
-                "FragmentSelectorType": "PRODUCER_TIMESTAMP",
-                "TimestampRange": {
-                    "StartTimestamp": from_s,
-                    "EndTimestamp": 4_102_444_800.0, // 2100-01-01
-                }
-            }
-        });
-        if let Some(t) = &token {
-            input = json!({"StreamName": stream, "MaxResults": 1000, "NextToken": t});
-        }
-        let page = client.json("/listFragments", &input).await?;
-        for f in page
-            .get("Fragments")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = f.get("FragmentNumber").and_then(Value::as_str) {
-                let ts = f
-                    .get("ProducerTimestamp")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0);
-                all.push((n.to_owned(), ts));
-            }
-        }
-        token = page
-            .get("NextToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let from_s = match start {
+        Start::Time(ms) => *ms as f64 / 1e3,
+        _ => 0.0,
+    };
+    // Up to 2100-01-01.
+    let mut all: Vec<(String, f64)> = control
+        .list_fragments(stream, from_s, 4_102_444_800.0)
+        .await?
+        .into_iter()
+        .map(|f| (f.number, f.producer_s))
+        .collect();
     all.sort_by(|a, b| numeric_cmp(&a.0, &b.0));
     all.dedup_by(|a, b| a.0 == b.0);
     if let Start::Fragment(first) = start {

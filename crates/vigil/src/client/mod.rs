@@ -203,6 +203,69 @@ impl Client {
     }
 }
 
+/// A fragment as ListFragments lists it: its number and producer time (seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub number: String,
+    pub producer_s: f64,
+}
+
+impl Client {
+    /// Every fragment of `stream` with a producer time in `[from_s, to_s]`, all pages
+    /// (ListFragments, on the stream's `LIST_FRAGMENTS` data endpoint), in the service's order.
+    pub async fn list_fragments(
+        &self,
+        stream: &str,
+        from_s: f64,
+        to_s: f64,
+    ) -> Result<Vec<Listed>, CallError> {
+        let client = self.data_client(stream, "LIST_FRAGMENTS").await?;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let input = match &token {
+                Some(t) => {
+                    serde_json::json!({"StreamName": stream, "MaxResults": 1000, "NextToken": t})
+                }
+                // A selector is required without a token.
+                None => serde_json::json!({
+                    "StreamName": stream,
+                    "MaxResults": 1000,
+                    "FragmentSelector": {
+                        "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                        "TimestampRange": {"StartTimestamp": from_s, "EndTimestamp": to_s},
+                    }
+                }),
+            };
+            let page = client.json("/listFragments", &input).await?;
+            for f in page
+                .get("Fragments")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(n) = f.get("FragmentNumber").and_then(Value::as_str) {
+                    out.push(Listed {
+                        number: n.to_owned(),
+                        producer_s: f
+                            .get("ProducerTimestamp")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(0.0),
+                    });
+                }
+            }
+            token = page
+                .get("NextToken")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
 /// The AWS error of a failed response: `x-amzn-ErrorType` or the body's `__type`/`code`, and
 /// its `message`/`Message`.
 pub async fn error_of(response: Response<Incoming>) -> CallError {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Warn;
@@ -448,46 +448,18 @@ impl Uploader {
     }
 
     async fn list_stored(&self, from_ms: u64, to_ms: u64) -> anyhow::Result<Vec<u64>> {
-        let client = self
+        let listed = self
             .control
-            .data_client(&self.stream, "LIST_FRAGMENTS")
+            .list_fragments(
+                &self.stream,
+                from_ms as f64 / 1e3,
+                to_ms as f64 / 1e3 + 0.001,
+            )
             .await?;
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut input = json!({
-                "StreamName": self.stream,
-                "MaxResults": 1000,
-                "FragmentSelector": {
-                    "FragmentSelectorType": "PRODUCER_TIMESTAMP",
-                    "TimestampRange": {
-                        "StartTimestamp": from_ms as f64 / 1e3,
-                        "EndTimestamp": to_ms as f64 / 1e3 + 0.001,
-                    }
-                }
-            });
-            if let Some(t) = &token {
-                input = json!({"StreamName": self.stream, "NextToken": t, "MaxResults": 1000});
-            }
-            let page = client.json("/listFragments", &input).await?;
-            for f in page
-                .get("Fragments")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(ts) = f.get("ProducerTimestamp").and_then(Value::as_f64) {
-                    out.push((ts * 1e3).round() as u64);
-                }
-            }
-            token = page
-                .get("NextToken")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        Ok(listed
+            .iter()
+            .map(|f| (f.producer_s * 1e3).round() as u64)
+            .collect())
     }
 }
 
