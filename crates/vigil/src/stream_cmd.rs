@@ -306,12 +306,20 @@ async fn call(client: &Client, path: &str, input: Value) -> anyhow::Result<Value
     client.json(path, &input).await.map_err(explain)
 }
 
-/// DescribeStream's `StreamInfo`.
+/// DescribeStream's `StreamInfo`, the AWS error kept for callers that act on its kind (a
+/// missing stream to create).
+pub async fn stream_info(client: &Client, name: &str) -> Result<Value, CallError> {
+    let out = client
+        .json("/describeStream", &json!({"StreamName": name}))
+        .await?;
+    out.get("StreamInfo").cloned().ok_or_else(|| {
+        CallError::Transport(anyhow::anyhow!("DescribeStream returned no StreamInfo"))
+    })
+}
+
+/// DescribeStream's `StreamInfo`, errors explained.
 pub async fn describe(client: &Client, name: &str) -> anyhow::Result<Value> {
-    let out = call(client, "/describeStream", json!({"StreamName": name})).await?;
-    out.get("StreamInfo")
-        .cloned()
-        .context("DescribeStream returned no StreamInfo")
+    stream_info(client, name).await.map_err(explain)
 }
 
 /// An error as the user reads it: the AWS name and message, with a hint for the common ones.

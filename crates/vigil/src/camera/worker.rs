@@ -121,11 +121,9 @@ fn jitter(d: Duration) -> Duration {
 /// The stream's retention decides the final ack; a missing stream is created if allowed.
 async fn prepare_stream(client: &Client, config: &CameraConfig) -> anyhow::Result<Final> {
     let stream = config.stream_name();
-    let info = match crate::stream_cmd::describe(client, stream).await {
+    let info = match crate::stream_cmd::stream_info(client, stream).await {
         Ok(info) => info,
-        Err(e)
-            if config.create_stream && e.to_string().starts_with("ResourceNotFoundException") =>
-        {
+        Err(e) if config.create_stream && e.kind() == Some("ResourceNotFoundException") => {
             client
                 .json(
                     "/createStream",
@@ -142,7 +140,9 @@ async fn prepare_stream(client: &Client, config: &CameraConfig) -> anyhow::Resul
             tracing::info!(camera = config.name, stream, "created the camera's stream");
             crate::stream_cmd::describe(client, stream).await?
         }
-        Err(e) => return Err(e.context(format!("stream {stream}"))),
+        Err(e) => {
+            return Err(crate::stream_cmd::explain(e).context(format!("stream {stream}")));
+        }
     };
     let retention = info
         .get("DataRetentionInHours")

@@ -80,6 +80,8 @@ pub struct Fragmenter {
     held_video: VecDeque<Sample>,
     /// Frames of the other tracks, by time, waiting for the key track to reach them.
     held_other: VecDeque<Sample>,
+    /// The tracks other than the key track.
+    others: Vec<u64>,
     /// The latest key-track time written, ns.
     max_video_ns: Option<i64>,
     /// Per other track, the latest time seen, ns.
@@ -127,6 +129,11 @@ impl Fragmenter {
             .begin_document(&EbmlHeader::kvs(), &info, &tracks)
             .context("writing the Matroska header")?;
         let header = Bytes::from(muxer.take());
+        let others = tracks
+            .iter()
+            .filter(|t| Some(t.number) != key_track)
+            .map(|t| t.number)
+            .collect();
         Ok(Fragmenter {
             policy,
             tracks,
@@ -140,6 +147,7 @@ impl Fragmenter {
             first_timecode_ms: None,
             held_video: VecDeque::new(),
             held_other: VecDeque::new(),
+            others,
             max_video_ns: None,
             other_max_ns: BTreeMap::new(),
             last_timecode_ms: None,
@@ -224,12 +232,6 @@ impl Fragmenter {
 
     /// Releases what can be placed now (everything when `eof`).
     fn process(&mut self, eof: bool, out: &mut Vec<Out>) -> anyhow::Result<()> {
-        let others: Vec<u64> = self
-            .tracks
-            .iter()
-            .filter(|t| Some(t.number) != self.key_track)
-            .map(|t| t.number)
-            .collect();
         loop {
             if let Some(cut_at) = self.held_video.front().map(|k| k.pts_ns) {
                 // Audio before the pending cut belongs to the fragment open now.
@@ -238,7 +240,8 @@ impl Fragmenter {
                         self.write_other(&a, out)?;
                     }
                 }
-                let caught_up = others
+                let caught_up = self
+                    .others
                     .iter()
                     .all(|t| self.other_max_ns.get(t).is_some_and(|&m| m >= cut_at));
                 let lag = self

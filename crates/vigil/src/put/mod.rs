@@ -254,9 +254,9 @@ fn time_span(
 
 /// The stream's retention decides the final ack; `--create` creates a missing stream.
 async fn prepare_stream(client: &Client, args: &Args, media_type: &str) -> anyhow::Result<Final> {
-    let info = match crate::stream_cmd::describe(client, &args.stream).await {
+    let info = match crate::stream_cmd::stream_info(client, &args.stream).await {
         Ok(info) => info,
-        Err(e) if args.create && e.to_string().starts_with("ResourceNotFoundException") => {
+        Err(e) if args.create && e.kind() == Some("ResourceNotFoundException") => {
             client
                 .json(
                     "/createStream",
@@ -273,7 +273,7 @@ async fn prepare_stream(client: &Client, args: &Args, media_type: &str) -> anyho
             }
             crate::stream_cmd::describe(client, &args.stream).await?
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(explain(e)),
     };
     let retention = info
         .get("DataRetentionInHours")
