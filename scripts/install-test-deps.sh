@@ -7,6 +7,9 @@
 #     headless Chromium, driven by playwright-core), then `npm ci` in crates/api/tests/browser
 #     (hls.js and playwright-core at the versions of its package-lock.json; playwright-core
 #     downloads no browser: the test launches /usr/bin/chromium, or $VIGIL_CHROMIUM);
+#   the web console's npm packages (`npm ci` in crates/console/web: esbuild, TypeScript,
+#     hls.js, @noble/hashes, playwright-core), for the bundle check and the console's
+#     browser test;
 #   GStreamer's RTSP server with the system python3's GObject bindings (python3-gi,
 #     gir1.2-gst-rtsp-server-1.0) and the plugins the camera tests' RTSP server uses
 #     (videotestsrc/audiotestsrc: base; RTP payloaders: good; x265enc: bad; x264enc: ugly;
@@ -82,4 +85,13 @@ browser=crates/api/tests/browser
 if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed" 2>/dev/null; then
   (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run npm ci --no-audit --no-fund)
   cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed"
+fi
+
+# The web console's build tools and its browser test's driver (esbuild, TypeScript, hls.js,
+# @noble/hashes, playwright-core), exactly as locked: scripts/test checks that the committed
+# build in crates/console/dist matches the sources, and the console test drives Chromium.
+console=crates/console/web
+if ! cmp -s "$console/package-lock.json" "$console/node_modules/.package-lock.json.installed" 2>/dev/null; then
+  (cd "$console" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run npm ci --no-audit --no-fund)
+  cp "$console/package-lock.json" "$console/node_modules/.package-lock.json.installed"
 fi

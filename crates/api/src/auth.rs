@@ -68,6 +68,12 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
     /// PutMedia session and GetMedia response, so it must be cheap (no hashing, no network)
     /// and must not block for long.
     fn is_current(&self, principal: &Principal) -> bool;
+
+    /// Whether requests must be signed (false only for [`Anonymous`]): the web console asks
+    /// for keys only when they are needed.
+    fn requires_signature(&self) -> bool {
+        true
+    }
 }
 
 /// No authentication: every request is allowed.
@@ -92,6 +98,10 @@ impl Authenticator for Anonymous {
 
     fn is_current(&self, _: &Principal) -> bool {
         true
+    }
+
+    fn requires_signature(&self) -> bool {
+        false
     }
 }
 

@@ -11,12 +11,14 @@
 //! - [`auth`]: the seam to authentication ([`Authenticator`]).
 //! - [`control`]: the control plane.
 //! - [`cameras`]: Vigil's own camera operations (the cameras themselves live in the binary).
+//! - [`console`]: the web console's assets, sign-in sessions and console-only reads.
 //! - [`media`]: PutMedia, GetMedia, ListFragments, GetMediaForFragmentList.
 //! - [`model`], [`validate`]: wire shapes and the service model's validation rules.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 
 pub mod auth;
 pub mod cameras;
+pub mod console;
 pub mod control;
 pub mod error;
 pub mod media;
@@ -29,4 +31,4 @@ pub mod validate;
 pub use auth::{Anonymous, Authenticator, Payload, Principal};
 pub use error::{ApiError, ApiResult};
 pub use ops::Operation;
-pub use server::{ApiConfig, ApiState, Call, router};
+pub use server::{ApiConfig, ApiState, Call, Origin, router};

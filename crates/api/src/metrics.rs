@@ -74,6 +74,12 @@ pub struct Metrics {
     pub api_requests: CounterVec,
     /// Error responses, by AWS error type.
     pub api_errors: CounterVec,
+    /// Signed-in web console sessions kept now.
+    pub console_sessions: Gauge,
+    /// Web console sign-ins.
+    pub console_logins: CounterVec,
+    /// Web console requests, by route.
+    pub console_requests: CounterVec,
     /// Renderers of families kept elsewhere.
     collectors: Collectors,
 }
@@ -157,6 +163,20 @@ impl Metrics {
                 "Error responses sent, by AWS error type.",
                 &["type"],
             ),
+            console_sessions: Gauge::new(
+                "vigil_console_sessions",
+                "Signed-in web console sessions kept now.",
+            ),
+            console_logins: CounterVec::new(
+                "vigil_console_logins_total",
+                "Web console sign-ins.",
+                &[],
+            ),
+            console_requests: CounterVec::new(
+                "vigil_console_requests_total",
+                "Web console API requests, by route.",
+                &["route"],
+            ),
             collectors: Collectors(Mutex::new(Vec::new())),
         }
     }
@@ -184,6 +204,9 @@ impl Metrics {
         self.getmedia_for_fragment_list_fragments.render(&mut out);
         self.api_requests.render(&mut out);
         self.api_errors.render(&mut out);
+        self.console_sessions.render(&mut out);
+        self.console_logins.render(&mut out);
+        self.console_requests.render(&mut out);
         let collectors: Vec<Collector> = lock(&self.collectors.0).clone();
         for c in collectors {
             c(&mut out);
@@ -303,6 +326,11 @@ impl Gauge {
     /// Adds `n` (negative to subtract).
     pub fn add(&self, n: i64) {
         self.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the value.
+    pub fn set(&self, n: i64) {
+        self.value.store(n, Ordering::Relaxed);
     }
 
     /// The value.

@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vigil_store::{Store, StreamRecord, StreamRef};
@@ -88,6 +88,10 @@ pub struct ApiState {
     /// The server's cameras, once the binary has set them up ([`crate::cameras`]). Weak: the
     /// cameras' client holds this state through the router, and must not keep it alive.
     pub cameras: std::sync::OnceLock<std::sync::Weak<dyn crate::cameras::CameraService>>,
+    /// The web console's settings ([`crate::console`]).
+    pub console_cfg: crate::console::ConsoleConfig,
+    /// Signed-in web console sessions.
+    pub console_sessions: crate::console::Sessions,
 }
 
 impl ApiState {
@@ -100,7 +104,15 @@ impl ApiState {
             sessions: media::Sessions::default(),
             session_key: media::playback::session::SessionKey::generate(),
             cameras: std::sync::OnceLock::new(),
+            console_cfg: crate::console::ConsoleConfig::default(),
+            console_sessions: crate::console::Sessions::default(),
         }
+    }
+
+    /// The same state with the web console set up as `cfg` says.
+    pub fn with_console(mut self, cfg: crate::console::ConsoleConfig) -> Self {
+        self.console_cfg = cfg;
+        self
     }
 
     /// Region and account, for ARNs.
@@ -112,9 +124,12 @@ impl ApiState {
     }
 }
 
-/// The router of the whole API: `GET /health` and every KVS operation.
+/// The router of the whole API: `GET /health`, every KVS operation and the web console.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
+        .route("/", get(crate::console::index).fallback(dispatch))
+        .route("/console/api/{*rest}", any(crate::console::api))
+        .route("/console/{*path}", get(crate::console::asset))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         // Playback GETs: the session token in the query is the credential (no SigV4).
@@ -198,6 +213,18 @@ pub struct Call {
     pub body: Bytes,
     /// The server.
     pub state: Arc<ApiState>,
+    /// Where the call came from.
+    pub origin: Origin,
+}
+
+/// Where a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An API client, signed with SigV4.
+    Api,
+    /// The web console, on a signed-in session ([`crate::console`]): the same handlers and
+    /// policy; the live view asks for low-latency HLS.
+    Console,
 }
 
 impl Call {
@@ -369,18 +396,12 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
             principal,
             body: Bytes::new(),
             state,
+            origin: Origin::Api,
         };
         return media::put_media(call, body).await;
     }
     state.auth.precheck(&parts)?;
-    let bytes = tokio::time::timeout(BODY_TIMEOUT, read_body(body, state.cfg.max_json_body))
-        .await
-        .map_err(|_| {
-            ApiError::SerializationException(format!(
-                "The request body did not arrive within {} s.",
-                BODY_TIMEOUT.as_secs()
-            ))
-        })??;
+    let bytes = read_json_body(body, state.cfg.max_json_body).await?;
     let principal = state.auth.authenticate(&parts, Payload::Body(&bytes))?;
     let call = Call {
         op,
@@ -388,8 +409,15 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         principal,
         body: bytes,
         state,
+        origin: Origin::Api,
     };
     tracing::debug!(op = op.name(), key = call.principal.access_key_id, "call");
+    run(call).await
+}
+
+/// Runs an authenticated JSON call: the one dispatch `match`.
+pub(crate) async fn run(call: Call) -> ApiResult<Response> {
+    let op = call.op;
     match op {
         Operation::CreateStream => blocking(call, control::create_stream).await,
         Operation::DescribeStream => blocking(call, control::describe_stream).await,
@@ -468,9 +496,29 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
 /// durably (an fsync) and take the store's locks, which must not stall the runtime's workers
 /// (they carry every ack and every live frame).
 async fn blocking(call: Call, handler: fn(&Call) -> ApiResult<Response>) -> ApiResult<Response> {
+    blocking_call(call, handler).await
+}
+
+/// [`blocking`], for the console's own handlers.
+pub(crate) async fn blocking_call(
+    call: Call,
+    handler: fn(&Call) -> ApiResult<Response>,
+) -> ApiResult<Response> {
     tokio::task::spawn_blocking(move || handler(&call))
         .await
         .map_err(|e| ApiError::InternalFailure(format!("the handler task failed: {e}")))?
+}
+
+/// Reads a JSON body of at most `limit` bytes, within [`BODY_TIMEOUT`].
+pub(crate) async fn read_json_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::SerializationException(format!(
+                "The request body did not arrive within {} s.",
+                BODY_TIMEOUT.as_secs()
+            ))
+        })?
 }
 
 /// Reads a JSON body of at most `limit` bytes.

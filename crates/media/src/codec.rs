@@ -168,6 +168,17 @@ impl Codec {
         self.kind() == TrackKind::Video
     }
 
+    /// The codec's common name: `H.264`, `H.265`, `AAC`, `G.711 A-law`, `G.711 µ-law`.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Codec::H264 { .. } => "H.264",
+            Codec::H265 { .. } => "H.265",
+            Codec::Aac { .. } => "AAC",
+            Codec::G711 { mu_law: false, .. } => "G.711 A-law",
+            Codec::G711 { mu_law: true, .. } => "G.711 µ-law",
+        }
+    }
+
     /// Picture size for video, `None` for audio.
     pub fn dimensions(&self) -> Option<(u32, u32)> {
         match self {

@@ -23,6 +23,10 @@
 //! low_latency_hls = true
 //! hls_part_target_ms = 333
 //!
+//! [console]
+//! enabled = true
+//! session_hours = 12
+//!
 //! [[camera]]
 //! name = "front-door"
 //! url = "rtsp://viewer:secret@192.168.1.20:554/stream1"
@@ -64,6 +68,9 @@ pub struct FileConfig {
     /// Playback.
     #[serde(default)]
     pub playback: PlaybackFileConfig,
+    /// The web console.
+    #[serde(default)]
+    pub console: ConsoleFileConfig,
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -77,6 +84,16 @@ pub struct PlaybackFileConfig {
     pub low_latency_hls: Option<bool>,
     /// `--hls-part-target-ms`.
     pub hls_part_target_ms: Option<u32>,
+}
+
+/// The `[console]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFileConfig {
+    /// `--no-console` (inverted).
+    pub enabled: Option<bool>,
+    /// `--console-session-hours`.
+    pub session_hours: Option<u32>,
 }
 
 /// The `[tls]` table.

@@ -138,6 +138,20 @@ pub struct Args {
     )]
     pub hls_part_target_ms: u32,
 
+    /// Do not serve the web console at `/` (the API is unaffected).
+    #[arg(long, env = "VIGIL_NO_CONSOLE")]
+    pub no_console: bool,
+
+    /// How long a web console sign-in lasts, in hours (1 to 720).
+    #[arg(
+        long,
+        env = "VIGIL_CONSOLE_SESSION_HOURS",
+        value_name = "HOURS",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u32).range(1..=720)
+    )]
+    pub console_session_hours: u32,
+
     /// Cameras, from the configuration file's `[[camera]]` tables.
     #[arg(skip)]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -239,6 +253,22 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
             );
         }
         args.hls_part_target_ms = v;
+    }
+    if let Some(v) = f.console.enabled.filter(|_| defaulted(m, "no_console")) {
+        args.no_console = !v;
+    }
+    if let Some(v) = f
+        .console
+        .session_hours
+        .filter(|_| defaulted(m, "console_session_hours"))
+    {
+        if !(1..=720).contains(&v) {
+            bail!(
+                "{}: {v} is not between 1 and 720",
+                ctx("[console] session_hours")
+            );
+        }
+        args.console_session_hours = v;
     }
     Ok(())
 }
@@ -433,7 +463,14 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         },
         ..ApiConfig::default()
     };
-    let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth));
+    let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth).with_console(
+        vigil_api::console::ConsoleConfig {
+            enabled: !args.no_console,
+            session_ttl: std::time::Duration::from_secs(
+                u64::from(args.console_session_hours) * 3600,
+            ),
+        },
+    ));
     let app = vigil_api::router(state.clone());
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,
@@ -453,6 +490,14 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         tls = tls.is_some(),
         "listening on {bound}"
     );
+    if !args.no_console {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{bound}"));
+        info!("web console at {}/", url.trim_end_matches('/'));
+    }
     let graceful = crate::http::accept_loop(listener, tls, app, shutdown_signal()).await;
     let timeout = Duration::from_secs(args.shutdown_timeout);
     info!("no longer accepting connections; stopping cameras");

@@ -18,7 +18,7 @@ use crate::{ROOT_KEY, ROOT_SECRET, Server, vigil};
 
 /// `vigil` as a client of `endpoint` (`AWS_ENDPOINT_URL`), with the root credentials in
 /// `AWS_*` and a home without ~/.aws.
-fn client(home: &Path, endpoint: SocketAddr) -> Command {
+pub(crate) fn client(home: &Path, endpoint: SocketAddr) -> Command {
     let mut cmd = vigil();
     for var in [
         "AWS_PROFILE",
@@ -44,7 +44,7 @@ fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
 }
 
-fn ok(cmd: &mut Command) -> Output {
+pub(crate) fn ok(cmd: &mut Command) -> Output {
     let out = output(cmd);
     assert!(
         out.status.success(),
@@ -60,7 +60,7 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn ffmpeg(args: &[&str]) {
+pub(crate) fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y"])
         .args(args)
@@ -196,7 +196,7 @@ fn relative_times(p: &[Packet], stream: u32, origin_ms: i64) -> Vec<i64> {
 }
 
 /// ffmpeg decodes the file with no error.
-fn decodes(path: &Path) {
+pub(crate) fn decodes(path: &Path) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-xerror", "-i"])
         .arg(path)

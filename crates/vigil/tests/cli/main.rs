@@ -10,6 +10,7 @@ mod aws_sdk;
 mod camera;
 mod check;
 mod client;
+mod console;
 mod inspect;
 mod media;
 mod tls;

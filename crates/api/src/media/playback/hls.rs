@@ -344,6 +344,7 @@ pub fn get_hls_streaming_session_url(call: &Call) -> ApiResult<Response> {
             &rec,
             c.mode,
             container,
+            call.origin == crate::server::Origin::Console,
         ),
     };
     let token = call.state.session_key.seal(&session);

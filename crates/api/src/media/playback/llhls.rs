@@ -120,11 +120,14 @@ impl Default for LowLatencyConfig {
 }
 
 /// The part target of a new HLS session, or `None` for a plain one (see the module docs).
+/// `prefer`: the caller asks for low latency (the web console's live view) where the stream's
+/// tag does not say otherwise.
 pub fn session_part_target(
     cfg: &LowLatencyConfig,
     rec: &StreamRecord,
     mode: Mode,
     container: Container,
+    prefer: bool,
 ) -> Option<u32> {
     if mode != Mode::Live || container != Container::Fmp4 {
         return None;
@@ -141,9 +144,9 @@ pub fn session_part_target(
                 stream = rec.name,
                 "tag {STREAM_TAG}={v:?} is neither true nor false; using the server's setting"
             );
-            cfg.enabled
+            cfg.enabled || prefer
         }
-        None => cfg.enabled,
+        None => cfg.enabled || prefer,
     };
     on.then_some(
         cfg.part_target_ms
