@@ -12,10 +12,10 @@ static INDEX: Asset = Asset {
 /// Every built file, by path under `/console/`.
 static ASSETS: &[Asset] = &[
     Asset {
-        path: "app-DZKLVZ4N.js",
+        path: "app-GNMH6VYX.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("app-DZKLVZ4N.js"),
-        gzip: Some(include_bytes!("app-DZKLVZ4N.js.gz")),
+        body: include_bytes!("app-GNMH6VYX.js"),
+        gzip: Some(include_bytes!("app-GNMH6VYX.js.gz")),
         immutable: true,
     },
     Asset {
@@ -30,6 +30,13 @@ static ASSETS: &[Asset] = &[
         content_type: "text/html; charset=utf-8",
         body: include_bytes!("index.html"),
         gzip: Some(include_bytes!("index.html.gz")),
+        immutable: false,
+    },
+    Asset {
+        path: "licenses.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("licenses.txt"),
+        gzip: Some(include_bytes!("licenses.txt.gz")),
         immutable: false,
     },
     Asset {

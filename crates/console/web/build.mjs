@@ -54,6 +54,20 @@ const page = readFileSync(join(here, "src/index.html"), "utf8")
   .replaceAll("{{ICON}}", `/console/${iconName}`);
 files.set("index.html", { bytes: Buffer.from(page), immutable: false });
 
+// The licences of what the bundle includes, served beside it.
+const bundled = ["hls.js", "@noble/hashes"];
+const notices = bundled.map((name) => {
+  const dir = join(here, "node_modules", name);
+  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const licence = readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
+  const text = licence ? readFileSync(join(dir, licence), "utf8").trim() : `(${pkg.license})`;
+  return `${pkg.name} ${pkg.version} (${pkg.license})\n${"=".repeat(40)}\n${text}\n`;
+});
+files.set("licenses.txt", {
+  bytes: Buffer.from(`Vigil's web console includes the following packages.\n\n${notices.join("\n")}`),
+  immutable: false,
+});
+
 const out = new Map(); // file name in dist -> bytes
 const rows = [];
 for (const [name, { bytes, immutable }] of [...files].sort(([a], [b]) => a.localeCompare(b))) {
@@ -61,7 +75,7 @@ for (const [name, { bytes, immutable }] of [...files].sort(([a], [b]) => a.local
   const type = types[ext] ?? "application/octet-stream";
   out.set(name, bytes);
   let gz = "None";
-  if (ext !== ".txt") {
+  {
     const z = gzipSync(bytes, { level: constants.Z_BEST_COMPRESSION });
     if (z.length < bytes.length) {
       out.set(`${name}.gz`, z);

@@ -131,6 +131,7 @@ function showHelp(): void {
     { "aria-label": "Keyboard shortcuts" },
     h("h2", null, "Keyboard shortcuts"),
     h("table", null, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("td", null, h("kbd", null, k)), h("td", null, v))))),
+    h("p.hint", null, `Vigil ${state.server?.Version ?? ""} · `, h("a", { href: "/console/licenses.txt", target: "_blank" }, "third-party licences")),
     h("form", { method: "dialog" }, h("button.primary", { autofocus: true }, "Close")),
   );
   dlg.addEventListener("close", () => {
