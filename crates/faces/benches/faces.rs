@@ -76,19 +76,30 @@ struct Sample {
 /// one identity per face (distinct people in one photo).
 fn committed() -> Vec<(String, PathBuf)> {
     let dir = crate_dir().join("testdata");
-    [("obama", "obama.jpg"), ("obama", "obama2.jpg"), ("obama", "obama3.jpg"), ("biden", "biden.jpg"), ("collins", "astronaut.png"), ("_group", "group.jpg")]
-        .iter()
-        .map(|(who, f)| (who.to_string(), dir.join(f)))
-        .collect()
+    [
+        ("obama", "obama.jpg"),
+        ("obama", "obama2.jpg"),
+        ("obama", "obama3.jpg"),
+        ("biden", "biden.jpg"),
+        ("collins", "astronaut.png"),
+        ("_group", "group.jpg"),
+    ]
+    .iter()
+    .map(|(who, f)| (who.to_string(), dir.join(f)))
+    .collect()
 }
 
 /// `dir/<person>/<photo>`; a person named `_group` holds group photos.
 fn from_dir(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
-    let Ok(people) = std::fs::read_dir(dir) else { return out };
+    let Ok(people) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for person in people.flatten() {
         let who = person.file_name().to_string_lossy().into_owned();
-        let Ok(files) = std::fs::read_dir(person.path()) else { continue };
+        let Ok(files) = std::fs::read_dir(person.path()) else {
+            continue;
+        };
         for f in files.flatten() {
             out.push((who.clone(), f.path()));
         }
@@ -98,17 +109,24 @@ fn from_dir(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 fn bench_set_dir() -> PathBuf {
-    std::env::var_os("VIGIL_FACES_BENCH_SET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-        home.join(".cache/vigil/faces-bench-set")
-    })
+    std::env::var_os("VIGIL_FACES_BENCH_SET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir);
+            home.join(".cache/vigil/faces-bench-set")
+        })
 }
 
 fn embed_all(engine: &Engine, photos: &[(String, PathBuf)]) -> Vec<Sample> {
     let mut out = Vec::new();
     for (who, path) in photos {
         let Some(img) = load(path) else {
-            eprintln!("skipping {} (not a JPEG or PNG that decodes)", path.display());
+            eprintln!(
+                "skipping {} (not a JPEG or PNG that decodes)",
+                path.display()
+            );
             continue;
         };
         let faces = engine.detect(&img).unwrap();
@@ -123,7 +141,12 @@ fn embed_all(engine: &Engine, photos: &[(String, PathBuf)]) -> Vec<Sample> {
                 });
             }
         } else if let Some(f) = faces.first() {
-            out.push(Sample { who: who.clone(), file, group: None, emb: engine.embed(&img, f).unwrap() });
+            out.push(Sample {
+                who: who.clone(),
+                file,
+                group: None,
+                emb: engine.embed(&img, f).unwrap(),
+            });
         } else {
             eprintln!("no face found in {}", path.display());
         }
@@ -150,7 +173,10 @@ fn accuracy(engine: &Engine, plan: &Plan, rows: &mut Vec<String>) {
         let dir = bench_set_dir();
         let extra = from_dir(&dir);
         if extra.is_empty() {
-            eprintln!("{} is empty: run scripts/faces-bench-set.sh for the full set", dir.display());
+            eprintln!(
+                "{} is empty: run scripts/faces-bench-set.sh for the full set",
+                dir.display()
+            );
         } else {
             sources.push(dir.display().to_string());
             // The committed photos are also in the fetched set: keep one copy.
@@ -214,10 +240,16 @@ fn accuracy(engine: &Engine, plan: &Plan, rows: &mut Vec<String>) {
         ));
     }
     if let Some((c, pair)) = lowest_genuine {
-        rows.push(format!("lowest genuine pair: cosine {c:.3} (similarity {:.1}): {pair}", similarity_from_cosine(c)));
+        rows.push(format!(
+            "lowest genuine pair: cosine {c:.3} (similarity {:.1}): {pair}",
+            similarity_from_cosine(c)
+        ));
     }
     if let Some((c, pair)) = highest_impostor {
-        rows.push(format!("highest impostor pair: cosine {c:.3} (similarity {:.1}): {pair}", similarity_from_cosine(c)));
+        rows.push(format!(
+            "highest impostor pair: cosine {c:.3} (similarity {:.1}): {pair}",
+            similarity_from_cosine(c)
+        ));
     }
 }
 
@@ -238,8 +270,15 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn python() -> PathBuf {
-    let out = Command::new("bash").arg(crate_dir().join("../../scripts/faces-venv.sh")).output().unwrap();
-    assert!(out.status.success(), "scripts/faces-venv.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(crate_dir().join("../../scripts/faces-venv.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/faces-venv.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -248,16 +287,37 @@ fn onnxruntime_ms(model: &str, input: &[f32], shape: &[usize], reps: usize) -> f
     let dir = std::env::temp_dir().join(format!("vigil-faces-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{model}.f32"));
-    std::fs::write(&path, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &path,
+        input
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let shape: Vec<String> = shape.iter().map(|v| v.to_string()).collect();
     let out = Command::new(python())
         .arg(crate_dir().join("tests/faces/onnxruntime_reference.py"))
-        .args(["bench", &crate_dir().join("models").join(model).display().to_string(), path.to_str().unwrap(), &shape.join(","), &reps.to_string()])
+        .args([
+            "bench",
+            &crate_dir().join("models").join(model).display().to_string(),
+            path.to_str().unwrap(),
+            &shape.join(","),
+            &reps.to_string(),
+        ])
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "onnxruntime bench: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    assert!(
+        out.status.success(),
+        "onnxruntime bench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// A 1280x720 frame from a real photo: the group photo scaled to fit, on black.
@@ -268,7 +328,12 @@ fn frame_720p() -> RgbImage {
     let (sw, sh) = ((w as f64 * s).round() as u32, (h as f64 * s).round() as u32);
     let scaled = imageops::resize(&photo, sw, sh, imageops::FilterType::Triangle);
     let mut frame = RgbImage::new(1280, 720);
-    imageops::replace(&mut frame, &scaled, i64::from((1280 - sw) / 2), i64::from((720 - sh) / 2));
+    imageops::replace(
+        &mut frame,
+        &scaled,
+        i64::from((1280 - sw) / 2),
+        i64::from((720 - sh) / 2),
+    );
     frame
 }
 
@@ -286,7 +351,12 @@ fn speed(engine: &Engine, plan: &Plan, rows: &mut Vec<String>) {
     let cf_tract = median_ms(plan.detect_reps, || {
         std::hint::black_box(engine.run_centerface(&input).unwrap());
     });
-    let cf_ort = onnxruntime_ms("centerface.onnx", &input.tensor, &[1, 3, input.height, input.width], plan.detect_reps);
+    let cf_ort = onnxruntime_ms(
+        "centerface.onnx",
+        &input.tensor,
+        &[1, 3, input.height, input.width],
+        plan.detect_reps,
+    );
     let embed_ms = median_ms(plan.embed_reps, || {
         std::hint::black_box(engine.embed(&frame, &face).unwrap());
     });
@@ -299,14 +369,19 @@ fn speed(engine: &Engine, plan: &Plan, rows: &mut Vec<String>) {
     // (crates/faces/src/index.rs) belongs beside it.
     let stored: Vec<Embedding> = (0..10_000u32)
         .map(|i| {
-            let v: Vec<f32> = (0..512u32).map(|j| ((i * 7919 + j * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+            let v: Vec<f32> = (0..512u32)
+                .map(|j| ((i * 7919 + j * 104_729) % 1000) as f32 / 1000.0 - 0.5)
+                .collect();
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             Embedding(v.iter().map(|x| x / n).collect())
         })
         .collect();
     let probe = engine.embed(&frame, &face).unwrap();
     let scan_ms = median_ms(if plan.quick { 5 } else { 51 }, || {
-        let best = stored.iter().map(|e| cosine(&probe, e)).fold(f32::MIN, f32::max);
+        let best = stored
+            .iter()
+            .map(|e| cosine(&probe, e))
+            .fold(f32::MIN, f32::max);
         std::hint::black_box(best);
     });
 
@@ -339,7 +414,9 @@ fn main() {
     let t = Instant::now();
     let engine = Engine::new().unwrap();
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let mut rows = vec![format!("engine load (parse + optimise the models): {load_ms:.0} ms")];
+    let mut rows = vec![format!(
+        "engine load (parse + optimise the models): {load_ms:.0} ms"
+    )];
     accuracy(&engine, &plan, &mut rows);
     speed(&engine, &plan, &mut rows);
     println!("\nfaces ({}):", plan.mode);

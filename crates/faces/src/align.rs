@@ -19,11 +19,26 @@ pub const CROP_SIZE: u32 = 112;
 /// [`crate::Landmark`]: the subject's left eye (on the crop's right), right eye, nose, left and
 /// right mouth corners.
 pub const ARCFACE_TEMPLATE: [Point; 5] = [
-    Point { x: 73.5318, y: 51.5014 },
-    Point { x: 38.2946, y: 51.6963 },
-    Point { x: 56.0252, y: 71.7366 },
-    Point { x: 70.7299, y: 92.2041 },
-    Point { x: 41.5493, y: 92.3655 },
+    Point {
+        x: 73.5318,
+        y: 51.5014,
+    },
+    Point {
+        x: 38.2946,
+        y: 51.6963,
+    },
+    Point {
+        x: 56.0252,
+        y: 71.7366,
+    },
+    Point {
+        x: 70.7299,
+        y: 92.2041,
+    },
+    Point {
+        x: 41.5493,
+        y: 92.3655,
+    },
 ];
 
 /// `x' = a*x - b*y + tx`, `y' = b*x + a*y + ty`: a rotation by `atan2(b, a)`, a scale by
@@ -80,10 +95,9 @@ pub fn estimate_similarity(src: &[Point], dst: &[Point]) -> Option<Similarity> {
     }
     let nf = n as f64;
     let mean = |pts: &[Point]| {
-        let (sx, sy) = pts
-            .iter()
-            .take(n)
-            .fold((0.0, 0.0), |(sx, sy), p| (sx + f64::from(p.x), sy + f64::from(p.y)));
+        let (sx, sy) = pts.iter().take(n).fold((0.0, 0.0), |(sx, sy), p| {
+            (sx + f64::from(p.x), sy + f64::from(p.y))
+        });
         (sx / nf, sy / nf)
     };
     let (msx, msy) = mean(src);
@@ -180,7 +194,12 @@ mod tests {
 
     #[test]
     fn inverse_round_trips() {
-        let t = Similarity { a: 0.8, b: -0.6, tx: 3.0, ty: 9.0 };
+        let t = Similarity {
+            a: 0.8,
+            b: -0.6,
+            tx: 3.0,
+            ty: 9.0,
+        };
         let inv = t.inverse().unwrap();
         let p = Point { x: 12.5, y: -7.25 };
         assert!(close(inv.apply(t.apply(p)), p, 1e-4));
@@ -192,22 +211,40 @@ mod tests {
         assert!((t.a - 1.0).abs() < 1e-9 && t.b.abs() < 1e-9 && t.tx.abs() < 1e-6);
         let same = [Point { x: 5.0, y: 5.0 }; 5];
         assert_eq!(estimate_similarity(&same, &ARCFACE_TEMPLATE), None);
-        let nan = [Point { x: f32::NAN, y: 0.0 }; 5];
+        let nan = [Point {
+            x: f32::NAN,
+            y: 0.0,
+        }; 5];
         assert_eq!(estimate_similarity(&nan, &ARCFACE_TEMPLATE), None);
     }
 
     #[test]
     fn warp_by_identity_copies_and_translation_shifts() {
         let img = RgbImage::from_fn(8, 8, |x, y| Rgb([(x * 30) as u8, (y * 30) as u8, 100]));
-        let id = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
+        let id = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
         assert_eq!(warp(&img, &id, 8).unwrap(), img);
         // Crop pixel (u, v) = image pixel (u + 2, v + 1); beyond the image it is black.
-        let shift = Similarity { a: 1.0, b: 0.0, tx: -2.0, ty: -1.0 };
+        let shift = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: -2.0,
+            ty: -1.0,
+        };
         let out = warp(&img, &shift, 8).unwrap();
         assert_eq!(out.get_pixel(0, 0), img.get_pixel(2, 1));
         assert_eq!(out.get_pixel(7, 7).0, [0, 0, 0]);
         // Half a pixel: the mean of two neighbours.
-        let half = Similarity { a: 1.0, b: 0.0, tx: -0.5, ty: 0.0 };
+        let half = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: -0.5,
+            ty: 0.0,
+        };
         let out = warp(&img, &half, 8).unwrap();
         assert_eq!(out.get_pixel(1, 0).0[0], 45);
     }

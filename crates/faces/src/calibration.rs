@@ -26,7 +26,11 @@ pub const MATCH_COSINE: f32 = 0.45;
 
 /// The 0-100 similarity of a cosine (see the module doc).
 pub fn similarity_from_cosine(cosine: f32) -> f32 {
-    let c = if cosine.is_finite() { cosine.clamp(-1.0, 1.0) } else { 0.0 };
+    let c = if cosine.is_finite() {
+        cosine.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     let t = MATCH_COSINE;
     if c <= 0.0 {
         0.0

@@ -68,8 +68,24 @@ fn taps(out_len: usize, in_len: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// The padded input shapes: the long side is the working size, the short side the smallest of
+/// 60%, 75% or 100% of it (rounded up to a multiple of 32) that holds the scaled image: at the
+/// default 640, 640x384 (16:9), 640x480 (4:3) and 640x640, and their portrait forms.
+///
+/// Why a few fixed shapes rather than the nearest multiple of 32: tract 0.22.5's optimised
+/// CenterFace gives wrong outputs for some shapes (e.g. 512 wide by 640 high: a heatmap off by
+/// 0.8, where 544x640 and 640x512 agree with onnxruntime to 1e-6). Every shape the engine uses
+/// at the default working size is checked against onnxruntime by `tests/faces/parity.rs`.
+pub fn short_side(scaled: usize, long: usize) -> usize {
+    [long * 60 / 100, long * 75 / 100, long]
+        .into_iter()
+        .map(|s| s.div_ceil(32) * 32)
+        .find(|&s| s >= scaled)
+        .unwrap_or(long)
+}
+
 /// The CenterFace input tensor of `image` for a working size of `long_side` (rounded up to a
-/// multiple of 32).
+/// multiple of 32), padded to one of the shapes of [`short_side`].
 pub fn centerface_input(image: &RgbImage, long_side: u32) -> DetectInput {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let long = w.max(h).max(1);
@@ -77,7 +93,11 @@ pub fn centerface_input(image: &RgbImage, long_side: u32) -> DetectInput {
     let scale = (target as f64 / long as f64).min(1.0);
     let sw = ((w as f64 * scale).round() as usize).clamp(1, target);
     let sh = ((h as f64 * scale).round() as usize).clamp(1, target);
-    let (pw, ph) = (sw.div_ceil(32) * 32, sh.div_ceil(32) * 32);
+    let (pw, ph) = if sw >= sh {
+        (target, short_side(sh, target))
+    } else {
+        (short_side(sw, target), target)
+    };
     let plane = pw * ph;
     let mut tensor = vec![0f32; 3 * plane];
     let raw: &[u8] = image.as_raw();
@@ -98,8 +118,9 @@ pub fn centerface_input(image: &RgbImage, long_side: u32) -> DetectInput {
             let (p00, p01, p10, p11) = (px(x0, y0), px(x1, y0), px(x0, y1), px(x1, y1));
             let mut v = [0f32; 3];
             for (c, out) in v.iter_mut().enumerate() {
-                let top = p00[c] + (p01[c] - p00[c]) * fx;
-                let bottom = p10[c] + (p11[c] - p10[c]) * fx;
+                let at = |p: [f32; 3]| p.get(c).copied().unwrap_or(0.0);
+                let top = at(p00) + (at(p01) - at(p00)) * fx;
+                let bottom = at(p10) + (at(p11) - at(p10)) * fx;
                 *out = top + (bottom - top) * fy;
             }
             let i = row + ox;
@@ -150,7 +171,8 @@ pub fn decode_centerface(
     let (wf, hf) = (width as f32, height as f32);
     let mut out = Vec::new();
     for (i, &s) in heatmap.iter().take(plane).enumerate() {
-        if !(s > threshold) {
+        // NaN scores are skipped too.
+        if s.partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let (cy, cx) = ((i / mw) as f32, (i % mw) as f32);
@@ -170,7 +192,11 @@ pub fn decode_centerface(
                 at(landmarks, j * 2, i) * s0 + y1,
             ];
         }
-        out.push(Candidate { bbox, score: s, landmarks: lm });
+        out.push(Candidate {
+            bbox,
+            score: s,
+            landmarks: lm,
+        });
     }
     let boxes: Vec<([f32; 4], f32)> = out.iter().map(|c| (c.bbox, c.score)).collect();
     nms(&boxes, NMS_IOU)
@@ -184,15 +210,22 @@ pub fn decode_centerface(
 pub fn nms(boxes: &[([f32; 4], f32)], iou: f32) -> Vec<usize> {
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&a, &b| {
-        let (sa, sb) = (boxes.get(a).map_or(0.0, |b| b.1), boxes.get(b).map_or(0.0, |b| b.1));
+        let (sa, sb) = (
+            boxes.get(a).map_or(0.0, |b| b.1),
+            boxes.get(b).map_or(0.0, |b| b.1),
+        );
         sb.total_cmp(&sa)
     });
     let area = |b: &[f32; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
     let mut keep: Vec<usize> = Vec::new();
     for i in order {
-        let Some((bi, _)) = boxes.get(i) else { continue };
+        let Some((bi, _)) = boxes.get(i) else {
+            continue;
+        };
         let suppressed = keep.iter().any(|&k| {
-            let Some((bk, _)) = boxes.get(k) else { return false };
+            let Some((bk, _)) = boxes.get(k) else {
+                return false;
+            };
             let w = (bi[2].min(bk[2]) - bi[0].max(bk[0])).max(0.0);
             let h = (bi[3].min(bk[3]) - bi[1].max(bk[1])).max(0.0);
             let inter = w * h;
@@ -217,7 +250,10 @@ pub(crate) fn to_image(c: &Candidate, input: &DetectInput, image: &RgbImage) -> 
     let y2 = (c.bbox[3] * ky).clamp(0.0, ih);
     let p = |j: usize| {
         let [x, y] = c.landmarks.get(j).copied().unwrap_or([0.0, 0.0]);
-        Point { x: x * kx, y: y * ky }
+        Point {
+            x: x * kx,
+            y: y * ky,
+        }
     };
     (
         Rect {
@@ -260,10 +296,20 @@ mod tests {
         assert_eq!(input.tensor[plane + 5 * 640 + 7], 10.0);
         assert_eq!(input.tensor[2 * plane + 359 * 640 + 639], 200.0);
         assert_eq!(input.tensor[2 * plane + 360 * 640], 0.0);
-        // Small images are not scaled up.
+        // Small images are not scaled up, only padded.
         let small = RgbImage::new(100, 50);
         let input = centerface_input(&small, 640);
-        assert_eq!((input.width, input.height, input.scaled_width), (128, 64, 100));
+        assert_eq!(
+            (input.width, input.height, input.scaled_width),
+            (640, 384, 100)
+        );
+        // Portrait 4:5 (512x640 scaled) goes into 640x640 (tract gets 512x640 wrong).
+        let portrait = RgbImage::new(800, 1000);
+        let input = centerface_input(&portrait, 640);
+        assert_eq!(
+            (input.width, input.height, input.scaled_width),
+            (640, 640, 512)
+        );
     }
 
     #[test]

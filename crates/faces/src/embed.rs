@@ -22,7 +22,11 @@ pub fn feature_input(crop: &RgbImage) -> Vec<f32> {
 
 /// `v / |v|`; `None` when the norm is zero or not finite.
 pub fn l2_normalise(v: &[f32]) -> Option<Box<[f32]>> {
-    let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
     if !(norm.is_finite() && norm > 1e-12) {
         return None;
     }

@@ -20,6 +20,10 @@ use crate::{DetectedFace, EMBEDDING_DIM, Embedding, Model, align, quality};
 
 type Plan = TypedRunnableModel<TypedModel>;
 
+/// CenterFace's four outputs (heatmap, scale, offset, landmarks), flat, and the maps' (height,
+/// width).
+pub type CenterFaceOutputs = (Vec<Vec<f32>>, (usize, usize));
+
 /// Why the engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -167,7 +171,9 @@ impl Engine {
             .set_input_fact(0, f32::fact([1, 3, height, width]).into())
             .map_err(&err)?;
         for i in 0..model.output_outlets().map_err(&err)?.len() {
-            model.set_output_fact(i, InferenceFact::default()).map_err(&err)?;
+            model
+                .set_output_fact(i, InferenceFact::default())
+                .map_err(&err)?;
         }
         let plan = Arc::new(
             model
@@ -184,12 +190,14 @@ impl Engine {
 
     /// Runs CenterFace on a prepared input; its four outputs (heatmap, scale, offset,
     /// landmarks), flat, and the maps' (height, width).
-    pub fn run_centerface(&self, input: &DetectInput) -> Result<(Vec<Vec<f32>>, (usize, usize)), Error> {
+    pub fn run_centerface(&self, input: &DetectInput) -> Result<CenterFaceOutputs, Error> {
         let model = Model::CenterFace;
         let plan = self.detect_plan(input.height, input.width)?;
         let tensor = Tensor::from_shape(&[1, 3, input.height, input.width], &input.tensor)
             .map_err(run_err(model))?;
-        let outputs = plan.run(tvec!(tensor.into_tvalue())).map_err(run_err(model))?;
+        let outputs = plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(run_err(model))?;
         let (mh, mw) = (input.height / 4, input.width / 4);
         let mut flat = Vec::with_capacity(4);
         for (i, channels) in [1usize, 2, 2, 10].into_iter().enumerate() {
@@ -200,7 +208,10 @@ impl Engine {
             if out.shape() != [1, channels, mh, mw] {
                 return Err(Error::Output {
                     model,
-                    message: format!("output {i} has shape {:?}, expected [1, {channels}, {mh}, {mw}]", out.shape()),
+                    message: format!(
+                        "output {i} has shape {:?}, expected [1, {channels}, {mh}, {mw}]",
+                        out.shape()
+                    ),
                 });
             }
             flat.push(out.as_slice::<f32>().map_err(run_err(model))?.to_vec());
@@ -212,7 +223,10 @@ impl Engine {
     pub fn run_feature(&self, input: &[f32]) -> Result<Vec<f32>, Error> {
         let model = Model::FrFeature;
         let tensor = Tensor::from_shape(&[1, 3, 112, 112], input).map_err(run_err(model))?;
-        let outputs = self.feature.run(tvec!(tensor.into_tvalue())).map_err(run_err(model))?;
+        let outputs = self
+            .feature
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(run_err(model))?;
         let out = outputs.first().ok_or_else(|| Error::Output {
             model,
             message: "no output".into(),
@@ -296,9 +310,11 @@ impl Engine {
             });
         }
         let raw = self.run_feature(&feature_input(crop))?;
-        l2_normalise(&raw).map(Embedding).ok_or_else(|| Error::Output {
-            model: Model::FrFeature,
-            message: "embedding has zero or non-finite norm".into(),
-        })
+        l2_normalise(&raw)
+            .map(Embedding)
+            .ok_or_else(|| Error::Output {
+                model: Model::FrFeature,
+                message: "embedding has zero or non-finite norm".into(),
+            })
     }
 }

@@ -50,7 +50,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
         Ok(ImageFormat::Png) => ImageFormat::Png,
         _ => return Err(ImageError::Unsupported),
     };
-    let name = if format == ImageFormat::Jpeg { "JPEG" } else { "PNG" };
+    let name = if format == ImageFormat::Jpeg {
+        "JPEG"
+    } else {
+        "PNG"
+    };
     let invalid = |e: image::ImageError| ImageError::Invalid {
         format: name,
         message: e.to_string(),
@@ -93,7 +97,8 @@ mod tests {
     fn png(width: u32, height: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -106,9 +111,15 @@ mod tests {
 
     #[test]
     fn rejects_other_formats() {
-        assert!(matches!(decode_image(b"GIF89a......"), Err(ImageError::Unsupported)));
+        assert!(matches!(
+            decode_image(b"GIF89a......"),
+            Err(ImageError::Unsupported)
+        ));
         assert!(matches!(decode_image(b""), Err(ImageError::Unsupported)));
-        assert!(matches!(decode_image(b"hello world, not an image"), Err(ImageError::Unsupported)));
+        assert!(matches!(
+            decode_image(b"hello world, not an image"),
+            Err(ImageError::Unsupported)
+        ));
     }
 
     #[test]
@@ -121,7 +132,9 @@ mod tests {
         let crc = crc32(&bytes[12..29]);
         bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         match decode_image(&bytes) {
-            Err(ImageError::TooLarge { width, height, .. }) => assert_eq!((width, height), (100_000, 100_000)),
+            Err(ImageError::TooLarge { width, height, .. }) => {
+                assert_eq!((width, height), (100_000, 100_000))
+            }
             other => panic!("expected TooLarge, got {other:?}"),
         }
     }
@@ -130,7 +143,10 @@ mod tests {
     fn truncated_png_is_invalid() {
         let bytes = png(64, 64);
         let cut = &bytes[..bytes.len() / 2];
-        assert!(matches!(decode_image(cut), Err(ImageError::Invalid { format: "PNG", .. })));
+        assert!(matches!(
+            decode_image(cut),
+            Err(ImageError::Invalid { format: "PNG", .. })
+        ));
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -138,7 +154,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -117,12 +117,20 @@ mod tests {
     #[test]
     fn the_template_is_frontal() {
         let p = pose(&ARCFACE_TEMPLATE);
-        assert!(p.roll.abs() < 1.0 && p.yaw.abs() < 3.0 && p.pitch.abs() < 1.0, "{p:?}");
+        assert!(
+            p.roll.abs() < 1.0 && p.yaw.abs() < 3.0 && p.pitch.abs() < 1.0,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn roll_follows_the_eye_line() {
-        let rot = crate::Similarity { a: 30f64.to_radians().cos(), b: 30f64.to_radians().sin(), tx: 5.0, ty: 9.0 };
+        let rot = crate::Similarity {
+            a: 30f64.to_radians().cos(),
+            b: 30f64.to_radians().sin(),
+            tx: 5.0,
+            ty: 9.0,
+        };
         let p = pose(&ARCFACE_TEMPLATE.map(|q| rot.apply(q)));
         assert!((p.roll - 30.0).abs() < 1.0, "{p:?}");
         assert!(p.yaw.abs() < 3.0 && p.pitch.abs() < 1.0, "{p:?}");
@@ -135,11 +143,20 @@ mod tests {
     #[test]
     fn brightness_and_sharpness_ranges() {
         let white = RgbImage::from_pixel(20, 20, image::Rgb([255, 255, 255]));
-        let r = Rect { left: 0.0, top: 0.0, width: 20.0, height: 20.0 };
+        let r = Rect {
+            left: 0.0,
+            top: 0.0,
+            width: 20.0,
+            height: 20.0,
+        };
         assert!((brightness(&white, &r) - 100.0).abs() < 1e-3);
         assert_eq!(sharpness(&white), 0.0);
         let checker = RgbImage::from_fn(20, 20, |x, y| {
-            if (x + y) % 2 == 0 { image::Rgb([255, 255, 255]) } else { image::Rgb([0, 0, 0]) }
+            if (x + y) % 2 == 0 {
+                image::Rgb([255, 255, 255])
+            } else {
+                image::Rgb([0, 0, 0])
+            }
         });
         assert!(sharpness(&checker) > 99.0);
     }

@@ -14,7 +14,10 @@ fn threshold_80_separates_same_and_different_people() {
         ("biden", "biden.jpg"),
         ("collins", "astronaut.png"),
     ];
-    let embs: Vec<_> = set.iter().map(|(who, f)| (*who, *f, largest_face(f).2)).collect();
+    let embs: Vec<_> = set
+        .iter()
+        .map(|(who, f)| (*who, *f, largest_face(f).2))
+        .collect();
     let mut report = String::new();
     let (mut same, mut diff) = (0, 0);
     for (i, (wa, fa, ea)) in embs.iter().enumerate() {
@@ -28,7 +31,10 @@ fn threshold_80_separates_same_and_different_people() {
                 assert!(s >= MATCH_THRESHOLD, "same person scored {s}:\n{report}");
             } else {
                 diff += 1;
-                assert!(s < MATCH_THRESHOLD, "different people scored {s}:\n{report}");
+                assert!(
+                    s < MATCH_THRESHOLD,
+                    "different people scored {s}:\n{report}"
+                );
             }
         }
     }

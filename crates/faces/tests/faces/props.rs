@@ -4,9 +4,18 @@ use proptest::prelude::*;
 use vigil_faces::{ARCFACE_TEMPLATE, Point, Similarity, estimate_similarity};
 
 fn transform() -> impl Strategy<Value = Similarity> {
-    (0.05f64..20.0, -3.14f64..3.14, -2000.0f64..2000.0, -2000.0f64..2000.0).prop_map(|(s, r, tx, ty)| {
-        Similarity { a: s * r.cos(), b: s * r.sin(), tx, ty }
-    })
+    (
+        0.05f64..20.0,
+        -std::f64::consts::PI..std::f64::consts::PI,
+        -2000.0f64..2000.0,
+        -2000.0f64..2000.0,
+    )
+        .prop_map(|(s, r, tx, ty)| Similarity {
+            a: s * r.cos(),
+            b: s * r.sin(),
+            tx,
+            ty,
+        })
 }
 
 proptest! {
