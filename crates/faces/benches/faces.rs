@@ -179,9 +179,8 @@ fn accuracy(engine: &Engine, plan: &Plan, rows: &mut Vec<String>) {
             );
         } else {
             sources.push(dir.display().to_string());
-            // The committed photos are also in the fetched set: keep one copy.
-            photos.retain(|(who, _)| who == "_group");
-            photos.extend(extra);
+            // The committed photos are all in the fetched set (group.jpg is its sample5.jpg).
+            photos = extra;
         }
     }
     if let Some(dir) = std::env::var_os("VIGIL_FACES_SET") {

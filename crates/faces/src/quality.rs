@@ -5,10 +5,9 @@
 //! - **Roll**: the angle of the line from the image-left eye to the image-right eye, degrees,
 //!   positive clockwise in the image (y down).
 //! - **Yaw**: in the face's frame (roll removed), the nose tip's horizontal offset from the eye
-//!   midpoint, as a fraction of half the eye distance, `r`; `yaw = asin(clamp(r * 0.9))`.
-//!   The factor comes from the template: a head turned by `t` moves the nose tip (about 0.55
-//!   half-eye-distances in front of the eye plane... roughly) by `sin t` of that depth while
-//!   the eyes close in by `cos t`; 0.9 makes a 45-degree turn of an average face read 45.
+//!   midpoint as a fraction of half the eye distance, `r`; `yaw = asin(clamp(r * 0.9))`. A turn
+//!   moves the nose tip, which stands in front of the eye plane, sideways by the sine of the
+//!   angle; the factor 0.9 is a rough scale for an average face, not a fitted value.
 //!   Positive: the nose points to the image's right (the subject turns to their left).
 //! - **Pitch**: where the nose tip sits between the eye line and the mouth line, `q` (0.495 on
 //!   the ArcFace template, a frontal face); `pitch = asin(clamp((0.495 - q) * 2.5))`. Positive:
