@@ -1,0 +1,79 @@
+//! Similarity on Rekognition's 0-100 scale.
+//!
+//! The engine compares embeddings by cosine (both are L2-normalised, so a dot product). The
+//! cosine `c` is mapped to a score by a monotone, piecewise-linear function anchored at the
+//! calibrated match cosine `t` ([`MATCH_COSINE`]):
+//!
+//! ```text
+//! c <= 0      ->  0
+//! 0 < c < t   ->  80 * c / t
+//! t <= c <= 1 ->  80 + 20 * (c - t) / (1 - t)
+//! ```
+//!
+//! so that Rekognition's default `FaceMatchThreshold` of 80 ([`MATCH_THRESHOLD`]) falls exactly
+//! at `t`, identical crops score 100 and unrelated faces (cosine near 0) score near 0.
+//!
+//! How `t` = 0.45 was chosen: on the benchmark's photo set (`bench/README.md`, "Faces": 30
+//! faces of 26 people from public packages) the highest different-person cosine is 0.404 and
+//! the lowest same-person cosine 0.620; 0.45 lies between them, nearer the different-person
+//! side, keeping a margin above every impostor pair seen (a false match is the costlier error
+//! at Rekognition's default threshold) while every same-person pair scores 86 or more. On the
+//! committed test set every same-person pair scores 80 or more and every different-person pair
+//! less (`tests/faces/calibration.rs`: 87.4-89.3 against at most 36.5). The set is small: a
+//! larger one (`VIGIL_FACES_SET`) should be used to refit `t`, which changes `MODEL_VERSION`.
+
+use crate::Embedding;
+
+/// Rekognition's default `FaceMatchThreshold`: a similarity of at least this is a match.
+pub const MATCH_THRESHOLD: f32 = 80.0;
+
+/// The cosine that maps to [`MATCH_THRESHOLD`].
+pub const MATCH_COSINE: f32 = 0.45;
+
+/// The 0-100 similarity of a cosine (see the module doc).
+pub fn similarity_from_cosine(cosine: f32) -> f32 {
+    let c = if cosine.is_finite() {
+        cosine.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let t = MATCH_COSINE;
+    if c <= 0.0 {
+        0.0
+    } else if c < t {
+        MATCH_THRESHOLD * c / t
+    } else {
+        MATCH_THRESHOLD + (100.0 - MATCH_THRESHOLD) * (c - t) / (1.0 - t)
+    }
+}
+
+/// The cosine of two embeddings (their dot product: both are L2-normalised). Embeddings of
+/// different lengths compare over the shorter.
+pub fn cosine(a: &Embedding, b: &Embedding) -> f32 {
+    a.0.iter().zip(b.0.iter()).map(|(x, y)| x * y).sum()
+}
+
+/// Similarity on Rekognition's 0-100 scale (calibrated: 80 = the match threshold).
+pub fn similarity(a: &Embedding, b: &Embedding) -> f32 {
+    similarity_from_cosine(cosine(a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_and_monotone() {
+        assert_eq!(similarity_from_cosine(-0.5), 0.0);
+        assert_eq!(similarity_from_cosine(0.0), 0.0);
+        assert!((similarity_from_cosine(MATCH_COSINE) - 80.0).abs() < 1e-4);
+        assert!((similarity_from_cosine(1.0) - 100.0).abs() < 1e-4);
+        assert_eq!(similarity_from_cosine(f32::NAN), 0.0);
+        let mut last = -1.0;
+        for i in -100..=100 {
+            let s = similarity_from_cosine(i as f32 / 100.0);
+            assert!(s >= last, "not monotone at {i}");
+            last = s;
+        }
+    }
+}
