@@ -7,6 +7,8 @@
 //! INTERFACE CONTRACT (being implemented in parallel; the engine and the index are filled in on
 //! their branches). Types below are the contract between the engine and the API layer.
 
+pub mod index;
+
 /// A point in image pixels (origin top left, x to the right, y down).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Point {
