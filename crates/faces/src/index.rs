@@ -41,10 +41,10 @@ pub struct IndexConfig {
 impl Default for IndexConfig {
     fn default() -> Self {
         Self {
-            approximate_above: 20_000,
+            approximate_above: 10_000,
             m: 16,
-            ef_construction: 128,
-            ef_search: 96,
+            ef_construction: 64,
+            ef_search: 64,
             seed: 0x5eed_f00d_cafe_d00d,
         }
     }
