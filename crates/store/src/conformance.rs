@@ -681,7 +681,7 @@ pub fn test_face(face_id: u128, seed: u64) -> crate::StoredFace {
     crate::StoredFace {
         face_id,
         image_id: u128::from(seed) << 64 | 7,
-        external_image_id: (seed % 2 == 0).then(|| format!("photo-{seed}.jpg")),
+        external_image_id: seed.is_multiple_of(2).then(|| format!("photo-{seed}.jpg")),
         bounding_box: [0.25, 0.125, 0.5, 0.625],
         confidence: 99.25,
         model_version: "1.0".into(),
