@@ -12,6 +12,7 @@ mod check;
 mod client;
 mod inspect;
 mod media;
+mod rekognition;
 mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
