@@ -370,9 +370,10 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
     crate::metrics::global().api_requests.inc(&[op.name()]);
     let (parts, body) = req.into_parts();
     if op.streams_request_body() {
-        let principal = state
-            .auth
-            .authenticate(&parts, Payload::Streaming, Service::KinesisVideo)?;
+        let principal =
+            state
+                .auth
+                .authenticate(&parts, Payload::Streaming, Service::KinesisVideo)?;
         let call = Call {
             op,
             parts,
@@ -391,9 +392,10 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
                 BODY_TIMEOUT.as_secs()
             ))
         })??;
-    let principal = state
-        .auth
-        .authenticate(&parts, Payload::Body(&bytes), Service::KinesisVideo)?;
+    let principal =
+        state
+            .auth
+            .authenticate(&parts, Payload::Body(&bytes), Service::KinesisVideo)?;
     let call = Call {
         op,
         parts,

@@ -309,7 +309,10 @@ mod tests {
         );
 
         let faces = Policy {
-            operations: vec!["rekognition:Search*".into(), "rekognition:DetectFaces".into()],
+            operations: vec![
+                "rekognition:Search*".into(),
+                "rekognition:DetectFaces".into(),
+            ],
             streams: vec![],
         };
         faces.validate().unwrap();

@@ -35,7 +35,9 @@ fn main() {
         .iter()
         .flat_map(|p| (0..10).map(|_| g.near(p)).collect::<Vec<_>>())
         .collect();
-    let queries: Vec<Vec<f32>> = (0..200).map(|i| g.near(&people[i * 5 % people.len()])).collect();
+    let queries: Vec<Vec<f32>> = (0..200)
+        .map(|i| g.near(&people[i * 5 % people.len()]))
+        .collect();
 
     let start = Instant::now();
     let mut approx = FaceIndex::new(
@@ -111,7 +113,11 @@ fn main() {
          speed-up {:.1}x, recall@1 {:.3} (target <= {TARGET_MS} ms){}",
         ms_exact / ms_approx,
         hits as f64 / queries.len() as f64,
-        if ms_approx <= TARGET_MS { "" } else { " MISSED" }
+        if ms_approx <= TARGET_MS {
+            ""
+        } else {
+            " MISSED"
+        }
     );
 }
 

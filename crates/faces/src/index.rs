@@ -369,7 +369,11 @@ impl Graph {
     }
 
     fn max_links(&self, level: usize) -> usize {
-        if level == 0 { 2 * self.cfg.m } else { self.cfg.m }
+        if level == 0 {
+            2 * self.cfg.m
+        } else {
+            self.cfg.m
+        }
     }
 
     fn top_level(&self) -> usize {
@@ -419,7 +423,8 @@ impl Graph {
             eps = self.search_layer(index, query, &eps, 1, l, false);
         }
         for l in (0..=level.min(top)).rev() {
-            let candidates = self.search_layer(index, query, &eps, self.cfg.ef_construction, l, false);
+            let candidates =
+                self.search_layer(index, query, &eps, self.cfg.ef_construction, l, false);
             let max = self.max_links(l);
             let chosen = select(index, &candidates, self.cfg.m);
             if let Some(mine) = self.links.get_mut(q as usize).and_then(|x| x.get_mut(l)) {
@@ -676,10 +681,7 @@ mod tests {
                 found: 3
             })
         );
-        assert_eq!(
-            idx.insert(1, &[f32::NAN; 16]),
-            Err(IndexError::NotFinite)
-        );
+        assert_eq!(idx.insert(1, &[f32::NAN; 16]), Err(IndexError::NotFinite));
         // The failed inserts changed nothing.
         assert!(idx.contains(1));
         idx.check_invariants();
@@ -753,7 +755,10 @@ mod tests {
             if approx[0].key == exact[0].key {
                 hit1 += 1;
             }
-            hit10 += approx.iter().filter(|a| exact.iter().any(|e| e.key == a.key)).count();
+            hit10 += approx
+                .iter()
+                .filter(|a| exact.iter().any(|e| e.key == a.key))
+                .count();
             let random = g.unit(DIM);
             if idx.search(&random, 1)[0].key == idx.search_exact(&random, 1)[0].key {
                 random_hit1 += 1;
@@ -762,7 +767,9 @@ mod tests {
         let recall1 = hit1 as f64 / queries as f64;
         let recall10 = hit10 as f64 / (queries * 10) as f64;
         let random1 = random_hit1 as f64 / queries as f64;
-        eprintln!("recall@1 {recall1:.3}, recall@10 {recall10:.3}, random queries recall@1 {random1:.3}");
+        eprintln!(
+            "recall@1 {recall1:.3}, recall@10 {recall10:.3}, random queries recall@1 {random1:.3}"
+        );
         assert!(recall1 >= 0.95, "recall@1 {recall1}");
         assert!(recall10 >= 0.9, "recall@10 {recall10}");
         assert!(random1 >= 0.5, "random-query recall@1 {random1}");

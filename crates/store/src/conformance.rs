@@ -704,8 +704,12 @@ pub fn face_collections(open: Opener<'_>) {
             store.create_collection("faces-b", "1.0", BTreeMap::new()),
             Err(StoreError::CollectionExists(_))
         ));
-        store.create_collection("faces-a", "1.0", BTreeMap::new()).unwrap();
-        store.create_collection("faces-c", "1.0", BTreeMap::new()).unwrap();
+        store
+            .create_collection("faces-a", "1.0", BTreeMap::new())
+            .unwrap();
+        store
+            .create_collection("faces-c", "1.0", BTreeMap::new())
+            .unwrap();
         let names = |after: Option<&str>, limit| -> Vec<String> {
             store
                 .list_collections(after, limit)
@@ -719,7 +723,9 @@ pub fn face_collections(open: Opener<'_>) {
         assert_eq!(names(Some("faces-a"), 1), ["faces-b"]);
         assert!(names(Some("faces-c"), 100).is_empty());
 
-        let faces: Vec<_> = (0..5u64).map(|i| test_face(1000 - u128::from(i), i)).collect();
+        let faces: Vec<_> = (0..5u64)
+            .map(|i| test_face(1000 - u128::from(i), i))
+            .collect();
         let rec = store.add_faces("faces-b", &faces).unwrap();
         assert_eq!(rec.face_count, 5);
         // Adding a face again does not count it twice.
@@ -759,7 +765,10 @@ pub fn face_collections(open: Opener<'_>) {
         store.delete_collection("faces-b"),
         Err(StoreError::CollectionNotFound(_))
     ));
-    assert!(store.faces(&rec, None, 100).unwrap().is_empty(), "faces deleted");
+    assert!(
+        store.faces(&rec, None, 100).unwrap().is_empty(),
+        "faces deleted"
+    );
     let again = store
         .create_collection("faces-b", "1.0", BTreeMap::new())
         .unwrap();

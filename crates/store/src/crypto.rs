@@ -368,7 +368,10 @@ mod tests {
         let ck = mk.wrap_collection_key(5, &[4; 32]).unwrap();
         assert!(mk.unwrap_collection_key(5, &ck).is_ok());
         assert!(mk.unwrap_collection_key(6, &ck).is_err());
-        assert!(mk.unwrap_key(5, 1, &ck).is_err(), "a collection key is no stream key");
+        assert!(
+            mk.unwrap_key(5, 1, &ck).is_err(),
+            "a collection key is no stream key"
+        );
         let dk = mk.wrap(5, 1, &[4; 32]).unwrap();
         assert!(mk.unwrap_collection_key(5, &dk).is_err());
     }

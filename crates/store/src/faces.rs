@@ -139,7 +139,9 @@ impl StoredFace {
             });
         }
         let (&flags, b) = b.split_first().ok_or_else(|| bad("truncated"))?;
-        let (image_id, b) = b.split_first_chunk::<16>().ok_or_else(|| bad("truncated"))?;
+        let (image_id, b) = b
+            .split_first_chunk::<16>()
+            .ok_or_else(|| bad("truncated"))?;
         let (confidence, mut b) = b.split_first_chunk::<4>().ok_or_else(|| bad("truncated"))?;
         let mut bounding_box = [0f32; 4];
         for v in &mut bounding_box {
@@ -163,11 +165,11 @@ impl StoredFace {
                 .split_first_chunk::<NONCE_LEN>()
                 .ok_or_else(|| bad("truncated"))?;
             let mut buf = ct.to_vec();
-            let len = key
-                .open(*nonce, aad, &mut buf)
-                .ok_or_else(|| StoreError::Authentication {
-                    what: format!("the embedding of face {face_id:032x}"),
-                })?;
+            let len =
+                key.open(*nonce, aad, &mut buf)
+                    .ok_or_else(|| StoreError::Authentication {
+                        what: format!("the embedding of face {face_id:032x}"),
+                    })?;
             buf.truncate(len);
             buf
         } else {
@@ -186,7 +188,11 @@ impl StoredFace {
         Ok(Self {
             face_id,
             image_id: u128::from_be_bytes(*image_id),
-            external_image_id: if ext.is_empty() { None } else { Some(text(ext)?) },
+            external_image_id: if ext.is_empty() {
+                None
+            } else {
+                Some(text(ext)?)
+            },
             bounding_box,
             confidence: f32::from_le_bytes(*confidence),
             model_version: text(model)?,
@@ -345,9 +351,7 @@ impl Store {
             None
         };
         rows.iter()
-            .map(|(id, row)| {
-                StoredFace::decode(*id, row, key.as_deref(), &face_aad(rec.id, *id))
-            })
+            .map(|(id, row)| StoredFace::decode(*id, row, key.as_deref(), &face_aad(rec.id, *id)))
             .collect()
     }
 
@@ -394,7 +398,10 @@ mod tests {
         let sealed = f.encode(Some((&key, [9; 12], &aad))).unwrap();
         let plain = f.encode(None).unwrap();
         assert_eq!(sealed.len(), plain.len() + SEAL_OVERHEAD);
-        assert_eq!(StoredFace::decode(42, &sealed, Some(&key), &aad).unwrap(), f);
+        assert_eq!(
+            StoredFace::decode(42, &sealed, Some(&key), &aad).unwrap(),
+            f
+        );
         assert_eq!(StoredFace::decode(42, &plain, None, &aad).unwrap(), f);
         // The embedding's bytes are not in the sealed row.
         let needle: Vec<u8> = f.embedding[100..104]

@@ -264,8 +264,7 @@ pub trait Index: Send + Sync + Debug {
     /// A face collection by name.
     fn collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
     /// Face collections in name order after `after`, at most `limit`.
-    fn list_collections(&self, after: Option<&str>, limit: usize)
-    -> Result<Vec<CollectionRecord>>;
+    fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>>;
     /// A face collection's wrapped key.
     fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>>;
     /// Deletes a face collection, its key and every face in it, durably (one transaction);
@@ -896,16 +895,14 @@ impl Index for RedbIndex {
         v.map(|v| decode_collection(v.value())).transpose()
     }
 
-    fn list_collections(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<CollectionRecord>> {
+    fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(COLLECTIONS)?;
         let mut out = Vec::new();
         let range = match after {
-            Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+            Some(a) => {
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
             None => t.range::<&str>(..)?,
         };
         for item in range {
@@ -932,7 +929,10 @@ impl Index for RedbIndex {
         self.write(true, |txn| {
             let rec = {
                 let mut t = txn.open_table(COLLECTIONS)?;
-                let rec = t.get(name)?.map(|v| decode_collection(v.value())).transpose()?;
+                let rec = t
+                    .get(name)?
+                    .map(|v| decode_collection(v.value()))
+                    .transpose()?;
                 if rec.is_some() {
                     t.remove(name)?;
                 }
@@ -1003,7 +1003,10 @@ impl Index for RedbIndex {
             None => 0,
         };
         let mut out = Vec::new();
-        for item in t.range((collection, start)..=(collection, u128::MAX))?.take(limit) {
+        for item in t
+            .range((collection, start)..=(collection, u128::MAX))?
+            .take(limit)
+        {
             let (k, v) = item?;
             out.push((k.value().1, v.value().to_vec()));
         }

@@ -218,7 +218,11 @@ mod tests {
         let sig: RekognitionError = ApiError::InvalidSignatureException("bad".into()).into();
         assert_eq!(sig.aws_code(), "InvalidSignatureException");
         assert_eq!(sig.status(), StatusCode::FORBIDDEN);
-        let v = RekognitionError::validation("a b", "collectionId", "Member must satisfy regular expression pattern: [a-zA-Z0-9_.\\-]+");
+        let v = RekognitionError::validation(
+            "a b",
+            "collectionId",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.\\-]+",
+        );
         assert_eq!(
             v.message(),
             "1 validation error detected: Value 'a b' at 'collectionId' failed to satisfy \

@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 use vigil_faces::{DetectedFace, MODEL_VERSION, similarity_from_cosine};
 use vigil_store::StoredFace;
 
+use super::RekCall;
 use super::engine::{self, Picture};
 use super::error::{RekResult, RekognitionError};
 use super::wire::{
-    self, ImageInput, QualityFilter, bbox_json, bounding_box, face_detail, face_json,
-    parse_uuid, uuid,
+    self, ImageInput, QualityFilter, bbox_json, bounding_box, face_detail, face_json, parse_uuid,
+    uuid,
 };
-use super::RekCall;
 
 /// Faces an image yields at most (Rekognition: the 100 largest).
 pub const MAX_FACES_PER_IMAGE: usize = 100;
@@ -140,7 +140,11 @@ pub fn delete_collection(call: &RekCall) -> RekResult<Value> {
     let id = wire::collection_id(&input.collection_id)?;
     let rec = call.state.store.delete_collection(id)?;
     call.state.rekognition.collections.forget(id);
-    tracing::info!(collection = id, faces = rec.face_count, "collection deleted");
+    tracing::info!(
+        collection = id,
+        faces = rec.face_count,
+        "collection deleted"
+    );
     Ok(json!({ "StatusCode": 200 }))
 }
 
@@ -281,7 +285,9 @@ fn matches(
     exclude: Option<u128>,
 ) -> Vec<Value> {
     let started = Instant::now();
-    let hits = loaded.index.search(query, k + usize::from(exclude.is_some()));
+    let hits = loaded
+        .index
+        .search(query, k + usize::from(exclude.is_some()));
     metrics().face_search_seconds.observe(started.elapsed());
     hits.into_iter()
         .filter(|h| Some(h.key) != exclude)
@@ -342,7 +348,11 @@ pub fn search_faces(call: &RekCall) -> RekResult<Value> {
 // ---- the engine's operations ----
 
 /// Decodes an image and detects its faces (largest first, at most 100), on the engine pool.
-async fn analyse(call: &RekCall, image: &ImageInput, member: &str) -> RekResult<(Picture, Vec<DetectedFace>)> {
+async fn analyse(
+    call: &RekCall,
+    image: &ImageInput,
+    member: &str,
+) -> RekResult<(Picture, Vec<DetectedFace>)> {
     let bytes = image.bytes(member)?;
     let started = Instant::now();
     let out = call
@@ -597,16 +607,16 @@ pub async fn compare_faces(call: RekCall) -> RekResult<Value> {
             let src_face = engine::detect(e, &src)?
                 .into_iter()
                 .find(|f| filter.reasons(f).is_empty())
-                .ok_or_else(|| {
-                    RekognitionError::invalid(format!("sourceImage: {NO_FACES}"))
-                })?;
+                .ok_or_else(|| RekognitionError::invalid(format!("sourceImage: {NO_FACES}")))?;
             let src_emb = engine::embed(e, &src, &src_face)?;
             let tgt = engine::decode(&target)?;
             let mut tgt_faces = engine::detect(e, &tgt)?;
             tgt_faces.retain(|f| filter.reasons(f).is_empty());
             tgt_faces.truncate(MAX_FACES_PER_IMAGE);
             if tgt_faces.is_empty() {
-                return Err(RekognitionError::invalid(format!("targetImage: {NO_FACES}")));
+                return Err(RekognitionError::invalid(format!(
+                    "targetImage: {NO_FACES}"
+                )));
             }
             let mut compared = Vec::with_capacity(tgt_faces.len());
             for f in tgt_faces {

@@ -183,7 +183,11 @@ pub async fn handle(state: Arc<ApiState>, req: Request) -> Response {
     let op = target.strip_prefix(TARGET_PREFIX).unwrap_or(&target);
     match result {
         Ok(body) => {
-            tracing::debug!(op, ms = started.elapsed().as_millis() as u64, "rekognition call");
+            tracing::debug!(
+                op,
+                ms = started.elapsed().as_millis() as u64,
+                "rekognition call"
+            );
             ok(&body)
         }
         Err(e) => {
@@ -296,11 +300,17 @@ mod tests {
         assert_eq!(Op::from_name("indexFaces"), None);
         let mut h = axum::http::HeaderMap::new();
         assert!(!is_rekognition(&Method::POST, "/", &h));
-        h.insert("x-amz-target", HeaderValue::from_static("RekognitionService.IndexFaces"));
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("RekognitionService.IndexFaces"),
+        );
         assert!(is_rekognition(&Method::POST, "/", &h));
         assert!(!is_rekognition(&Method::GET, "/", &h));
         assert!(!is_rekognition(&Method::POST, "/console", &h));
-        h.insert("x-amz-target", HeaderValue::from_static("Kinesis_20131202.PutRecord"));
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("Kinesis_20131202.PutRecord"),
+        );
         assert!(!is_rekognition(&Method::POST, "/", &h));
     }
 }

@@ -62,14 +62,13 @@ impl ImageInput {
 }
 
 /// An image member that is required.
-pub fn required_image<'a>(image: &'a Option<ImageInput>, member: &str) -> RekResult<&'a ImageInput> {
-    image.as_ref().ok_or_else(|| {
-        RekognitionError::validation(
-            "null",
-            member,
-            "Member must not be null",
-        )
-    })
+pub fn required_image<'a>(
+    image: &'a Option<ImageInput>,
+    member: &str,
+) -> RekResult<&'a ImageInput> {
+    image
+        .as_ref()
+        .ok_or_else(|| RekognitionError::validation("null", member, "Member must not be null"))
 }
 
 /// `CollectionId`: 1-255 of `[a-zA-Z0-9_.\-]`.
@@ -81,9 +80,13 @@ pub fn collection_id(id: &Option<String>) -> RekResult<&str> {
             "Member must not be null",
         ));
     };
-    check_id(id, "collectionId", 255, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
-    }, "[a-zA-Z0-9_.\\-]+")?;
+    check_id(
+        id,
+        "collectionId",
+        255,
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+        "[a-zA-Z0-9_.\\-]+",
+    )?;
     Ok(id)
 }
 
@@ -92,9 +95,13 @@ pub fn external_image_id(id: &Option<String>) -> RekResult<Option<&str>> {
     match id {
         None => Ok(None),
         Some(id) => {
-            check_id(id, "externalImageId", 255, |c| {
-                c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')
-            }, "[a-zA-Z0-9_.\\-:]+")?;
+            check_id(
+                id,
+                "externalImageId",
+                255,
+                |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'),
+                "[a-zA-Z0-9_.\\-:]+",
+            )?;
             Ok(Some(id))
         }
     }
@@ -180,9 +187,10 @@ pub fn parse_uuid(s: &str, member: &str) -> RekResult<u128> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
     if lens != [8, 4, 4, 4, 12]
-        || !groups
-            .iter()
-            .all(|g| g.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+        || !groups.iter().all(|g| {
+            g.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        })
     {
         return Err(bad());
     }
@@ -380,7 +388,10 @@ mod tests {
 
     #[test]
     fn ids_validate_as_the_model_says() {
-        assert_eq!(collection_id(&Some("my.faces-1_a".into())).unwrap(), "my.faces-1_a");
+        assert_eq!(
+            collection_id(&Some("my.faces-1_a".into())).unwrap(),
+            "my.faces-1_a"
+        );
         for bad in ["", "a b", "a/b", "é", "a:b", &"x".repeat(256)] {
             let e = collection_id(&Some(bad.into())).unwrap_err();
             assert_eq!(e.aws_code(), "ValidationException", "{bad:?}");
@@ -472,7 +483,10 @@ mod tests {
             bytes: Some("***".into()),
             s3_object: None,
         };
-        assert_eq!(bad.bytes("image").unwrap_err().aws_code(), "SerializationException");
+        assert_eq!(
+            bad.bytes("image").unwrap_err().aws_code(),
+            "SerializationException"
+        );
         let ok = ImageInput {
             bytes: Some("aGVsbG8=".into()),
             s3_object: None,
@@ -482,6 +496,9 @@ mod tests {
             bytes: Some("A".repeat(8 << 20)),
             s3_object: None,
         };
-        assert_eq!(huge.bytes("image").unwrap_err().aws_code(), "ImageTooLargeException");
+        assert_eq!(
+            huge.bytes("image").unwrap_err().aws_code(),
+            "ImageTooLargeException"
+        );
     }
 }

@@ -341,7 +341,9 @@ fn face_embeddings_are_encrypted_at_rest() {
         store
             .create_collection("people", "1.0", Default::default())
             .unwrap();
-        let faces: Vec<_> = (0..20u64).map(|i| test_face(u128::from(i) + 1, i)).collect();
+        let faces: Vec<_> = (0..20u64)
+            .map(|i| test_face(u128::from(i) + 1, i))
+            .collect();
         store.add_faces("people", &faces).unwrap();
         store.close().unwrap();
         faces

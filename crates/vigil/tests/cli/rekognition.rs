@@ -53,7 +53,10 @@ fn assert_ratio_box(b: &BoundingBox) {
         let v = v.unwrap();
         assert!((0.0..=1.0).contains(&v), "{b:?}");
     }
-    assert!(b.width().unwrap() > 0.0 && b.height().unwrap() > 0.0, "{b:?}");
+    assert!(
+        b.width().unwrap() > 0.0 && b.height().unwrap() > 0.0,
+        "{b:?}"
+    );
 }
 
 fn external_ids(matches: &[FaceMatch]) -> Vec<String> {
@@ -108,7 +111,11 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_already_exists_exception());
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_already_exists_exception()
+        );
         rk.create_collection()
             .collection_id("empty.one")
             .send()
@@ -135,17 +142,31 @@ fn sdk_drives_face_collections() {
         assert!(face.confidence().unwrap() > 90.0, "{face:?}");
         assert_ratio_box(face.bounding_box().unwrap());
         let detail = rec.face_detail().unwrap();
-        let types: Vec<&str> = detail.landmarks().iter().map(|l| l.r#type().unwrap().as_str()).collect();
-        assert_eq!(types, ["eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"]);
+        let types: Vec<&str> = detail
+            .landmarks()
+            .iter()
+            .map(|l| l.r#type().unwrap().as_str())
+            .collect();
+        assert_eq!(
+            types,
+            ["eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"]
+        );
         assert!(detail.pose().is_some() && detail.quality().is_some());
-        assert!(detail.age_range().is_none() && detail.emotions().is_empty(), "not computed");
+        assert!(
+            detail.age_range().is_none() && detail.emotions().is_empty(),
+            "not computed"
+        );
         assert!(out.unindexed_faces().is_empty());
 
         let obama2 = index(&rk, "people", "obama2.jpg", "obama-2").await;
         assert_eq!(obama2.len(), 1);
         let collins = index(&rk, "people", "astronaut.png", "collins").await;
         assert_eq!(collins.len(), 1);
-        assert!(index(&rk, "people", "coffee.png", "coffee").await.is_empty());
+        assert!(
+            index(&rk, "people", "coffee.png", "coffee")
+                .await
+                .is_empty()
+        );
         let described = rk
             .describe_collection()
             .collection_id("people")
@@ -173,7 +194,11 @@ fn sdk_drives_face_collections() {
         for m in found.face_matches() {
             assert!(m.similarity().unwrap() >= 80.0, "{m:?}");
         }
-        let sims: Vec<f32> = found.face_matches().iter().map(|m| m.similarity().unwrap()).collect();
+        let sims: Vec<f32> = found
+            .face_matches()
+            .iter()
+            .map(|m| m.similarity().unwrap())
+            .collect();
         assert!(sims.windows(2).all(|w| w[0] >= w[1]), "sorted: {sims:?}");
         assert_ratio_box(found.searched_face_bounding_box().unwrap());
         assert!(found.searched_face_confidence().unwrap() > 90.0);
@@ -197,7 +222,12 @@ fn sdk_drives_face_collections() {
             .await
             .unwrap();
         assert!(found.face_matches().len() <= 2);
-        assert!(found.face_matches().iter().all(|m| m.similarity().unwrap() < 80.0));
+        assert!(
+            found
+                .face_matches()
+                .iter()
+                .all(|m| m.similarity().unwrap() < 80.0)
+        );
         // No face at all.
         let e = rk
             .search_faces_by_image()
@@ -206,7 +236,12 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_invalid_parameter_exception(), "{e:?}");
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_parameter_exception(),
+            "{e:?}"
+        );
 
         // SearchFaces by FaceId.
         let found = rk
@@ -256,8 +291,15 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap();
-        let sims: Vec<f32> = cmp.face_matches().iter().map(|m| m.similarity().unwrap()).collect();
-        assert!(sims.len() >= 4 && sims.windows(2).all(|w| w[0] >= w[1]), "{sims:?}");
+        let sims: Vec<f32> = cmp
+            .face_matches()
+            .iter()
+            .map(|m| m.similarity().unwrap())
+            .collect();
+        assert!(
+            sims.len() >= 4 && sims.windows(2).all(|w| w[0] >= w[1]),
+            "{sims:?}"
+        );
 
         // DetectFaces.
         let det = rk
@@ -271,14 +313,21 @@ fn sdk_drives_face_collections() {
             assert_ratio_box(f.bounding_box().unwrap());
             assert_eq!(f.landmarks().len(), 5);
             for l in f.landmarks() {
-                assert!((0.0..=1.0).contains(&l.x().unwrap()) && (0.0..=1.0).contains(&l.y().unwrap()));
+                assert!(
+                    (0.0..=1.0).contains(&l.x().unwrap()) && (0.0..=1.0).contains(&l.y().unwrap())
+                );
             }
             let q = f.quality().unwrap();
             assert!((0.0..=100.0).contains(&q.brightness().unwrap()));
             assert!((0.0..=100.0).contains(&q.sharpness().unwrap()));
             assert!((0.0..=100.0).contains(&f.confidence().unwrap()));
         }
-        let det = rk.detect_faces().image(photo("coffee.png")).send().await.unwrap();
+        let det = rk
+            .detect_faces()
+            .image(photo("coffee.png"))
+            .send()
+            .await
+            .unwrap();
         assert!(det.face_details().is_empty());
 
         // IndexFaces with MaxFaces: the largest faces go in, the rest are reported.
@@ -293,7 +342,11 @@ fn sdk_drives_face_collections() {
             .unwrap();
         assert_eq!(out.face_records().len(), 2, "{out:?}");
         assert!(out.unindexed_faces().len() >= 2);
-        assert!(out.unindexed_faces().iter().all(|u| u.reasons() == [Reason::ExceedsMaxFaces]));
+        assert!(
+            out.unindexed_faces()
+                .iter()
+                .all(|u| u.reasons() == [Reason::ExceedsMaxFaces])
+        );
         let area = |b: &BoundingBox| b.width().unwrap() * b.height().unwrap();
         let smallest_kept = out
             .face_records()
@@ -338,7 +391,11 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_invalid_pagination_token_exception());
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_pagination_token_exception()
+        );
 
         // DeleteFaces.
         let missing = "00000000-0000-4000-8000-000000000000";
@@ -352,7 +409,10 @@ fn sdk_drives_face_collections() {
             .unwrap();
         assert_eq!(del.deleted_faces(), [obama2[0].clone()]);
         assert_eq!(del.unsuccessful_face_deletions().len(), 1);
-        assert_eq!(del.unsuccessful_face_deletions()[0].face_id(), Some(missing));
+        assert_eq!(
+            del.unsuccessful_face_deletions()[0].face_id(),
+            Some(missing)
+        );
         let found = rk
             .search_faces()
             .collection_id("people")
@@ -360,8 +420,16 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap();
-        assert!(found.face_matches().is_empty(), "deleted faces are not found: {found:?}");
-        let described = rk.describe_collection().collection_id("people").send().await.unwrap();
+        assert!(
+            found.face_matches().is_empty(),
+            "deleted faces are not found: {found:?}"
+        );
+        let described = rk
+            .describe_collection()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(described.face_count(), Some(4));
 
         // ListCollections, paged.
@@ -379,8 +447,18 @@ fn sdk_drives_face_collections() {
         assert!(second.next_token().is_none());
 
         // Errors.
-        let e = rk.describe_collection().collection_id("nobody").send().await.unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_not_found_exception(), "{e:?}");
+        let e = rk
+            .describe_collection()
+            .collection_id("nobody")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_not_found_exception(),
+            "{e:?}"
+        );
         let e = rk
             .index_faces()
             .collection_id("nobody")
@@ -388,7 +466,11 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_not_found_exception());
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_not_found_exception()
+        );
         let e = rk
             .search_faces_by_image()
             .collection_id("nobody")
@@ -396,14 +478,27 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_not_found_exception());
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_not_found_exception()
+        );
         let e = rk
             .detect_faces()
-            .image(Image::builder().bytes(Blob::new(b"not an image at all".to_vec())).build())
+            .image(
+                Image::builder()
+                    .bytes(Blob::new(b"not an image at all".to_vec()))
+                    .build(),
+            )
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_invalid_image_format_exception(), "{e:?}");
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_image_format_exception(),
+            "{e:?}"
+        );
         let e = rk
             .index_faces()
             .collection_id("people")
@@ -415,16 +510,33 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_invalid_s3_object_exception(), "{e:?}");
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_s3_object_exception(),
+            "{e:?}"
+        );
         assert!(e.message().unwrap().contains("Bytes"), "{e:?}");
         let e = rk
             .detect_faces()
-            .image(Image::builder().bytes(Blob::new(vec![0xff; 5 * 1024 * 1024 + 1])).build())
+            .image(
+                Image::builder()
+                    .bytes(Blob::new(vec![0xff; 5 * 1024 * 1024 + 1]))
+                    .build(),
+            )
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_image_too_large_exception(), "{e:?}");
-        let e = rk.create_collection().collection_id("no spaces").send().await.unwrap_err();
+        assert!(
+            e.as_service_error().unwrap().is_image_too_large_exception(),
+            "{e:?}"
+        );
+        let e = rk
+            .create_collection()
+            .collection_id("no spaces")
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), "ValidationException");
         let e = rk
             .search_faces()
@@ -451,7 +563,12 @@ fn sdk_drives_face_collections() {
             .send()
             .await
             .unwrap_err();
-        assert!(e.as_service_error().unwrap().is_invalid_parameter_exception(), "{e:?}");
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_parameter_exception(),
+            "{e:?}"
+        );
         let e = rk
             .index_faces()
             .collection_id("people")
@@ -463,15 +580,50 @@ fn sdk_drives_face_collections() {
         assert_eq!(code(&e), "ValidationException");
 
         // DeleteCollection: gone, with its faces.
-        let del = rk.delete_collection().collection_id("people").send().await.unwrap();
+        let del = rk
+            .delete_collection()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(del.status_code(), Some(200));
-        let e = rk.describe_collection().collection_id("people").send().await.unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_not_found_exception());
-        let e = rk.delete_collection().collection_id("people").send().await.unwrap_err();
-        assert!(e.as_service_error().unwrap().is_resource_not_found_exception());
-        rk.create_collection().collection_id("people").send().await.unwrap();
-        let listed = rk.list_faces().collection_id("people").send().await.unwrap();
-        assert!(listed.faces().is_empty(), "a new collection of the same name is empty");
+        let e = rk
+            .describe_collection()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_not_found_exception()
+        );
+        let e = rk
+            .delete_collection()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_resource_not_found_exception()
+        );
+        rk.create_collection()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap();
+        let listed = rk
+            .list_faces()
+            .collection_id("people")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            listed.faces().is_empty(),
+            "a new collection of the same name is empty"
+        );
     });
 }
 
@@ -480,7 +632,11 @@ fn faces_survive_a_restart() {
     let mut server = Server::start_with_root(&[]);
     let (obama, biden) = runtime().block_on(async {
         let rk = root(&server);
-        rk.create_collection().collection_id("door").send().await.unwrap();
+        rk.create_collection()
+            .collection_id("door")
+            .send()
+            .await
+            .unwrap();
         let obama = index(&rk, "door", "obama.jpg", "obama").await;
         let biden = index(&rk, "door", "biden.jpg", "biden").await;
         (obama, biden)
@@ -498,7 +654,12 @@ fn faces_survive_a_restart() {
     server.wait_for_log("face collections and engine ready");
     runtime().block_on(async {
         let rk = root(&server);
-        let described = rk.describe_collection().collection_id("door").send().await.unwrap();
+        let described = rk
+            .describe_collection()
+            .collection_id("door")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(described.face_count(), Some(2));
         let found = rk
             .search_faces_by_image()
@@ -513,7 +674,11 @@ fn faces_survive_a_restart() {
             Some(obama[0].as_str())
         );
         let listed = rk.list_faces().collection_id("door").send().await.unwrap();
-        let mut ids: Vec<String> = listed.faces().iter().map(|f| f.face_id().unwrap().to_owned()).collect();
+        let mut ids: Vec<String> = listed
+            .faces()
+            .iter()
+            .map(|f| f.face_id().unwrap().to_owned())
+            .collect();
         ids.sort();
         let mut want = vec![obama[0].clone(), biden[0].clone()];
         want.sort();
@@ -541,7 +706,12 @@ fn key_policies_name_rekognition_actions() {
     let (kvs_id, kvs_secret) = key("kvs", "*");
     let (search_id, search_secret) = key("viewer", "rekognition:Describe*,rekognition:ListFaces");
     runtime().block_on(async {
-        root(&server).create_collection().collection_id("staff").send().await.unwrap();
+        root(&server)
+            .create_collection()
+            .collection_id("staff")
+            .send()
+            .await
+            .unwrap();
         // `*` is every KVS operation; face collections must be named.
         let e = client(&server, &kvs_id, &kvs_secret)
             .describe_collection()
@@ -550,11 +720,30 @@ fn key_policies_name_rekognition_actions() {
             .await
             .unwrap_err();
         assert_eq!(code(&e), "AccessDeniedException", "{e:?}");
-        assert!(e.message().unwrap().contains("rekognition:DescribeCollection"));
+        assert!(
+            e.message()
+                .unwrap()
+                .contains("rekognition:DescribeCollection")
+        );
         let limited = client(&server, &search_id, &search_secret);
-        limited.describe_collection().collection_id("staff").send().await.unwrap();
-        limited.list_faces().collection_id("staff").send().await.unwrap();
-        let e = limited.delete_collection().collection_id("staff").send().await.unwrap_err();
+        limited
+            .describe_collection()
+            .collection_id("staff")
+            .send()
+            .await
+            .unwrap();
+        limited
+            .list_faces()
+            .collection_id("staff")
+            .send()
+            .await
+            .unwrap();
+        let e = limited
+            .delete_collection()
+            .collection_id("staff")
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), "AccessDeniedException");
         // A wrong secret fails the signature.
         let e = client(&server, &search_id, "wrong")
