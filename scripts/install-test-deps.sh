@@ -83,3 +83,11 @@ if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.js
   (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run npm ci --no-audit --no-fund)
   cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed"
 fi
+
+# vigil-faces: its parity tests and the `faces` benchmark compare the engine with the same
+# ONNX models run by Python onnxruntime, in a venv of pinned versions made once by
+# scripts/faces-venv.sh (the venv module is Debian's python3-venv).
+if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  run apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends python3-venv
+fi
+echo "onnxruntime for vigil-faces: $(scripts/faces-venv.sh)"

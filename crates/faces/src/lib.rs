@@ -4,8 +4,40 @@
 //!
 //! The crate does no I/O and knows nothing of HTTP, storage or AWS: images in, values out.
 //!
-//! INTERFACE CONTRACT (being implemented in parallel; the engine and the index are filled in on
-//! their branches). Types below are the contract between the engine and the API layer.
+//! The engine ([`Engine`]) runs two ONNX models embedded in the binary (see `models/README.md`
+//! for their provenance, licences and SHA-256): the CenterFace detector (boxes, five landmarks,
+//! confidence, at any input size) and the `fr_feature` embedder (512 values from a 112x112 crop
+//! aligned onto the standard ArcFace five-point template). Inference is pure Rust (`tract-onnx`);
+//! nothing is read from disk or downloaded at run time.
+//!
+//! Pipeline: [`decode_image`] (bounded in memory) -> [`Engine::detect`] (resize, CenterFace,
+//! decoding, NMS, pose and quality) -> [`Engine::embed`] (similarity transform from the five
+//! landmarks, bilinear warp, normalisation, `fr_feature`, L2 normalisation) -> [`similarity`]
+//! (cosine mapped onto Rekognition's 0-100 scale, 80 at the calibrated match threshold).
+
+mod align;
+mod calibration;
+mod detect;
+mod embed;
+mod engine;
+mod image;
+mod models;
+mod quality;
+
+pub use align::{ARCFACE_TEMPLATE, CROP_SIZE, Similarity, align_face, estimate_similarity};
+pub use calibration::{MATCH_COSINE, MATCH_THRESHOLD, cosine, similarity, similarity_from_cosine};
+pub use detect::{CONFIDENCE_THRESHOLD, MIN_FACE_PX, nms};
+pub use engine::{Engine, EngineOptions, Error};
+pub use image::{ImageError, MAX_PIXELS, decode_image};
+pub use models::{MODEL_VERSION, Model};
+
+/// Internals exposed for the parity tests and benchmarks (tensors exactly as each model gets
+/// them). Not part of the stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::detect::{DetectInput, centerface_input, decode_centerface};
+    pub use crate::embed::feature_input;
+}
 
 pub mod index;
 
