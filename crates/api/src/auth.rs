@@ -33,6 +33,26 @@ pub struct Principal {
     pub policy: Option<vigil_auth::Principal>,
 }
 
+/// The service a request is signed for: the SigV4 credential scope's service name, which
+/// depends on the API it calls (the router knows which before authenticating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Every Kinesis Video Streams API (`kinesisvideo`), and Vigil's own operations.
+    KinesisVideo,
+    /// The Rekognition face-collection API (`rekognition`).
+    Rekognition,
+}
+
+impl Service {
+    /// The signing name in the credential scope.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            Self::KinesisVideo => vigil_auth::sigv4::SERVICE,
+            Self::Rekognition => "rekognition",
+        }
+    }
+}
+
 /// What the signature covers of the body.
 #[derive(Debug, Clone, Copy)]
 pub enum Payload<'a> {
@@ -48,10 +68,15 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
     /// Checks everything about the request's signature that does not need the body (form,
     /// date, scope, key): called before a JSON body is read, so that an unauthenticated client
     /// cannot make the server read and hold bodies. `authenticate` checks it all again.
-    fn precheck(&self, parts: &Parts) -> ApiResult<()>;
+    fn precheck(&self, parts: &Parts, service: Service) -> ApiResult<()>;
 
-    /// Verifies the request's signature (header or presigned-query form).
-    fn authenticate(&self, parts: &Parts, payload: Payload<'_>) -> ApiResult<Principal>;
+    /// Verifies the request's signature (header or presigned-query form), scoped to `service`.
+    fn authenticate(
+        &self,
+        parts: &Parts,
+        payload: Payload<'_>,
+        service: Service,
+    ) -> ApiResult<Principal>;
 
     /// Whether `principal` may call `op` (on the stream named `stream`, when the operation
     /// concerns one). Fails with `NotAuthorizedException` (or `AccessDeniedException` for the
@@ -60,6 +85,18 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
         &self,
         principal: &Principal,
         op: Operation,
+        stream: Option<&str>,
+    ) -> ApiResult<()> {
+        self.authorize_action(principal, op.name(), stream)
+    }
+
+    /// Whether `principal` may perform `action`: a KVS operation's name (`PutMedia`), or a
+    /// Rekognition action (`rekognition:IndexFaces`, `vigil_auth::policy`), on the stream
+    /// `stream` if it concerns one. Fails with `NotAuthorizedException`.
+    fn authorize_action(
+        &self,
+        principal: &Principal,
+        action: &str,
         stream: Option<&str>,
     ) -> ApiResult<()>;
 
@@ -81,18 +118,18 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
 pub struct Anonymous;
 
 impl Authenticator for Anonymous {
-    fn precheck(&self, _: &Parts) -> ApiResult<()> {
+    fn precheck(&self, _: &Parts, _: Service) -> ApiResult<()> {
         Ok(())
     }
 
-    fn authenticate(&self, _: &Parts, _: Payload<'_>) -> ApiResult<Principal> {
+    fn authenticate(&self, _: &Parts, _: Payload<'_>, _: Service) -> ApiResult<Principal> {
         Ok(Principal {
             access_key_id: "anonymous".into(),
             policy: None,
         })
     }
 
-    fn authorize(&self, _: &Principal, _: Operation, _: Option<&str>) -> ApiResult<()> {
+    fn authorize_action(&self, _: &Principal, _: &str, _: Option<&str>) -> ApiResult<()> {
         Ok(())
     }
 
@@ -117,6 +154,7 @@ impl Authenticator for Anonymous {
 #[derive(Debug)]
 pub struct SigV4 {
     verifier: vigil_auth::Verifier,
+    rekognition: vigil_auth::Verifier,
     keys: vigil_auth::KeyStore,
     clock: Arc<dyn Clock>,
 }
@@ -124,8 +162,11 @@ pub struct SigV4 {
 impl SigV4 {
     /// Verifies signatures scoped to `region` against `keys`, dated by `clock`.
     pub fn new(region: &str, keys: vigil_auth::KeyStore, clock: Arc<dyn Clock>) -> Self {
+        let mut rekognition = vigil_auth::VerifierConfig::new(region);
+        rekognition.service = Service::Rekognition.signing_name().to_owned();
         Self {
             verifier: vigil_auth::Verifier::new(vigil_auth::VerifierConfig::new(region)),
+            rekognition: vigil_auth::Verifier::new(rekognition),
             keys,
             clock,
         }
@@ -158,19 +199,33 @@ fn with_request<T>(parts: &Parts, f: impl FnOnce(&vigil_auth::Request<'_>) -> T)
     })
 }
 
+impl SigV4 {
+    fn verifier(&self, service: Service) -> &vigil_auth::Verifier {
+        match service {
+            Service::KinesisVideo => &self.verifier,
+            Service::Rekognition => &self.rekognition,
+        }
+    }
+}
+
 impl Authenticator for SigV4 {
-    fn precheck(&self, parts: &Parts) -> ApiResult<()> {
+    fn precheck(&self, parts: &Parts, service: Service) -> ApiResult<()> {
         with_request(parts, |r| {
-            self.verifier
+            self.verifier(service)
                 .begin(r, self.clock.now_ms(), &self.keys)
                 .map(drop)
         })
         .map_err(|e| auth_error(&e))
     }
 
-    fn authenticate(&self, parts: &Parts, payload: Payload<'_>) -> ApiResult<Principal> {
+    fn authenticate(
+        &self,
+        parts: &Parts,
+        payload: Payload<'_>,
+        service: Service,
+    ) -> ApiResult<Principal> {
         let verified = with_request(parts, |request| {
-            self.verifier
+            self.verifier(service)
                 .begin(request, self.clock.now_ms(), &self.keys)
                 .and_then(|pending| {
                     pending.finish(match payload {
@@ -196,16 +251,16 @@ impl Authenticator for SigV4 {
         })
     }
 
-    fn authorize(
+    fn authorize_action(
         &self,
         principal: &Principal,
-        op: Operation,
+        action: &str,
         stream: Option<&str>,
     ) -> ApiResult<()> {
         match &principal.policy {
             None => Ok(()),
             Some(p) => p
-                .authorize(op.name(), stream)
+                .authorize(action, stream)
                 .map_err(|denied| ApiError::NotAuthorizedException(denied.to_string())),
         }
     }

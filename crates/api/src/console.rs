@@ -387,9 +387,15 @@ fn info(state: &ApiState) -> Response {
 /// `POST /console/api/login`, signed with SigV4 by the browser (or any client).
 async fn login(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    state.auth.precheck(&parts)?;
+    state
+        .auth
+        .precheck(&parts, crate::auth::Service::KinesisVideo)?;
     let bytes = crate::server::read_json_body(body, 4096).await?;
-    let principal = state.auth.authenticate(&parts, Payload::Body(&bytes))?;
+    let principal = state.auth.authenticate(
+        &parts,
+        Payload::Body(&bytes),
+        crate::auth::Service::KinesisVideo,
+    )?;
     let now = state.store.clock().now_ms();
     let token =
         state

@@ -15,6 +15,7 @@
 //! - [`media`]: PutMedia, GetMedia, ListFragments, GetMediaForFragmentList.
 //! - [`model`], [`validate`]: wire shapes and the service model's validation rules.
 //! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`rekognition`]: the Rekognition face-collection API (AWS JSON 1.1 at `POST /`).
 
 pub mod auth;
 pub mod cameras;
@@ -25,6 +26,7 @@ pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod rekognition;
 pub mod server;
 pub mod validate;
 

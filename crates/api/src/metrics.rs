@@ -27,6 +27,9 @@
 //! | `vigil_getmedia_for_fragment_list_fragments_total` | counter | `result` | GetMediaForFragmentList documents: `ok`, or `error` (per-fragment error documents) |
 //! | `vigil_api_requests_total` | counter | `operation` | API calls routed to an operation |
 //! | `vigil_api_errors_total` | counter | `type` | error responses, by AWS error type |
+//! | `vigil_faces_indexed_total` | counter | | faces IndexFaces added to collections |
+//! | `vigil_face_search_seconds` | histogram | | SearchFaces/SearchFacesByImage: searching a collection's index (not the engine) |
+//! | `vigil_face_engine_seconds` | histogram | | Rekognition calls that run the engine: decoding, detection and embeddings |
 //!
 //! Families kept outside this crate (the server's cameras) are rendered by collectors added
 //! with [`Metrics::add_collector`], after the families above.
@@ -80,6 +83,12 @@ pub struct Metrics {
     pub console_logins: CounterVec,
     /// Web console requests, by route.
     pub console_requests: CounterVec,
+    /// Faces IndexFaces added.
+    pub faces_indexed: CounterVec,
+    /// Time searching a collection's face index.
+    pub face_search_seconds: Histogram,
+    /// Time the face engine took per call (decode, detect, embed).
+    pub face_engine_seconds: Histogram,
     /// Renderers of families kept elsewhere.
     collectors: Collectors,
 }
@@ -177,6 +186,19 @@ impl Metrics {
                 "Web console API requests, by route.",
                 &["route"],
             ),
+            faces_indexed: CounterVec::new(
+                "vigil_faces_indexed_total",
+                "Faces IndexFaces added to collections.",
+                &[],
+            ),
+            face_search_seconds: Histogram::new(
+                "vigil_face_search_seconds",
+                "Time searching a face collection's index (SearchFaces, SearchFacesByImage).",
+            ),
+            face_engine_seconds: Histogram::new(
+                "vigil_face_engine_seconds",
+                "Time the face engine took per Rekognition call: decoding, detection, embeddings.",
+            ),
             collectors: Collectors(Mutex::new(Vec::new())),
         }
     }
@@ -207,6 +229,9 @@ impl Metrics {
         self.console_sessions.render(&mut out);
         self.console_logins.render(&mut out);
         self.console_requests.render(&mut out);
+        self.faces_indexed.render(&mut out);
+        self.face_search_seconds.render(&mut out);
+        self.face_engine_seconds.render(&mut out);
         let collectors: Vec<Collector> = lock(&self.collectors.0).clone();
         for c in collectors {
             c(&mut out);

@@ -1,6 +1,7 @@
 //! HTTP: the router, request handling common to every operation, and the one dispatch `match`.
 //!
-//! Every KVS operation is a `POST` to its path ([`Operation::from_path`]) on one host:port.
+//! Every KVS operation is a `POST` to its path ([`Operation::from_path`]) on one host:port;
+//! a `POST /` with `X-Amz-Target: RekognitionService.*` goes to [`crate::rekognition`].
 //! For each request: find the operation (unknown path: `UnknownOperationException`, 404); for
 //! PutMedia, authenticate from the headers alone and hand the still-unread body to
 //! [`crate::media::putmedia`]; for every other operation read the JSON body (at most
@@ -24,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vigil_store::{Store, StreamRecord, StreamRef};
 
-use crate::auth::{Authenticator, Payload, Principal};
+use crate::auth::{Authenticator, Payload, Principal, Service};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{ArnContext, parse_arn};
 use crate::ops::Operation;
@@ -92,6 +93,8 @@ pub struct ApiState {
     pub console_cfg: crate::console::ConsoleConfig,
     /// Signed-in web console sessions.
     pub console_sessions: crate::console::Sessions,
+    /// Face collections in memory and the face engine's pool ([`crate::rekognition`]).
+    pub rekognition: crate::rekognition::Rekognition,
 }
 
 impl ApiState {
@@ -106,6 +109,7 @@ impl ApiState {
             cameras: std::sync::OnceLock::new(),
             console_cfg: crate::console::ConsoleConfig::default(),
             console_sessions: crate::console::Sessions::default(),
+            rekognition: crate::rekognition::Rekognition::default(),
         }
     }
 
@@ -358,11 +362,15 @@ pub fn json<T: Serialize>(value: &T) -> Response {
 async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let request_id = request_id();
     let path = req.uri().path().to_owned();
-    let mut resp = match call(state, req).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::info!(path, error = e.aws_code(), "{}", e.message());
-            e.into_response()
+    let mut resp = if crate::rekognition::is_rekognition(req.method(), &path, req.headers()) {
+        crate::rekognition::handle(state, req).await
+    } else {
+        match call(state, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::info!(path, error = e.aws_code(), "{}", e.message());
+                e.into_response()
+            }
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -389,7 +397,10 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
     crate::metrics::global().api_requests.inc(&[op.name()]);
     let (parts, body) = req.into_parts();
     if op.streams_request_body() {
-        let principal = state.auth.authenticate(&parts, Payload::Streaming)?;
+        let principal =
+            state
+                .auth
+                .authenticate(&parts, Payload::Streaming, Service::KinesisVideo)?;
         let call = Call {
             op,
             parts,
@@ -400,9 +411,12 @@ async fn call(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
         };
         return media::put_media(call, body).await;
     }
-    state.auth.precheck(&parts)?;
+    state.auth.precheck(&parts, Service::KinesisVideo)?;
     let bytes = read_json_body(body, state.cfg.max_json_body).await?;
-    let principal = state.auth.authenticate(&parts, Payload::Body(&bytes))?;
+    let principal =
+        state
+            .auth
+            .authenticate(&parts, Payload::Body(&bytes), Service::KinesisVideo)?;
     let call = Call {
         op,
         parts,

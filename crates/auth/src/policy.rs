@@ -11,11 +11,20 @@
 //! patterns only; the API layer passes `None` and may filter what it returns with
 //! [`Policy::allows_stream`]. Callers resolve a stream ARN to its name before asking.
 //!
+//! Rekognition actions are named with their service prefix, as in IAM:
+//! `rekognition:IndexFaces`, `rekognition:Search*`, `rekognition:*`. Only patterns with that
+//! prefix match them: a key allowed `*` (every KVS operation) gets no access to face
+//! collections, which hold biometric data, unless its policy names them. They act on no
+//! stream: the stream patterns do not apply to them.
+//!
 //! The root principal may do everything.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// The prefix of Rekognition actions and of the operation patterns that match them.
+pub const REKOGNITION_PREFIX: &str = "rekognition:";
 
 /// The most patterns of each kind in a policy.
 pub const MAX_PATTERNS: usize = 100;
@@ -68,20 +77,29 @@ impl Policy {
 
     /// Checks the patterns' count, length and characters.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        check_patterns(
-            "operation",
-            &self.operations,
-            MAX_OPERATION_PATTERN_LEN,
-            |c| c.is_ascii_alphanumeric(),
-        )?;
+        let bare: Vec<String> = self
+            .operations
+            .iter()
+            .map(|p| p.strip_prefix(REKOGNITION_PREFIX).unwrap_or(p).to_owned())
+            .collect();
+        check_patterns("operation", &bare, MAX_OPERATION_PATTERN_LEN, |c| {
+            c.is_ascii_alphanumeric()
+        })?;
         check_patterns("stream", &self.streams, MAX_STREAM_PATTERN_LEN, |c| {
             c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
         })
     }
 
-    /// Whether the operation matches one of the operation patterns.
+    /// Whether the operation matches one of the operation patterns (a `rekognition:` action
+    /// only patterns with that prefix).
     pub fn allows_operation(&self, operation: &str) -> bool {
-        self.operations.iter().any(|p| glob_match(p, operation))
+        match operation.strip_prefix(REKOGNITION_PREFIX) {
+            Some(action) => self.operations.iter().any(|p| {
+                p.strip_prefix(REKOGNITION_PREFIX)
+                    .is_some_and(|p| glob_match(p, action))
+            }),
+            None => self.operations.iter().any(|p| glob_match(p, operation)),
+        }
     }
 
     /// Whether the stream name matches one of the stream patterns.
@@ -211,7 +229,8 @@ impl Principal {
 /// `AccessDeniedException` where an operation models that instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "User: {access_key_id} is not authorized to perform: kinesisvideo:{operation}{}",
+    "User: {access_key_id} is not authorized to perform: {}{operation}{}",
+    if operation.starts_with(REKOGNITION_PREFIX) { "" } else { "kinesisvideo:" },
     stream_name.as_deref().map(|s| format!(" on resource: stream/{s}")).unwrap_or_default()
 )]
 pub struct AccessDenied {
@@ -284,6 +303,41 @@ mod tests {
         };
         assert!(!none.allows("PutMedia", Some("cam-1")));
         assert!(none.allows("ListStreams", None));
+        assert!(
+            !none.allows("rekognition:SearchFacesByImage", None),
+            "`*` is every KVS operation, not face collections"
+        );
+
+        let faces = Policy {
+            operations: vec![
+                "rekognition:Search*".into(),
+                "rekognition:DetectFaces".into(),
+            ],
+            streams: vec![],
+        };
+        faces.validate().unwrap();
+        assert!(faces.allows("rekognition:SearchFaces", None));
+        assert!(faces.allows("rekognition:SearchFacesByImage", None));
+        assert!(faces.allows("rekognition:DetectFaces", None));
+        assert!(!faces.allows("rekognition:IndexFaces", None));
+        assert!(!faces.allows("SearchFaces", None));
+        let all = Policy {
+            operations: vec!["rekognition:*".into()],
+            streams: vec![],
+        };
+        assert!(all.allows("rekognition:DeleteCollection", None));
+        assert!(!all.allows("ListStreams", None));
+        let denied = Principal {
+            access_key_id: "AKID".into(),
+            kind: PrincipalKind::Key { name: "k".into() },
+            policy: Arc::new(faces),
+        }
+        .authorize("rekognition:IndexFaces", None)
+        .unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "User: AKID is not authorized to perform: rekognition:IndexFaces"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub mod internals {
     pub use crate::embed::feature_input;
 }
 
+pub mod index;
+
 /// A point in image pixels (origin top left, x to the right, y down).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Point {

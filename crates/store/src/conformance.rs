@@ -81,6 +81,7 @@ pub fn run_all(open: Opener<'_>) {
     key_rotation(open);
     tail(open);
     slow_reader(open);
+    face_collections(open);
 }
 
 /// Stream records: create, find, list, update with versions, delete.
@@ -672,4 +673,108 @@ pub fn slow_reader(open: Opener<'_>) {
         expected.extend(later.iter().map(|m| m.number));
         assert_eq!(seen, expected);
     });
+}
+
+/// A face of `collection`-independent test data: embedding values derived from `seed`.
+pub fn test_face(face_id: u128, seed: u64) -> crate::StoredFace {
+    let bytes = payload(seed, 512);
+    crate::StoredFace {
+        face_id,
+        image_id: u128::from(seed) << 64 | 7,
+        external_image_id: seed.is_multiple_of(2).then(|| format!("photo-{seed}.jpg")),
+        bounding_box: [0.25, 0.125, 0.5, 0.625],
+        confidence: 99.25,
+        model_version: "1.0".into(),
+        embedding: bytes.iter().map(|&b| f32::from(b) / 255.0 - 0.5).collect(),
+    }
+}
+
+/// Face collections: create, list in name order with paging, add and remove faces with their
+/// count, read faces back in id order, survive a reopen, and go with all their faces when
+/// deleted (a collection created again under the name is empty).
+pub fn face_collections(open: Opener<'_>) {
+    {
+        let store = open(Arc::new(clock())).unwrap();
+        let mut tags = BTreeMap::new();
+        tags.insert("site".to_owned(), "hq".to_owned());
+        let a = store.create_collection("faces-b", "1.0", tags).unwrap();
+        assert_eq!(a.face_count, 0);
+        assert_eq!(a.creation_time_ms, clock().now_ms());
+        assert!(matches!(
+            store.create_collection("faces-b", "1.0", BTreeMap::new()),
+            Err(StoreError::CollectionExists(_))
+        ));
+        store
+            .create_collection("faces-a", "1.0", BTreeMap::new())
+            .unwrap();
+        store
+            .create_collection("faces-c", "1.0", BTreeMap::new())
+            .unwrap();
+        let names = |after: Option<&str>, limit| -> Vec<String> {
+            store
+                .list_collections(after, limit)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.name)
+                .filter(|n| n.starts_with("faces-"))
+                .collect()
+        };
+        assert_eq!(names(None, 100), ["faces-a", "faces-b", "faces-c"]);
+        assert_eq!(names(Some("faces-a"), 1), ["faces-b"]);
+        assert!(names(Some("faces-c"), 100).is_empty());
+
+        let faces: Vec<_> = (0..5u64)
+            .map(|i| test_face(1000 - u128::from(i), i))
+            .collect();
+        let rec = store.add_faces("faces-b", &faces).unwrap();
+        assert_eq!(rec.face_count, 5);
+        // Adding a face again does not count it twice.
+        let rec = store.add_faces("faces-b", &faces[..1]).unwrap();
+        assert_eq!(rec.face_count, 5);
+        assert!(matches!(
+            store.add_faces("no-such", &faces),
+            Err(StoreError::CollectionNotFound(_))
+        ));
+        let removed = store.delete_faces("faces-b", &[996, 5, 997]).unwrap();
+        assert_eq!(removed, [996, 997]);
+        assert_eq!(store.collection("faces-b").unwrap().face_count, 3);
+        store.close().unwrap();
+    }
+    let store = open(Arc::new(clock())).unwrap();
+    let rec = store.collection("faces-b").unwrap();
+    assert_eq!(rec.face_count, 3);
+    assert_eq!(rec.tags.get("site").map(String::as_str), Some("hq"));
+    let all = store.faces(&rec, None, 100).unwrap();
+    let ids: Vec<u128> = all.iter().map(|f| f.face_id).collect();
+    assert_eq!(ids, [998, 999, 1000], "in id order");
+    assert_eq!(all[2], test_face(1000, 0), "read back as written");
+    assert_eq!(all[0], test_face(998, 2));
+    let page = store.faces(&rec, Some(998), 1).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].face_id, 999);
+    assert_eq!(store.face(&rec, 999).unwrap().unwrap(), test_face(999, 1));
+    assert_eq!(store.face(&rec, 996).unwrap(), None);
+
+    let deleted = store.delete_collection("faces-b").unwrap();
+    assert_eq!(deleted.id, rec.id);
+    assert!(matches!(
+        store.collection("faces-b"),
+        Err(StoreError::CollectionNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_collection("faces-b"),
+        Err(StoreError::CollectionNotFound(_))
+    ));
+    assert!(
+        store.faces(&rec, None, 100).unwrap().is_empty(),
+        "faces deleted"
+    );
+    let again = store
+        .create_collection("faces-b", "1.0", BTreeMap::new())
+        .unwrap();
+    assert_ne!(again.id, rec.id, "ids are never reused");
+    assert!(store.faces(&again, None, 100).unwrap().is_empty());
+    store.delete_collection("faces-a").unwrap();
+    store.delete_collection("faces-b").unwrap();
+    store.delete_collection("faces-c").unwrap();
 }

@@ -193,9 +193,16 @@ impl MasterKey {
     }
 
     fn aad(&self, stream: u64, generation: u32) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(16 + self.id.len());
-        aad.extend_from_slice(b"vigil-dk");
-        aad.extend_from_slice(&stream.to_be_bytes());
+        self.aad_for(b"vigil-dk", stream, generation)
+    }
+
+    /// Associated data of a wrapped key: a domain (stream data keys `vigil-dk`, face
+    /// collection keys `vigil-ck`, so that one kind cannot be passed off as the other), the
+    /// owner's id, the generation and the master key id.
+    fn aad_for(&self, domain: &[u8; 8], id: u64, generation: u32) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(20 + self.id.len());
+        aad.extend_from_slice(domain);
+        aad.extend_from_slice(&id.to_be_bytes());
         aad.extend_from_slice(&generation.to_be_bytes());
         aad.extend_from_slice(self.id.as_bytes());
         aad
@@ -209,6 +216,41 @@ impl MasterKey {
         self.key
             .seal_tail(nonce, &self.aad(stream, generation), &mut buf, NONCE_LEN);
         Ok(buf)
+    }
+
+    /// Wraps the data key of face collection `collection` (its embeddings' key).
+    pub fn wrap_collection_key(&self, collection: u64, key: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
+        let nonce = random_bytes::<NONCE_LEN>()?;
+        let mut buf = nonce.to_vec();
+        buf.extend_from_slice(key);
+        self.key.seal_tail(
+            nonce,
+            &self.aad_for(b"vigil-ck", collection, 1),
+            &mut buf,
+            NONCE_LEN,
+        );
+        Ok(buf)
+    }
+
+    /// Unwraps the data key of face collection `collection`.
+    pub fn unwrap_collection_key(&self, collection: u64, wrapped: &[u8]) -> Result<AeadKey> {
+        let fail = || StoreError::Authentication {
+            what: format!(
+                "the key of face collection #{collection} (master key {:?})",
+                self.id
+            ),
+        };
+        let (nonce, rest) = wrapped.split_first_chunk::<NONCE_LEN>().ok_or_else(fail)?;
+        let mut buf = rest.to_vec();
+        let n = self
+            .key
+            .open(*nonce, &self.aad_for(b"vigil-ck", collection, 1), &mut buf)
+            .ok_or_else(fail)?;
+        let bytes: [u8; KEY_LEN] = buf
+            .get(..n)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(fail)?;
+        Ok(AeadKey::new(&bytes))
     }
 
     /// Unwraps a data key.
@@ -318,6 +360,20 @@ mod tests {
         let mut t = w.clone();
         t[20] ^= 1;
         assert!(mk.unwrap_key(5, 1, &t).is_err());
+    }
+
+    #[test]
+    fn collection_keys_are_not_stream_keys() {
+        let mk = MasterKey::new("k1", [7; 32]);
+        let ck = mk.wrap_collection_key(5, &[4; 32]).unwrap();
+        assert!(mk.unwrap_collection_key(5, &ck).is_ok());
+        assert!(mk.unwrap_collection_key(6, &ck).is_err());
+        assert!(
+            mk.unwrap_key(5, 1, &ck).is_err(),
+            "a collection key is no stream key"
+        );
+        let dk = mk.wrap(5, 1, &[4; 32]).unwrap();
+        assert!(mk.unwrap_collection_key(5, &dk).is_err());
     }
 
     #[test]

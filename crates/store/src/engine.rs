@@ -129,7 +129,9 @@ pub(crate) struct Inner {
     pub(crate) poison: Arc<Mutex<Option<String>>>,
     counters: Arc<Counters>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    control: Mutex<()>,
+    pub(crate) control: Mutex<()>,
+    /// Unwrapped data keys of face collections ([`crate::faces`]).
+    pub(crate) collection_keys: Mutex<HashMap<u64, Arc<AeadKey>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     recovery: RecoveryReport,
     closed: AtomicBool,
@@ -264,6 +266,7 @@ impl Store {
             counters,
             threads: Mutex::new(vec![commit_thread]),
             control: Mutex::new(()),
+            collection_keys: Mutex::default(),
             stop: stop.clone(),
             recovery,
             closed: AtomicBool::new(false),

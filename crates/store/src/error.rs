@@ -13,6 +13,12 @@ pub enum StoreError {
     /// A stream by that name already exists.
     #[error("a stream named {0:?} already exists")]
     StreamExists(String),
+    /// No face collection by that name.
+    #[error("face collection {0} not found")]
+    CollectionNotFound(String),
+    /// A face collection by that name already exists.
+    #[error("a face collection named {0:?} already exists")]
+    CollectionExists(String),
     /// The caller's version token is stale.
     #[error("stream {stream} is at version {current}, not {given}")]
     VersionMismatch {

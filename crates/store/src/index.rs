@@ -22,6 +22,12 @@
 //! | `segment_fragments` | (segment, stream, number) | () |
 //! | `segments` | segment id | [`SegmentRow`] |
 //! | `usage` | stream | (fragments, bytes) |
+//! | `collections` | collection name | [`CollectionRecord`] as JSON (versioned) |
+//! | `collection_keys` | collection id | master key id + wrapped key |
+//! | `faces` | (collection id, face id) | a face row (versioned binary, embedding sealed: `crate::faces`) |
+//!
+//! The three face tables were added without a format version change: an index written before
+//! them opens with them created empty, and an older build ignores them.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use redb::{
 };
 
 use crate::error::{Result, StoreError};
+use crate::faces::{COLLECTION_RECORD_VERSION, CollectionRecord};
 use crate::fs::{File, RedbBackend};
 use crate::types::{
     FragmentMeta, Page, PageCursor, STREAM_RECORD_VERSION, StreamRecord, StreamUsage, TimestampKind,
@@ -51,6 +58,9 @@ const SEGMENT_FRAGMENTS: TableDefinition<(u64, u64, u64), ()> =
     TableDefinition::new("segment_fragments");
 const SEGMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("segments");
 const USAGE: TableDefinition<u64, (u64, u64)> = TableDefinition::new("usage");
+const COLLECTIONS: TableDefinition<&str, &str> = TableDefinition::new("collections");
+const COLLECTION_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("collection_keys");
+const FACES: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("faces");
 
 /// A segment file's row in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,6 +257,35 @@ pub trait Index: Send + Sync + Debug {
     fn segments(&self) -> Result<Vec<SegmentRow>>;
     /// Removes every fragment in a segment and the segment's row, durably, so the file can go.
     fn drop_segment(&self, segment: u64) -> Result<u64>;
+
+    /// Creates a face collection and its key, durably; fails with
+    /// [`StoreError::CollectionExists`] if the name is taken.
+    fn create_collection(&self, record: &CollectionRecord, key: &WrappedKey) -> Result<()>;
+    /// A face collection by name.
+    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
+    /// Face collections in name order after `after`, at most `limit`.
+    fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>>;
+    /// A face collection's wrapped key.
+    fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>>;
+    /// Deletes a face collection, its key and every face in it, durably (one transaction);
+    /// the record deleted, or `None` if there was none by that name.
+    fn delete_collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
+    /// Adds face rows (face id, encoded row) to the collection `name` and raises its face
+    /// count, durably (one transaction); fails with [`StoreError::CollectionNotFound`] if the
+    /// collection is gone. Returns the updated record.
+    fn add_faces(&self, name: &str, rows: &[(u128, Vec<u8>)]) -> Result<CollectionRecord>;
+    /// Removes faces from the collection `name` and lowers its face count, durably; returns
+    /// the ids that were there.
+    fn remove_faces(&self, name: &str, faces: &[u128]) -> Result<Vec<u128>>;
+    /// A collection's face rows in face id order after `after`, at most `limit`.
+    fn faces(
+        &self,
+        collection: u64,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<Vec<(u128, Vec<u8>)>>;
+    /// One face row.
+    fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>>;
 }
 
 /// The embedded index: a redb database file.
@@ -293,6 +332,9 @@ impl RedbIndex {
             txn.open_table(SEGMENT_FRAGMENTS)?;
             txn.open_table(SEGMENTS)?;
             txn.open_table(USAGE)?;
+            txn.open_table(COLLECTIONS)?;
+            txn.open_table(COLLECTION_KEYS)?;
+            txn.open_table(FACES)?;
         }
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
@@ -330,6 +372,23 @@ fn decode_stream(json: &str) -> Result<StreamRecord> {
 }
 
 fn encode_stream(rec: &StreamRecord) -> Result<String> {
+    serde_json::to_string(rec).map_err(|e| StoreError::Index(e.to_string()))
+}
+
+fn decode_collection(json: &str) -> Result<CollectionRecord> {
+    let rec: CollectionRecord = serde_json::from_str(json)
+        .map_err(|e| StoreError::Index(format!("a collection record does not decode: {e}")))?;
+    if rec.v != COLLECTION_RECORD_VERSION {
+        return Err(StoreError::FormatVersion {
+            what: format!("collection record {}", rec.name),
+            found: rec.v,
+            supported: COLLECTION_RECORD_VERSION,
+        });
+    }
+    Ok(rec)
+}
+
+fn encode_collection(rec: &CollectionRecord) -> Result<String> {
     serde_json::to_string(rec).map_err(|e| StoreError::Index(e.to_string()))
 }
 
@@ -813,5 +872,150 @@ impl Index for RedbIndex {
             txn.open_table(SEGMENTS)?.remove(segment)?;
             Ok(metas.len() as u64)
         })
+    }
+
+    fn create_collection(&self, record: &CollectionRecord, key: &WrappedKey) -> Result<()> {
+        let json = encode_collection(record)?;
+        self.write(true, |txn| {
+            let mut t = txn.open_table(COLLECTIONS)?;
+            if t.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::CollectionExists(record.name.clone()));
+            }
+            t.insert(record.name.as_str(), json.as_str())?;
+            txn.open_table(COLLECTION_KEYS)?
+                .insert(record.id, key.encode().as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(COLLECTIONS)?;
+        let v = t.get(name)?;
+        v.map(|v| decode_collection(v.value())).transpose()
+    }
+
+    fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(COLLECTIONS)?;
+        let mut out = Vec::new();
+        let range = match after {
+            Some(a) => {
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => t.range::<&str>(..)?,
+        };
+        for item in range {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(decode_collection(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(COLLECTION_KEYS)?;
+        let v = t.get(id)?;
+        v.map(|v| {
+            WrappedKey::decode(v.value())
+                .ok_or_else(|| StoreError::Index("a wrapped collection key does not decode".into()))
+        })
+        .transpose()
+    }
+
+    fn delete_collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
+        self.write(true, |txn| {
+            let rec = {
+                let mut t = txn.open_table(COLLECTIONS)?;
+                let rec = t
+                    .get(name)?
+                    .map(|v| decode_collection(v.value()))
+                    .transpose()?;
+                if rec.is_some() {
+                    t.remove(name)?;
+                }
+                rec
+            };
+            if let Some(rec) = &rec {
+                txn.open_table(COLLECTION_KEYS)?.remove(rec.id)?;
+                txn.open_table(FACES)?
+                    .retain_in((rec.id, 0)..=(rec.id, u128::MAX), |_, _| false)?;
+            }
+            Ok(rec)
+        })
+    }
+
+    fn add_faces(&self, name: &str, rows: &[(u128, Vec<u8>)]) -> Result<CollectionRecord> {
+        self.write(true, |txn| {
+            let mut t = txn.open_table(COLLECTIONS)?;
+            let mut rec = t
+                .get(name)?
+                .map(|v| decode_collection(v.value()))
+                .transpose()?
+                .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
+            let mut faces = txn.open_table(FACES)?;
+            for (id, row) in rows {
+                if faces.insert((rec.id, *id), row.as_slice())?.is_none() {
+                    rec.face_count += 1;
+                }
+            }
+            let json = encode_collection(&rec)?;
+            t.insert(name, json.as_str())?;
+            Ok(rec)
+        })
+    }
+
+    fn remove_faces(&self, name: &str, ids: &[u128]) -> Result<Vec<u128>> {
+        self.write(true, |txn| {
+            let mut t = txn.open_table(COLLECTIONS)?;
+            let mut rec = t
+                .get(name)?
+                .map(|v| decode_collection(v.value()))
+                .transpose()?
+                .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
+            let mut faces = txn.open_table(FACES)?;
+            let mut removed = Vec::new();
+            for id in ids {
+                if faces.remove((rec.id, *id))?.is_some() {
+                    removed.push(*id);
+                }
+            }
+            rec.face_count = rec.face_count.saturating_sub(removed.len() as u64);
+            let json = encode_collection(&rec)?;
+            t.insert(name, json.as_str())?;
+            Ok(removed)
+        })
+    }
+
+    fn faces(
+        &self,
+        collection: u64,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<Vec<(u128, Vec<u8>)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FACES)?;
+        let start = match after {
+            Some(u128::MAX) => return Ok(Vec::new()),
+            Some(a) => a + 1,
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for item in t
+            .range((collection, start)..=(collection, u128::MAX))?
+            .take(limit)
+        {
+            let (k, v) = item?;
+            out.push((k.value().1, v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FACES)?;
+        Ok(t.get((collection, face))?.map(|v| v.value().to_vec()))
     }
 }

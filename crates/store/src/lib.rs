@@ -15,6 +15,9 @@
 //!   segments/<id>.seg         append-only segment files (format in `record`)
 //! ```
 //!
+//! Face collections (records, face metadata, sealed embeddings) live in the index only, with
+//! no segment files: see [`faces`].
+//!
 //! Segments are **shared by all streams of similar retention** (a *lane*, see [`lane_for`]),
 //! not kept per stream: one active segment per lane takes every stream's fragments as they
 //! complete, so writes are sequential and one fsync per lane makes a whole batch of streams
@@ -55,6 +58,7 @@ pub mod conformance;
 pub mod crypto;
 mod engine;
 pub mod error;
+pub mod faces;
 pub mod fs;
 pub mod fuzzing;
 pub mod index;
@@ -70,6 +74,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::StoreStats;
 pub use engine::{DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, lane_for};
 pub use error::{Result, StoreError};
+pub use faces::{CollectionRecord, StoredFace};
 pub use ingest::{Durable, FragmentWriter, MAX_FRAGMENT_BYTES};
 pub use tail::{FragmentStart, LiveEdge, StartAt, Tail, TailEvent};
 pub use types::{

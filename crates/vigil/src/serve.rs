@@ -407,6 +407,30 @@ fn camera_client(
     )
 }
 
+/// Loads every face collection's index, and then the face engine's models if there is any
+/// collection, in the background, so that the first Rekognition calls do not pay for them; a
+/// call that comes first loads what it needs itself (each loads once). A server without
+/// collections loads the engine on its first image call.
+fn warm_up_faces(state: Arc<ApiState>) {
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match state.rekognition.collections.warm_up(&state.store) {
+            Ok(0) => {}
+            Ok(n) => {
+                if let Err(e) = vigil_api::rekognition::engine::engine() {
+                    warn!("face engine: {}", e.message());
+                }
+                info!(
+                    collections = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "face collections and engine ready"
+                );
+            }
+            Err(e) => warn!("loading face collections: {}", e.message()),
+        }
+    });
+}
+
 async fn serve(mut args: Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
@@ -471,6 +495,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             ),
         },
     ));
+    warm_up_faces(state.clone());
     let app = vigil_api::router(state.clone());
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,

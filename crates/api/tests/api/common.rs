@@ -915,7 +915,11 @@ impl Revocable {
 }
 
 impl Authenticator for Revocable {
-    fn precheck(&self, _: &axum::http::request::Parts) -> vigil_api::ApiResult<()> {
+    fn precheck(
+        &self,
+        _: &axum::http::request::Parts,
+        _: vigil_api::auth::Service,
+    ) -> vigil_api::ApiResult<()> {
         Ok(())
     }
 
@@ -923,6 +927,7 @@ impl Authenticator for Revocable {
         &self,
         _: &axum::http::request::Parts,
         _: vigil_api::Payload<'_>,
+        _: vigil_api::auth::Service,
     ) -> vigil_api::ApiResult<vigil_api::Principal> {
         Ok(vigil_api::Principal {
             access_key_id: Self::KEY.into(),
@@ -930,10 +935,10 @@ impl Authenticator for Revocable {
         })
     }
 
-    fn authorize(
+    fn authorize_action(
         &self,
         _: &vigil_api::Principal,
-        _: vigil_api::Operation,
+        _: &str,
         _: Option<&str>,
     ) -> vigil_api::ApiResult<()> {
         Ok(())

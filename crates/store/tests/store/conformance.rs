@@ -39,7 +39,8 @@ mod disk {
         delete_stream,
         key_rotation,
         tail,
-        slow_reader
+        slow_reader,
+        face_collections
     );
 }
 

@@ -330,3 +330,65 @@ fn with_key_missing_default(dir: &Path) -> StoreConfig {
     cfg.default_master_key = Some("site-key".into());
     cfg
 }
+
+/// Face embeddings are biometric data: none of their bytes are on disk in the clear, they
+/// read back after a reopen, and a collection's rows cannot be opened with another key.
+#[test]
+fn face_embeddings_are_encrypted_at_rest() {
+    use vigil_store::conformance::test_face;
+    let write = |cfg: StoreConfig| {
+        let store = open(cfg);
+        store
+            .create_collection("people", "1.0", Default::default())
+            .unwrap();
+        let faces: Vec<_> = (0..20u64)
+            .map(|i| test_face(u128::from(i) + 1, i))
+            .collect();
+        store.add_faces("people", &faces).unwrap();
+        store.close().unwrap();
+        faces
+    };
+    let needles = |faces: &[vigil_store::StoredFace]| -> Vec<Vec<u8>> {
+        faces
+            .iter()
+            .flat_map(|f| {
+                f.embedding
+                    .chunks(4)
+                    .map(|c| c.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let faces = write(config(dir.path()));
+    let index = std::fs::read(dir.path().join("index.redb")).unwrap();
+    for n in needles(&faces) {
+        assert!(!contains(&index, &n), "embedding bytes {n:?} in the index");
+    }
+    let store = open(config(dir.path()));
+    let rec = store.collection("people").unwrap();
+    assert_eq!(store.faces(&rec, None, 100).unwrap(), faces);
+    drop(store);
+
+    // Another default master key cannot open them: authentication fails, no garbage.
+    std::fs::write(
+        dir.path().join("keys").join("default.key"),
+        format!("vigil-master-key v1\n{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let store = open(config(dir.path()));
+    let rec = store.collection("people").unwrap();
+    assert!(matches!(
+        store.faces(&rec, None, 100),
+        Err(StoreError::Authentication { .. })
+    ));
+    drop(store);
+
+    // The search can fail: with encryption off, the embeddings are there to be found.
+    let plain = tempfile::tempdir().unwrap();
+    let mut cfg = config(plain.path());
+    cfg.encryption = false;
+    let faces = write(cfg);
+    let index = std::fs::read(plain.path().join("index.redb")).unwrap();
+    assert!(needles(&faces).iter().any(|n| contains(&index, n)));
+}

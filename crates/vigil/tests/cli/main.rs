@@ -13,6 +13,7 @@ mod client;
 mod console;
 mod inspect;
 mod media;
+mod rekognition;
 mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
