@@ -103,3 +103,6 @@ if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
   run apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends python3-venv
 fi
 echo "onnxruntime for vigil-faces: $(scripts/faces-venv.sh)"
+# The face engine's onnxruntime backend: the shared library from the PyPI wheel, fetched once
+# by scripts/onnxruntime.sh (its tests and the `faces` benchmark run both backends).
+echo "onnxruntime library for the faces backend: $(scripts/onnxruntime.sh)"

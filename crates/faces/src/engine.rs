@@ -1,5 +1,10 @@
 //! The engine: the models loaded and optimised once, shared by every thread.
 //!
+//! Two backends run the same embedded models ([`Backend`]): tract, pure Rust and built in (the
+//! default), and onnxruntime, loaded at run time from a shared library when the options choose
+//! it (`crate::onnxruntime` says how). Everything before and after the models
+//! (resizing, decoding, NMS, alignment, normalisation) is the same code for both.
+//!
 //! `tract` plans are immutable once built (`SimplePlan::run(&self)` makes its own state per
 //! call), so one [`Engine`] behind an `Arc` serves any number of threads without a lock on the
 //! hot path. CenterFace is fully convolutional and tract optimises for one input shape, so
@@ -9,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use image::RgbImage;
@@ -19,6 +25,9 @@ use crate::embed::{feature_input, l2_normalise};
 use crate::{DetectedFace, EMBEDDING_DIM, Embedding, Model, align, quality};
 
 type Plan = TypedRunnableModel<TypedModel>;
+
+/// The tract version this crate pins (`Cargo.toml`; a unit test keeps the two equal).
+const TRACT_VERSION: &str = "0.22.5";
 
 /// CenterFace's four outputs (heatmap, scale, offset, landmarks), flat, and the maps' (height,
 /// width).
@@ -62,6 +71,36 @@ pub enum Error {
     /// The face's landmarks coincide or are not finite, so no aligned crop exists.
     #[error("degenerate face landmarks: no alignment exists")]
     DegenerateLandmarks,
+    /// The chosen backend is not available: not built in, or its library did not load.
+    #[error("face engine backend: {0}")]
+    Backend(String),
+}
+
+/// Which inference runtime runs the models. Both give the same results to about 1e-5
+/// (`tests/faces/parity.rs`); onnxruntime is faster (`bench/README.md`, Faces).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// tract: pure Rust, built in, nothing to install. The default.
+    #[default]
+    Tract,
+    /// onnxruntime, loaded at run time from a `libonnxruntime` shared library (1.17 or later;
+    /// the PyPI `onnxruntime` wheel ships one, which `scripts/onnxruntime.sh` sets up). Vigil
+    /// neither links nor ships it: [`Engine::with_options`] loads it (once per process) and
+    /// fails with [`Error::Backend`] when it is missing or unusable.
+    OnnxRuntime {
+        /// The shared library; `None`: the path in `$ORT_DYLIB_PATH`.
+        library: Option<PathBuf>,
+    },
+}
+
+impl Backend {
+    /// `tract` or `onnxruntime`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Tract => "tract",
+            Backend::OnnxRuntime { .. } => "onnxruntime",
+        }
+    }
 }
 
 /// Tunables of the engine; [`Default`] is what [`Engine::new`] uses.
@@ -76,6 +115,8 @@ pub struct EngineOptions {
     pub confidence_threshold: f32,
     /// Faces narrower than this, image pixels, are dropped. Default [`MIN_FACE_PX`].
     pub min_face_px: f32,
+    /// The inference runtime. Default [`Backend::Tract`].
+    pub backend: Backend,
 }
 
 impl Default for EngineOptions {
@@ -84,6 +125,7 @@ impl Default for EngineOptions {
             detect_long_side: 640,
             confidence_threshold: CONFIDENCE_THRESHOLD,
             min_face_px: MIN_FACE_PX,
+            backend: Backend::Tract,
         }
     }
 }
@@ -92,12 +134,31 @@ impl Default for EngineOptions {
 #[derive(Debug)]
 pub struct Engine {
     options: EngineOptions,
+    runtime: Runtime,
+}
+
+#[derive(Debug)]
+enum Runtime {
+    Tract(TractModels),
+    Ort {
+        centerface: crate::onnxruntime::OrtModel,
+        feature: crate::onnxruntime::OrtModel,
+        version: String,
+    },
+}
+
+/// The models as tract plans.
+#[derive(Debug)]
+struct TractModels {
     /// CenterFace as parsed, before its input shape is set.
     centerface: InferenceModel,
     /// Optimised CenterFace plans by padded input (height, width).
     detect_plans: Mutex<HashMap<(usize, usize), Arc<Plan>>>,
     feature: Plan,
 }
+
+/// A model's outputs: each one's shape and values.
+type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
 
 fn load_err(model: Model) -> impl Fn(TractError) -> Error {
     move |e| Error::Load {
@@ -119,38 +180,19 @@ fn parse(model: Model) -> Result<InferenceModel, Error> {
         .map_err(load_err(model))
 }
 
-impl Engine {
-    /// Loads the embedded models with the default (tract) backend and options. No I/O.
-    pub fn new() -> Result<Engine, Error> {
-        Engine::with_options(EngineOptions::default())
-    }
-
-    /// Loads the embedded models with the given options. No I/O.
-    pub fn with_options(options: EngineOptions) -> Result<Engine, Error> {
+impl TractModels {
+    fn new() -> Result<TractModels, Error> {
         let centerface = parse(Model::CenterFace)?;
         let feature = parse(Model::FrFeature)?
             .with_input_fact(0, f32::fact([1, 3, 112, 112]).into())
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(load_err(Model::FrFeature))?;
-        let engine = Engine {
-            options,
+        Ok(TractModels {
             centerface,
             detect_plans: Mutex::new(HashMap::new()),
             feature,
-        };
-        // The shapes of 16:9 and 4:3 landscape images.
-        for (w, h) in [(1280, 720), (640, 480)] {
-            let probe = RgbImage::new(w, h);
-            let input = detect::centerface_input(&probe, engine.options.detect_long_side);
-            engine.detect_plan(input.height, input.width)?;
-        }
-        Ok(engine)
-    }
-
-    /// The options in use.
-    pub fn options(&self) -> &EngineOptions {
-        &self.options
+        })
     }
 
     fn detect_plan(&self, height: usize, width: usize) -> Result<Arc<Plan>, Error> {
@@ -188,33 +230,99 @@ impl Engine {
         Ok(plan)
     }
 
+    fn run(plan: &Plan, model: Model, shape: &[usize], input: &[f32]) -> Result<Outputs, Error> {
+        let tensor = Tensor::from_shape(shape, input).map_err(run_err(model))?;
+        let outputs = plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(run_err(model))?;
+        outputs
+            .iter()
+            .map(|o| {
+                let values = o.as_slice::<f32>().map_err(run_err(model))?;
+                Ok((o.shape().to_vec(), values.to_vec()))
+            })
+            .collect()
+    }
+}
+
+impl Engine {
+    /// Loads the embedded models with the default (tract) backend and options. No I/O.
+    pub fn new() -> Result<Engine, Error> {
+        Engine::with_options(EngineOptions::default())
+    }
+
+    /// Loads the embedded models with the given options. No I/O with tract; with onnxruntime,
+    /// loads its shared library (once per process).
+    pub fn with_options(options: EngineOptions) -> Result<Engine, Error> {
+        let runtime = match &options.backend {
+            Backend::Tract => {
+                let tract = TractModels::new()?;
+                // The plans for 16:9 and 4:3 landscape images.
+                for (w, h) in [(1280, 720), (640, 480)] {
+                    let probe = RgbImage::new(w, h);
+                    let input = detect::centerface_input(&probe, options.detect_long_side);
+                    tract.detect_plan(input.height, input.width)?;
+                }
+                Runtime::Tract(tract)
+            }
+            Backend::OnnxRuntime { library } => {
+                let path = crate::onnxruntime::load(library.as_deref())?;
+                Runtime::Ort {
+                    centerface: crate::onnxruntime::OrtModel::new(Model::CenterFace)?,
+                    feature: crate::onnxruntime::OrtModel::new(Model::FrFeature)?,
+                    version: crate::onnxruntime::describe(&path),
+                }
+            }
+        };
+        Ok(Engine { options, runtime })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// The backend in words, for logs and reports: `tract 0.22.5`, or `onnxruntime 1.23.2
+    /// (a83fc4d58c)` (the version from the library's file name, the commit from its build).
+    pub fn backend_description(&self) -> String {
+        match &self.runtime {
+            Runtime::Tract(_) => format!("tract {TRACT_VERSION}"),
+            Runtime::Ort { version, .. } => format!("onnxruntime {version}"),
+        }
+    }
+
     /// Runs CenterFace on a prepared input; its four outputs (heatmap, scale, offset,
     /// landmarks), flat, and the maps' (height, width).
     pub fn run_centerface(&self, input: &DetectInput) -> Result<CenterFaceOutputs, Error> {
         let model = Model::CenterFace;
-        let plan = self.detect_plan(input.height, input.width)?;
-        let tensor = Tensor::from_shape(&[1, 3, input.height, input.width], &input.tensor)
-            .map_err(run_err(model))?;
-        let outputs = plan
-            .run(tvec!(tensor.into_tvalue()))
-            .map_err(run_err(model))?;
+        let shape = [1, 3, input.height, input.width];
+        let outputs = match &self.runtime {
+            Runtime::Tract(t) => {
+                let plan = t.detect_plan(input.height, input.width)?;
+                TractModels::run(&plan, model, &shape, &input.tensor)?
+            }
+            Runtime::Ort { centerface, .. } => centerface.run(&shape, &input.tensor)?,
+        };
         let (mh, mw) = (input.height / 4, input.width / 4);
-        let mut flat = Vec::with_capacity(4);
-        for (i, channels) in [1usize, 2, 2, 10].into_iter().enumerate() {
-            let out = outputs.get(i).ok_or_else(|| Error::Output {
+        if outputs.len() != 4 {
+            return Err(Error::Output {
                 model,
                 message: format!("{} outputs, expected 4", outputs.len()),
-            })?;
-            if out.shape() != [1, channels, mh, mw] {
+            });
+        }
+        let mut flat = Vec::with_capacity(4);
+        for (i, ((shape, values), channels)) in
+            outputs.into_iter().zip([1usize, 2, 2, 10]).enumerate()
+        {
+            if shape[..] != [1, channels, mh, mw] || values.len() != channels * mh * mw {
                 return Err(Error::Output {
                     model,
                     message: format!(
-                        "output {i} has shape {:?}, expected [1, {channels}, {mh}, {mw}]",
-                        out.shape()
+                        "output {i} has shape {shape:?}, expected [1, {channels}, {mh}, {mw}]"
                     ),
                 });
             }
-            flat.push(out.as_slice::<f32>().map_err(run_err(model))?.to_vec());
+            flat.push(values);
         }
         Ok((flat, (mh, mw)))
     }
@@ -222,23 +330,22 @@ impl Engine {
     /// Runs `fr_feature` on a prepared 1x3x112x112 input; its 512 raw values.
     pub fn run_feature(&self, input: &[f32]) -> Result<Vec<f32>, Error> {
         let model = Model::FrFeature;
-        let tensor = Tensor::from_shape(&[1, 3, 112, 112], input).map_err(run_err(model))?;
-        let outputs = self
-            .feature
-            .run(tvec!(tensor.into_tvalue()))
-            .map_err(run_err(model))?;
-        let out = outputs.first().ok_or_else(|| Error::Output {
+        let shape = [1, 3, 112, 112];
+        let outputs = match &self.runtime {
+            Runtime::Tract(t) => TractModels::run(&t.feature, model, &shape, input)?,
+            Runtime::Ort { feature, .. } => feature.run(&shape, input)?,
+        };
+        let (_, values) = outputs.into_iter().next().ok_or_else(|| Error::Output {
             model,
             message: "no output".into(),
         })?;
-        let values = out.as_slice::<f32>().map_err(run_err(model))?;
         if values.len() != EMBEDDING_DIM {
             return Err(Error::Output {
                 model,
                 message: format!("{} values, expected {EMBEDDING_DIM}", values.len()),
             });
         }
-        Ok(values.to_vec())
+        Ok(values)
     }
 
     /// Faces in the image, largest box first. Faces narrower than
@@ -316,5 +423,17 @@ impl Engine {
                 model: Model::FrFeature,
                 message: "embedding has zero or non-finite norm".into(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tract_version_is_the_pinned_one() {
+        let manifest = include_str!("../Cargo.toml");
+        assert!(
+            manifest.contains(&format!("tract-onnx = \"={}\"", super::TRACT_VERSION)),
+            "TRACT_VERSION does not match the tract-onnx pin in Cargo.toml"
+        );
     }
 }

@@ -7,8 +7,9 @@
 //! The engine ([`Engine`]) runs two ONNX models embedded in the binary (see `models/README.md`
 //! for their provenance, licences and SHA-256): the CenterFace detector (boxes, five landmarks,
 //! confidence, at any input size) and the `fr_feature` embedder (512 values from a 112x112 crop
-//! aligned onto the standard ArcFace five-point template). Inference is pure Rust (`tract-onnx`);
-//! nothing is read from disk or downloaded at run time.
+//! aligned onto the standard ArcFace five-point template). Inference is pure Rust (`tract-onnx`)
+//! by default, or onnxruntime loaded from a shared library when the options ask for it
+//! ([`Backend`]); no model is read from disk or downloaded at run time.
 //!
 //! Pipeline: [`decode_image`] (bounded in memory) -> [`Engine::detect`] (resize, CenterFace,
 //! decoding, NMS, pose and quality) -> [`Engine::embed`] (similarity transform from the five
@@ -22,12 +23,13 @@ mod embed;
 mod engine;
 mod image;
 mod models;
+mod onnxruntime;
 mod quality;
 
 pub use align::{ARCFACE_TEMPLATE, CROP_SIZE, Similarity, align_face, estimate_similarity};
 pub use calibration::{MATCH_COSINE, MATCH_THRESHOLD, cosine, similarity, similarity_from_cosine};
 pub use detect::{CONFIDENCE_THRESHOLD, MIN_FACE_PX, nms};
-pub use engine::{Engine, EngineOptions, Error};
+pub use engine::{Backend, Engine, EngineOptions, Error};
 pub use image::{ImageError, MAX_PIXELS, decode_image};
 pub use models::{MODEL_VERSION, Model};
 

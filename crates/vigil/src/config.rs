@@ -27,6 +27,10 @@
 //! enabled = true
 //! session_hours = 12
 //!
+//! [faces]
+//! backend = "onnxruntime"   # or "tract" (the default)
+//! onnxruntime_library = "/var/lib/vigil/onnxruntime/libonnxruntime.so.1.23.2"
+//!
 //! [[camera]]
 //! name = "front-door"
 //! url = "rtsp://viewer:secret@192.168.1.20:554/stream1"
@@ -71,6 +75,9 @@ pub struct FileConfig {
     /// The web console.
     #[serde(default)]
     pub console: ConsoleFileConfig,
+    /// The face engine.
+    #[serde(default)]
+    pub faces: FacesFileConfig,
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -94,6 +101,16 @@ pub struct ConsoleFileConfig {
     pub enabled: Option<bool>,
     /// `--console-session-hours`.
     pub session_hours: Option<u32>,
+}
+
+/// The `[faces]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacesFileConfig {
+    /// `--faces-backend` (`tract` or `onnxruntime`).
+    pub backend: Option<String>,
+    /// `--onnxruntime-library`.
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 /// The `[tls]` table.
@@ -147,6 +164,9 @@ mod tests {
             [playback]
             low_latency_hls = true
             hls_part_target_ms = 400
+            [faces]
+            backend = "onnxruntime"
+            onnxruntime_library = "/opt/ort/libonnxruntime.so"
             [[camera]]
             name = "door"
             url = "rtsp://u:p@10.0.0.5/s1"
@@ -166,6 +186,11 @@ mod tests {
         );
         assert_eq!(c.playback.low_latency_hls, Some(true));
         assert_eq!(c.playback.hls_part_target_ms, Some(400));
+        assert_eq!(c.faces.backend.as_deref(), Some("onnxruntime"));
+        assert_eq!(
+            c.faces.onnxruntime_library.as_deref(),
+            Some(Path::new("/opt/ort/libonnxruntime.so"))
+        );
         assert_eq!(c.cameras.len(), 2);
         assert_eq!(c.cameras.get(1).map(|c| c.stream_name()), Some("garden"));
         assert!(toml::from_str::<FileConfig>("regoin = \"x\"").is_err());

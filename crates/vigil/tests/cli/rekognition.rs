@@ -37,6 +37,23 @@ fn root(server: &Server) -> Client {
     client(server, ROOT_KEY, ROOT_SECRET)
 }
 
+/// The onnxruntime library of `scripts/onnxruntime.sh` (set up from the PyPI wheel if missing).
+fn onnxruntime_library() -> String {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/onnxruntime.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -643,15 +660,22 @@ fn faces_survive_a_restart() {
     });
     let data = std::mem::replace(&mut server.data, tempfile::tempdir().unwrap());
     drop(server);
+    // Restarted on the other backend: faces indexed with tract are found with onnxruntime
+    // (the same models, so the same embeddings to float rounding).
+    let library = onnxruntime_library();
     let mut server = Server::start_in(
         data,
-        &[],
+        &["--onnxruntime-library", library.as_str()],
         &[
             ("VIGIL_ACCESS_KEY_ID", ROOT_KEY),
             ("VIGIL_SECRET_ACCESS_KEY", ROOT_SECRET),
+            ("VIGIL_FACES_BACKEND", "onnxruntime"),
         ],
     );
-    server.wait_for_log("face collections and engine ready");
+    // The binary loads a non-default backend before it listens, so the lines may be in.
+    let loaded = server.log_line("face engine loaded");
+    assert!(loaded.contains("onnxruntime 1.23.2"), "{loaded}");
+    server.log_line("face collections and engine ready");
     runtime().block_on(async {
         let rk = root(&server);
         let described = rk
@@ -684,6 +708,50 @@ fn faces_survive_a_restart() {
         want.sort();
         assert_eq!(ids, want);
     });
+}
+
+#[test]
+fn a_missing_onnxruntime_library_stops_the_server_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = crate::vigil()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--faces-backend",
+            "onnxruntime",
+        ])
+        .args([
+            "--onnxruntime-library",
+            "/nonexistent/libonnxruntime.so",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vigil serve kept running without its onnxruntime library");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("--faces-backend onnxruntime")
+            && stderr.contains("/nonexistent/libonnxruntime.so does not exist")
+            && stderr.contains("scripts/onnxruntime.sh"),
+        "{stderr}"
+    );
 }
 
 #[test]
