@@ -373,7 +373,6 @@ fn time_engine(engine: &Engine, frame: &RgbImage, plan: &Plan) -> Timings {
     let face = faces.first().expect("a face in the 720p frame").clone();
     let input = centerface_input(frame, engine.options().detect_long_side);
     let feat = feature_input(&align_face(frame, &face.landmarks).unwrap());
-    // Interleaved, so that a change in the machine's load hits every figure alike.
     Timings {
         detect: median_ms(plan.detect_reps, || {
             std::hint::black_box(engine.detect(frame).unwrap());

@@ -72,12 +72,13 @@ pub enum Error {
     #[error("degenerate face landmarks: no alignment exists")]
     DegenerateLandmarks,
     /// The chosen backend is not available: not built in, or its library did not load.
-    #[error("face engine backend: {0}")]
+    #[error("{0}")]
     Backend(String),
 }
 
-/// Which inference runtime runs the models. Both give the same results to about 1e-5
-/// (`tests/faces/parity.rs`); onnxruntime is faster (`bench/README.md`, Faces).
+/// Which inference runtime runs the models. Both give the same faces and embeddings, their
+/// raw outputs within 2e-4 (`tests/faces/backend.rs`); onnxruntime is faster
+/// (`bench/README.md`, Faces).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Backend {
     /// tract: pure Rust, built in, nothing to install. The default.
@@ -139,7 +140,7 @@ pub struct Engine {
 
 #[derive(Debug)]
 enum Runtime {
-    Tract(TractModels),
+    Tract(Box<TractModels>),
     Ort {
         centerface: crate::onnxruntime::OrtModel,
         feature: crate::onnxruntime::OrtModel,
@@ -158,7 +159,7 @@ struct TractModels {
 }
 
 /// A model's outputs: each one's shape and values.
-type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
+pub(crate) type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
 
 fn load_err(model: Model) -> impl Fn(TractError) -> Error {
     move |e| Error::Load {
@@ -263,7 +264,7 @@ impl Engine {
                     let input = detect::centerface_input(&probe, options.detect_long_side);
                     tract.detect_plan(input.height, input.width)?;
                 }
-                Runtime::Tract(tract)
+                Runtime::Tract(Box::new(tract))
             }
             Backend::OnnxRuntime { library } => {
                 let path = crate::onnxruntime::load(library.as_deref())?;

@@ -6,18 +6,21 @@
 //!
 //! Two changes are made to each model before onnxruntime sees it, in memory (the embedded
 //! files stay byte-for-byte as their packages ship them):
-//! - Initializers that the file also lists as graph inputs (both models do: an old exporter's
-//!   habit) are removed from the inputs. onnxruntime must otherwise treat those weights as
-//!   values a caller might override, which stops constant folding and the fusion of batch
-//!   normalisation into convolutions: CenterFace runs about 3x slower so. tract always treats
-//!   them as constants, so both backends run the same graph.
+//! - Initializers that the file also lists as graph inputs (CenterFace lists all 194 of its
+//!   weights so, an old exporter's habit) are removed from the inputs. onnxruntime must
+//!   otherwise treat those weights as values a caller might override, which stops constant
+//!   folding and its operator fusions: CenterFace runs about 2x slower so. tract always
+//!   treats them as constants, so both backends run the same graph. (`fr_feature` has none;
+//!   the step leaves it as it is.)
 //! - CenterFace's declared input of `[10, 3, 32, 32]` becomes `[1, 3, height, width]` with
 //!   symbolic sides, and its outputs' declared shapes are cleared, so one session takes every
 //!   input shape (tract instead builds one plan per shape).
 //!
 //! `ort::Session::run` takes `&mut self`, so each model keeps a pool of sessions: a call takes
 //! an idle one or makes a new one, and puts it back after. The pool grows to the number of
-//! threads that have run the model at once and no further. Each session runs on the calling
+//! threads that have run the model at once and no further (the API runs at most one engine job
+//! per CPU); a new session costs one graph optimisation, a few tens of milliseconds, on the
+//! thread that first needs it. Each session runs on the calling
 //! thread alone (one intra-op thread), like tract, so that the server's bound on concurrent
 //! engine jobs is its bound on the cores they use.
 
@@ -44,7 +47,7 @@ static LOADED: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// After a success, a call with another path fails (the first library stays loaded); after a
 /// failure, another path may be tried.
 pub fn load(library: Option<&Path>) -> Result<PathBuf, Error> {
-    let wanted = match library {
+    let given = match library {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os(LIBRARY_ENV) {
             Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -57,6 +60,9 @@ pub fn load(library: Option<&Path>) -> Result<PathBuf, Error> {
             }
         },
     };
+    // Absolute, so that the check below and the load see the same file (ort resolves a
+    // relative path against the executable's directory first) and one library has one name.
+    let wanted = std::path::absolute(&given).unwrap_or(given);
     if !wanted.is_file() {
         return Err(Error::Backend(format!(
             "the onnxruntime library {} does not exist (scripts/onnxruntime.sh sets one up)",
@@ -201,16 +207,16 @@ impl OrtModel {
         if let Some(s) = idle {
             return Ok(s);
         }
-        let err = |message: String| Error::Load {
-            model: self.model,
-            message,
-        };
+        let err = model_err(self.model);
+        let built = |e: ort::Error<ort::session::builder::SessionBuilder>| err(e.to_string());
         Session::builder()
             .map_err(|e| err(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .and_then(|b| b.with_intra_threads(1))
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(|e| err(e.to_string()))?
+            .map_err(built)?
+            .with_intra_threads(1)
+            .map_err(built)?
+            .with_inter_threads(1)
+            .map_err(built)?
             .commit_from_memory(&self.bytes)
             .map_err(|e| err(e.to_string()))
     }
@@ -223,11 +229,7 @@ impl OrtModel {
     }
 
     /// Runs the model on one float tensor of `shape`; each output's shape and values.
-    pub fn run(
-        &self,
-        shape: &[usize],
-        input: &[f32],
-    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>, Error> {
+    pub fn run(&self, shape: &[usize], input: &[f32]) -> Result<crate::engine::Outputs, Error> {
         let err = |e: ort::Error| Error::Inference {
             model: self.model,
             message: e.to_string(),

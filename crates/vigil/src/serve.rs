@@ -160,7 +160,7 @@ pub struct Args {
         env = "VIGIL_FACES_BACKEND",
         value_name = "BACKEND",
         default_value = "tract",
-        value_parser = ["tract", "onnxruntime"]
+        value_parser = FACES_BACKENDS
     )]
     pub faces_backend: String,
 
@@ -287,13 +287,8 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
         }
         args.console_session_hours = v;
     }
-    if let Some(v) = f
-        .faces
-        .backend
-        .clone()
-        .filter(|_| defaulted(m, "faces_backend"))
-    {
-        if !["tract", "onnxruntime"].contains(&v.as_str()) {
+    if let Some(v) = f.faces.backend.filter(|_| defaulted(m, "faces_backend")) {
+        if !FACES_BACKENDS.contains(&v.as_str()) {
             bail!(
                 "{}: \"{v}\" is not \"tract\" or \"onnxruntime\"",
                 ctx("[faces] backend")
@@ -304,7 +299,6 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     if let Some(v) = f
         .faces
         .onnxruntime_library
-        .clone()
         .filter(|_| defaulted(m, "onnxruntime_library"))
     {
         args.onnxruntime_library = Some(v);
@@ -312,14 +306,19 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The values of `--faces-backend` (each a [`vigil_faces::Backend::name`]).
+const FACES_BACKENDS: [&str; 2] = ["tract", "onnxruntime"];
+
 /// The face engine's options from the flags.
 fn faces_options(args: &Args) -> vigil_faces::EngineOptions {
+    let onnxruntime = vigil_faces::Backend::OnnxRuntime {
+        library: args.onnxruntime_library.clone(),
+    };
     vigil_faces::EngineOptions {
-        backend: match args.faces_backend.as_str() {
-            "onnxruntime" => vigil_faces::Backend::OnnxRuntime {
-                library: args.onnxruntime_library.clone(),
-            },
-            _ => vigil_faces::Backend::Tract,
+        backend: if args.faces_backend == onnxruntime.name() {
+            onnxruntime
+        } else {
+            vigil_faces::Backend::Tract
         },
         ..vigil_faces::EngineOptions::default()
     }
@@ -548,15 +547,15 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         },
     ));
     let faces = faces_options(&args);
-    if faces.backend != vigil_faces::Backend::Tract {
-        // Load it now: a missing or unusable library is a start-up error, not a failure of
+    let backend = faces.backend.name();
+    let load_now = faces.backend != vigil_faces::Backend::Tract;
+    vigil_api::rekognition::engine::configure(faces);
+    if load_now {
+        // Loaded now: a missing or unusable library is a start-up error, not a failure of
         // the first Rekognition call.
-        vigil_api::rekognition::engine::configure(faces);
         vigil_api::rekognition::engine::engine()
             .map_err(|e| anyhow::anyhow!("{}", e.message()))
-            .context("--faces-backend onnxruntime")?;
-    } else {
-        vigil_api::rekognition::engine::configure(faces);
+            .with_context(|| format!("loading the face engine ({backend} backend)"))?;
     }
     warm_up_faces(state.clone());
     let app = vigil_api::router(state.clone());

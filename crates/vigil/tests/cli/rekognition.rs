@@ -747,7 +747,7 @@ fn a_missing_onnxruntime_library_stops_the_server_at_start() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success());
     assert!(
-        stderr.contains("--faces-backend onnxruntime")
+        stderr.contains("loading the face engine (onnxruntime backend)")
             && stderr.contains("/nonexistent/libonnxruntime.so does not exist")
             && stderr.contains("scripts/onnxruntime.sh"),
         "{stderr}"
