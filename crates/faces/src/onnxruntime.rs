@@ -1,10 +1,10 @@
-//! The optional onnxruntime backend ([`crate::Backend::OnnxRuntime`]): the same embedded models run by
-//! Microsoft's onnxruntime, loaded at run time from a `libonnxruntime` shared library (the one
-//! in the PyPI `onnxruntime` wheel works; `scripts/onnxruntime.sh` sets it up and prints its
-//! path). Nothing is downloaded at build or run time: the `ort` crate is built with
+//! The optional onnxruntime backend ([`crate::Backend::OnnxRuntime`]): the same embedded
+//! models run by Microsoft's onnxruntime, loaded at run time from a `libonnxruntime` shared
+//! library (the one in the PyPI `onnxruntime` wheel works; `scripts/onnxruntime.sh` sets it up
+//! and prints its path). Nothing is downloaded at build or run time: the `ort` crate is built with
 //! `load-dynamic` only.
 //!
-//! Two changes are made to each model before onnxruntime sees it, in memory (the embedded
+//! Before onnxruntime sees a model, it is rewritten in memory where it needs it (the embedded
 //! files stay byte-for-byte as their packages ship them):
 //! - Initializers that the file also lists as graph inputs (CenterFace lists all 194 of its
 //!   weights so, an old exporter's habit) are removed from the inputs. onnxruntime must
@@ -20,9 +20,9 @@
 //! an idle one or makes a new one, and puts it back after. The pool grows to the number of
 //! threads that have run the model at once and no further (the API runs at most one engine job
 //! per CPU); a new session costs one graph optimisation, a few tens of milliseconds, on the
-//! thread that first needs it. Each session runs on the calling
-//! thread alone (one intra-op thread), like tract, so that the server's bound on concurrent
-//! engine jobs is its bound on the cores they use.
+//! thread that first needs it. Each session runs on the calling thread alone (one intra-op
+//! thread), like tract, so that the server's bound on concurrent engine jobs is its bound on
+//! the cores they use.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};

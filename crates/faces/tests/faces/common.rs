@@ -42,21 +42,24 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// The python of the project's onnxruntime venv, made by `scripts/faces-venv.sh` if missing
-/// (the tests never skip for want of it).
+/// Runs one of the project's set-up scripts (`scripts/NAME`) and returns the path it prints:
+/// they make what is missing, so the tests never skip for want of it.
+fn set_up(name: &str) -> PathBuf {
+    let script = crate_dir().join("../../scripts").join(name);
+    let out = Command::new("bash").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The python of the project's onnxruntime venv (`scripts/faces-venv.sh`).
 pub fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let script = crate_dir().join("../../scripts/faces-venv.sh");
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    PY.get_or_init(|| set_up("faces-venv.sh"))
 }
 
 /// Runs `onnxruntime_reference.py` with `args`; its stdout.
@@ -103,21 +106,10 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
-/// The onnxruntime shared library of `scripts/onnxruntime.sh` (fetched from the PyPI wheel once
-/// if missing: the tests never skip for want of it).
+/// The onnxruntime shared library of `scripts/onnxruntime.sh` (from the PyPI wheel).
 pub fn onnxruntime_library() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let script = crate_dir().join("../../scripts/onnxruntime.sh");
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+    LIB.get_or_init(|| set_up("onnxruntime.sh"))
 }
 
 /// One engine on the onnxruntime backend for all tests.
