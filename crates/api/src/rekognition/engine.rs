@@ -96,19 +96,28 @@ impl FaceEngine {
         self.n_permits
     }
 
-    /// Runs `f` with the engine on the blocking pool, within the pool's bound.
+    /// Runs `f` with the engine on the blocking pool, within the pool's bound. The time it
+    /// takes, waiting for the pool included, is `vigil_face_engine_seconds`.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> RekResult<T> + Send + 'static,
     ) -> RekResult<T> {
-        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| {
-            RekognitionError::InternalServerError("the face engine pool is closed".into())
-        })?;
-        tokio::task::spawn_blocking(move || f(&*engine()?))
-            .await
-            .map_err(|e| {
-                RekognitionError::InternalServerError(format!("an engine task failed: {e}"))
-            })?
+        let started = std::time::Instant::now();
+        let out = async {
+            let _permit = self.permits.clone().acquire_owned().await.map_err(|_| {
+                RekognitionError::InternalServerError("the face engine pool is closed".into())
+            })?;
+            tokio::task::spawn_blocking(move || f(&*engine()?))
+                .await
+                .map_err(|e| {
+                    RekognitionError::InternalServerError(format!("an engine task failed: {e}"))
+                })?
+        }
+        .await;
+        crate::metrics::global()
+            .face_engine_seconds
+            .observe(started.elapsed());
+        out
     }
 }
 

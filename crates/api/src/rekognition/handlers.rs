@@ -354,20 +354,19 @@ async fn analyse(
     member: &str,
 ) -> RekResult<(Picture, Vec<DetectedFace>)> {
     let bytes = image.bytes(member)?;
-    let started = Instant::now();
-    let out = call
-        .state
+    call.state
         .rekognition
         .engine
-        .run(move |e| {
-            let picture = engine::decode(&bytes)?;
-            let mut faces = engine::detect(e, &picture)?;
-            faces.truncate(MAX_FACES_PER_IMAGE);
-            Ok((picture, faces))
-        })
-        .await;
-    metrics().face_engine_seconds.observe(started.elapsed());
-    out
+        .run(move |e| faces_in(e, &bytes))
+        .await
+}
+
+/// Decodes an image and detects its faces, largest first, at most [`MAX_FACES_PER_IMAGE`].
+fn faces_in(e: &vigil_faces::Engine, bytes: &[u8]) -> RekResult<(Picture, Vec<DetectedFace>)> {
+    let picture = engine::decode(bytes)?;
+    let mut faces = engine::detect(e, &picture)?;
+    faces.truncate(MAX_FACES_PER_IMAGE);
+    Ok((picture, faces))
 }
 
 #[derive(Deserialize)]
@@ -395,16 +394,13 @@ pub async fn index_faces(call: RekCall) -> RekResult<Value> {
     model_check(&rec)?;
 
     let bytes = image.bytes("image")?;
-    let started = Instant::now();
     let max_faces = usize::try_from(max_faces).unwrap_or(usize::MAX);
     let (picture, indexed, unindexed) = call
         .state
         .rekognition
         .engine
         .run(move |e| {
-            let picture = engine::decode(&bytes)?;
-            let mut faces = engine::detect(e, &picture)?;
-            faces.truncate(MAX_FACES_PER_IMAGE);
+            let (picture, faces) = faces_in(e, &bytes)?;
             let mut unindexed: Vec<(Vec<&'static str>, DetectedFace)> = Vec::new();
             let mut kept = Vec::new();
             for f in faces {
@@ -427,7 +423,6 @@ pub async fn index_faces(call: RekCall) -> RekResult<Value> {
             Ok((picture, indexed, unindexed))
         })
         .await?;
-    metrics().face_engine_seconds.observe(started.elapsed());
 
     let (w, h) = (picture.width(), picture.height());
     let image_id = wire::new_uuid()?;
@@ -520,7 +515,6 @@ pub async fn search_faces_by_image(call: RekCall) -> RekResult<Value> {
     let rec = call.state.store.collection(&id)?;
     model_check(&rec)?;
     let bytes = image.bytes("image")?;
-    let started = Instant::now();
     let (w, h, face, emb) = call
         .state
         .rekognition
@@ -536,7 +530,6 @@ pub async fn search_faces_by_image(call: RekCall) -> RekResult<Value> {
             Ok((picture.width(), picture.height(), face, emb))
         })
         .await?;
-    metrics().face_engine_seconds.observe(started.elapsed());
     let state = call.state.clone();
     let found = tokio::task::spawn_blocking(move || {
         state
@@ -597,9 +590,7 @@ pub async fn compare_faces(call: RekCall) -> RekResult<Value> {
     let target = wire::required_image(&input.target_image, "targetImage")?.bytes("targetImage")?;
     let threshold = wire::percent(input.similarity_threshold, "similarityThreshold", 80.0)?;
     let filter = QualityFilter::parse(&input.quality_filter, QualityFilter::None)?;
-    let started = Instant::now();
-    let out = call
-        .state
+    call.state
         .rekognition
         .engine
         .run(move |e| {
@@ -645,7 +636,5 @@ pub async fn compare_faces(call: RekCall) -> RekResult<Value> {
                 "UnmatchedFaces": unmatched,
             }))
         })
-        .await;
-    metrics().face_engine_seconds.observe(started.elapsed());
-    out
+        .await
 }
