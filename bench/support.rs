@@ -1,5 +1,5 @@
 //! Support shared by the playback benchmarks (`crates/media/benches/remux.rs`,
-//! `crates/api/benches/images.rs`): the input split as the store holds it, generating and
+//! `crates/api-playback/benches/images.rs`): the input split as the store holds it, generating and
 //! caching the input with ffmpeg, where ffmpeg writes, and the summary table. Each bench
 //! includes this file with `#[path = "../../../bench/support.rs"] mod support;`.
 

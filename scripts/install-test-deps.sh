@@ -4,7 +4,7 @@
 #     which makes the test media and checks GetImages' pictures);
 #   nasm (the openh264 crate assembles OpenH264's bundled x86 assembly with it; builds need it);
 #   chromium, nodejs and npm (the low-latency HLS test plays the server's HLS with hls.js in
-#     headless Chromium, driven by playwright-core), then `npm ci` in crates/api/tests/browser
+#     headless Chromium, driven by playwright-core), then `npm ci` in crates/server/tests/browser
 #     (hls.js and playwright-core at the versions of its package-lock.json; playwright-core
 #     downloads no browser: the test launches /usr/bin/chromium, or $VIGIL_CHROMIUM);
 #   the web console's npm packages (`npm ci` in crates/console/web: esbuild, TypeScript,
@@ -16,7 +16,7 @@
 #     avenc_aac: libav): crates/vigil/tests/rtsp_server.py, run with /usr/bin/python3 (or
 #     $VIGIL_TEST_PYTHON);
 #   FFmpeg's development files and libclang (libavcodec-dev, libavformat-dev, libavutil-dev,
-#     libclang-dev, pkg-config): the `ffmpeg` feature of vigil-api (GetImages through
+#     libclang-dev, pkg-config): the `ffmpeg` feature of vigil-api-playback (GetImages through
 #     libavcodec: H.265, faster H.264) is built and tested too; ffmpeg-sys-next runs bindgen.
 # Regenerating testdata/ needs more (mkvtoolnix, GStreamer); testdata/make-testdata.sh checks
 # for those itself and prints what to install.
@@ -81,7 +81,7 @@ print("GStreamer", Gst.version_string(), "with its RTSP server")
 
 # The browser test's JavaScript dependencies, exactly as locked; skipped when node_modules
 # already matches the lock file.
-browser=crates/api/tests/browser
+browser=crates/server/tests/browser
 if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed" 2>/dev/null; then
   (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run npm ci --no-audit --no-fund)
   cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed"
@@ -106,3 +106,6 @@ echo "onnxruntime for vigil-faces: $(scripts/faces-venv.sh)"
 # The face engine's onnxruntime backend: the shared library from the PyPI wheel, fetched once
 # by scripts/onnxruntime.sh (its tests and the `faces` benchmark run both backends).
 echo "onnxruntime library for the faces backend: $(scripts/onnxruntime.sh)"
+# The AWS clients of the Kinesis end-to-end tests (boto3, the AWS CLI, cbor2 for the Java
+# SDK's CBOR wire), in a venv of pinned versions made once by scripts/aws-venv.sh.
+echo "AWS clients for the end-to-end tests: $(scripts/aws-venv.sh)"

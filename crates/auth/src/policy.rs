@@ -11,11 +11,13 @@
 //! patterns only; the API layer passes `None` and may filter what it returns with
 //! [`Policy::allows_stream`]. Callers resolve a stream ARN to its name before asking.
 //!
-//! Rekognition actions are named with their service prefix, as in IAM:
-//! `rekognition:IndexFaces`, `rekognition:Search*`, `rekognition:*`. Only patterns with that
-//! prefix match them: a key allowed `*` (every KVS operation) gets no access to face
-//! collections, which hold biometric data, unless its policy names them. They act on no
-//! stream: the stream patterns do not apply to them.
+//! The actions of the other services are named with their service prefix, as in IAM
+//! ([`SERVICE_PREFIXES`]): `rekognition:IndexFaces`, `rekognition:Search*`, `kinesis:PutRecord`,
+//! `kinesis:*`. Only patterns with the same prefix match them: a key allowed `*` (every KVS
+//! operation) gets no access to face collections, which hold biometric data, or to data
+//! streams, unless its policy names them. Rekognition actions act on no stream (the stream
+//! patterns do not apply to them); Kinesis actions act on a data stream, whose name the stream
+//! patterns must match.
 //!
 //! The root principal may do everything.
 
@@ -25,6 +27,18 @@ use serde::{Deserialize, Serialize};
 
 /// The prefix of Rekognition actions and of the operation patterns that match them.
 pub const REKOGNITION_PREFIX: &str = "rekognition:";
+/// The prefix of Kinesis Data Streams actions and of the operation patterns that match them.
+pub const KINESIS_PREFIX: &str = "kinesis:";
+/// Every service prefix an action may carry; an action without one is a KVS operation.
+pub const SERVICE_PREFIXES: [&str; 2] = [REKOGNITION_PREFIX, KINESIS_PREFIX];
+
+/// An action's service prefix and the rest (`("kinesis:", "PutRecord")`), or `None` for a
+/// KVS operation.
+pub fn split_service(action: &str) -> Option<(&'static str, &str)> {
+    SERVICE_PREFIXES
+        .iter()
+        .find_map(|p| action.strip_prefix(p).map(|rest| (*p, rest)))
+}
 
 /// The most patterns of each kind in a policy.
 pub const MAX_PATTERNS: usize = 100;
@@ -80,7 +94,7 @@ impl Policy {
         let bare: Vec<String> = self
             .operations
             .iter()
-            .map(|p| p.strip_prefix(REKOGNITION_PREFIX).unwrap_or(p).to_owned())
+            .map(|p| split_service(p).map_or(p.as_str(), |(_, rest)| rest).to_owned())
             .collect();
         check_patterns("operation", &bare, MAX_OPERATION_PATTERN_LEN, |c| {
             c.is_ascii_alphanumeric()
@@ -90,15 +104,19 @@ impl Policy {
         })
     }
 
-    /// Whether the operation matches one of the operation patterns (a `rekognition:` action
-    /// only patterns with that prefix).
+    /// Whether the operation matches one of the operation patterns (a prefixed action, such
+    /// as `rekognition:IndexFaces`, only patterns with the same prefix; a KVS operation only
+    /// patterns without one).
     pub fn allows_operation(&self, operation: &str) -> bool {
-        match operation.strip_prefix(REKOGNITION_PREFIX) {
-            Some(action) => self.operations.iter().any(|p| {
-                p.strip_prefix(REKOGNITION_PREFIX)
+        match split_service(operation) {
+            Some((prefix, action)) => self.operations.iter().any(|p| {
+                p.strip_prefix(prefix)
                     .is_some_and(|p| glob_match(p, action))
             }),
-            None => self.operations.iter().any(|p| glob_match(p, operation)),
+            None => self
+                .operations
+                .iter()
+                .any(|p| split_service(p).is_none() && glob_match(p, operation)),
         }
     }
 
@@ -230,7 +248,7 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "User: {access_key_id} is not authorized to perform: {}{operation}{}",
-    if operation.starts_with(REKOGNITION_PREFIX) { "" } else { "kinesisvideo:" },
+    if split_service(operation).is_some() { "" } else { "kinesisvideo:" },
     stream_name.as_deref().map(|s| format!(" on resource: stream/{s}")).unwrap_or_default()
 )]
 pub struct AccessDenied {
@@ -337,6 +355,34 @@ mod tests {
         assert_eq!(
             denied.to_string(),
             "User: AKID is not authorized to perform: rekognition:IndexFaces"
+        );
+
+        let data = Policy {
+            operations: vec!["kinesis:Get*".into(), "kinesis:ListShards".into()],
+            streams: vec!["faces-*".into()],
+        };
+        data.validate().unwrap();
+        assert!(data.allows("kinesis:GetRecords", Some("faces-1")));
+        assert!(data.allows("kinesis:ListShards", Some("faces-1")));
+        assert!(!data.allows("kinesis:PutRecord", Some("faces-1")));
+        assert!(!data.allows("kinesis:GetRecords", Some("other")));
+        assert!(!data.allows("GetMedia", Some("faces-1")), "kinesis: is not KVS");
+        assert!(!data.allows("rekognition:GetFaces", None));
+        assert!(
+            !Policy::allow_all().allows("kinesis:PutRecord", Some("x")),
+            "`*` is every KVS operation, not data streams"
+        );
+        let denied = Principal {
+            access_key_id: "AKID".into(),
+            kind: PrincipalKind::Key { name: "k".into() },
+            policy: Arc::new(data),
+        }
+        .authorize("kinesis:PutRecord", Some("faces-1"))
+        .unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "User: AKID is not authorized to perform: kinesis:PutRecord on resource: \
+             stream/faces-1"
         );
     }
 

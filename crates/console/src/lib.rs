@@ -7,8 +7,8 @@
 //! the table this crate includes. `dist/` is committed; `scripts/test` rebuilds it from the
 //! sources and fails if the committed files differ, so they cannot drift apart.
 //!
-//! The server side (sessions, the console's API, headers) lives in `vigil-api`
-//! (`crates/api/src/console.rs`); this crate only holds bytes.
+//! The server side (sessions, the console's API, headers) lives in `vigil-server`
+//! (`crates/server/src/console/`); this crate only holds bytes.
 
 /// One built file.
 #[derive(Debug)]

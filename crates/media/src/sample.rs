@@ -71,7 +71,7 @@ pub fn ns_to_ticks(ns: i64, timescale: u32) -> i64 {
     i64::try_from(ticks).unwrap_or(if ticks < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Demuxes a stored track header and fragment payloads (`crates/api/src/media/mod.rs`: the
+/// Demuxes a stored track header and fragment payloads (`vigil-api-kvs-common`'s crate docs: the
 /// header is the EBML header, an unknown-size Segment, Info and Tracks; each payload a
 /// Cluster, then producer Tags) as one stream, and returns the tracks (video and audio; tracks
 /// of other kinds and their frames are left out) and the samples in stream order (decode order

@@ -22,7 +22,8 @@ use anyhow::{Context, bail};
 use clap::ArgMatches;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
-use vigil_api::{Anonymous, ApiConfig, ApiState, Authenticator};
+use vigil_api_common::{Anonymous, ApiConfig, Authenticator};
+use vigil_server::{ServerConfig, ServerState};
 use vigil_store::{Store, SystemClock};
 
 use crate::config::{FileConfig, defaulted};
@@ -79,7 +80,7 @@ pub struct Args {
         long,
         env = "VIGIL_ACCOUNT_ID",
         value_name = "DIGITS",
-        default_value = vigil_api::server::DEFAULT_ACCOUNT_ID
+        default_value = vigil_api_common::config::DEFAULT_ACCOUNT_ID
     )]
     pub account_id: String,
 
@@ -130,10 +131,10 @@ pub struct Args {
         long,
         env = "VIGIL_HLS_PART_TARGET_MS",
         value_name = "MS",
-        default_value_t = vigil_api::media::playback::llhls::DEFAULT_PART_TARGET_MS,
+        default_value_t = vigil_api_playback::streaming::llhls::DEFAULT_PART_TARGET_MS,
         value_parser = clap::value_parser!(u32).range(
-            i64::from(vigil_api::media::playback::llhls::MIN_PART_TARGET_MS)
-                ..=i64::from(vigil_api::media::playback::llhls::MAX_PART_TARGET_MS)
+            i64::from(vigil_api_playback::streaming::llhls::MIN_PART_TARGET_MS)
+                ..=i64::from(vigil_api_playback::streaming::llhls::MAX_PART_TARGET_MS)
         ),
     )]
     pub hls_part_target_ms: u32,
@@ -262,7 +263,7 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
         .hls_part_target_ms
         .filter(|_| defaulted(m, "hls_part_target_ms"))
     {
-        use vigil_api::media::playback::llhls::{MAX_PART_TARGET_MS, MIN_PART_TARGET_MS};
+        use vigil_api_playback::streaming::llhls::{MAX_PART_TARGET_MS, MIN_PART_TARGET_MS};
         if !(MIN_PART_TARGET_MS..=MAX_PART_TARGET_MS).contains(&v) {
             bail!(
                 "{}: {v} is not between {MIN_PART_TARGET_MS} and {MAX_PART_TARGET_MS}",
@@ -421,7 +422,7 @@ fn authenticator(
         return Ok((Arc::new(Anonymous), keys));
     }
     Ok((
-        Arc::new(vigil_api::auth::SigV4::new(
+        Arc::new(vigil_api_common::auth::SigV4::new(
             &args.region,
             keys.clone(),
             store.clock().clone(),
@@ -462,13 +463,13 @@ fn camera_client(
 /// collection, in the background, so that the first Rekognition calls do not pay for them; a
 /// call that comes first loads what it needs itself (each loads once). A server without
 /// collections loads the engine on its first image call.
-fn warm_up_faces(state: Arc<ApiState>) {
+fn warm_up_faces(state: Arc<vigil_api_rekognition::RekognitionState>) {
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        match state.rekognition.collections.warm_up(&state.store) {
+        match state.collections.warm_up(&state.store) {
             Ok(0) => {}
             Ok(n) => {
-                if let Err(e) = vigil_api::rekognition::engine::engine() {
+                if let Err(e) = vigil_api_rekognition::engine::engine() {
                     warn!("face engine: {}", e.message());
                 }
                 info!(
@@ -527,47 +528,55 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let api_cfg = ApiConfig {
-        region: args.region.clone(),
-        account_id: args.account_id.clone(),
-        public_url: args.public_url.clone(),
-        tls: tls.is_some(),
-        low_latency_hls: vigil_api::media::playback::llhls::LowLatencyConfig {
-            enabled: args.low_latency_hls,
-            part_target_ms: args.hls_part_target_ms,
+    let server_cfg = ServerConfig {
+        api: ApiConfig {
+            region: args.region.clone(),
+            account_id: args.account_id.clone(),
+            public_url: args.public_url.clone(),
+            tls: tls.is_some(),
+            ..ApiConfig::default()
         },
-        ..ApiConfig::default()
-    };
-    let state = Arc::new(ApiState::new(store.clone(), api_cfg, auth).with_console(
-        vigil_api::console::ConsoleConfig {
+        playback: vigil_api_playback::PlaybackConfig {
+            low_latency_hls: vigil_api_playback::streaming::llhls::LowLatencyConfig {
+                enabled: args.low_latency_hls,
+                part_target_ms: args.hls_part_target_ms,
+            },
+            ..vigil_api_playback::PlaybackConfig::default()
+        },
+        console: vigil_server::ConsoleConfig {
             enabled: !args.no_console,
             session_ttl: std::time::Duration::from_secs(
                 u64::from(args.console_session_hours) * 3600,
             ),
         },
-    ));
+        ..ServerConfig::default()
+    };
+    let state = Arc::new(
+        ServerState::new(store.clone(), server_cfg, auth)
+            .context("loading the data streams from the store")?,
+    );
     let faces = faces_options(&args);
     let backend = faces.backend.name();
     let load_now = faces.backend != vigil_faces::Backend::Tract;
-    vigil_api::rekognition::engine::configure(faces);
+    vigil_api_rekognition::engine::configure(faces);
     if load_now {
         // Loaded now: a missing or unusable library is a start-up error, not a failure of
         // the first Rekognition call.
-        vigil_api::rekognition::engine::engine()
+        vigil_api_rekognition::engine::engine()
             .map_err(|e| anyhow::anyhow!("{}", e.message()))
             .with_context(|| format!("loading the face engine ({backend} backend)"))?;
     }
-    warm_up_faces(state.clone());
-    let app = vigil_api::router(state.clone());
+    warm_up_faces(state.rekognition.clone());
+    let app = vigil_server::router(state.clone());
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,
         &args.store.data_dir,
     );
     // The API and the metrics hold the cameras weakly: the cameras' client holds the router,
     // which holds the API state.
-    let camera_service: Arc<dyn vigil_api::cameras::CameraService> = Arc::new(cameras.clone());
-    let _ = state.cameras.set(Arc::downgrade(&camera_service));
-    vigil_api::metrics::global().add_collector(cameras.metrics_collector());
+    let camera_service: Arc<dyn vigil_api_kvs::cameras::CameraService> = Arc::new(cameras.clone());
+    let _ = state.kvs.cameras.set(Arc::downgrade(&camera_service));
+    vigil_api_common::metrics::global().add_collector(cameras.metrics_collector());
     crate::camera::start_configured(&cameras, std::mem::take(&mut args.cameras))?;
     cameras.start_persisted()?;
     let bound = listener.local_addr().context("reading the bound address")?;
@@ -591,12 +600,12 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     cameras.stop_all().await;
     drop(camera_service);
     info!("finishing PutMedia sessions");
-    if tokio::time::timeout(timeout, state.sessions.drain())
+    if tokio::time::timeout(timeout, state.kvs.sessions.drain())
         .await
         .is_err()
     {
         warn!("PutMedia sessions still open after {timeout:?}; closing them");
-        state.sessions.close_all();
+        state.kvs.sessions.close_all();
     }
     // Long enough for a drained session to finish discarding its producer's body (so that
     // closing the connection cannot reset it before the last acks are read).

@@ -35,7 +35,7 @@ pub fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Splits a Matroska file at its Clusters (as `crates/api/tests/api/common.rs` does).
+/// Splits a Matroska file at its Clusters (as `crates/server/tests/api/common.rs` does).
 pub fn split_mkv(data: &[u8]) -> Stored {
     let events = Demuxer::read_all(data).unwrap();
     let span_bytes =

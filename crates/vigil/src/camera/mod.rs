@@ -14,7 +14,7 @@
 //! acks and metrics as any producer, without TCP, TLS certificates or host names.
 //!
 //! Cameras can also be added, listed and removed at run time through Vigil's own API
-//! operations (`vigil_api::cameras`: `PutCamera`, `ListCameras`, `DeleteCamera`, which
+//! operations (`vigil_api_kvs::cameras`: `PutCamera`, `ListCameras`, `DeleteCamera`, which
 //! [`Manager`] serves as a `CameraService`); those are kept in `DATA_DIR/cameras.json`
 //! ([`persist`]) and started again at the next start. Cameras of the configuration file can
 //! only be changed there.
@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use vigil_api::cameras::{CameraError, CameraFuture, CameraService, PutCameraInput};
+use vigil_api_kvs::cameras::{CameraError, CameraFuture, CameraService, PutCameraInput};
 
 use crate::client::Client;
 
@@ -438,7 +438,7 @@ impl Manager {
 
     /// A collector of the `vigil_camera_*` families for `/metrics`; it holds the cameras
     /// weakly, and renders nothing once the manager is gone.
-    pub fn metrics_collector(&self) -> vigil_api::metrics::Collector {
+    pub fn metrics_collector(&self) -> vigil_api_common::metrics::Collector {
         let cameras = Arc::downgrade(&self.cameras);
         Arc::new(move |out: &mut String| {
             if let Some(cameras) = cameras.upgrade() {

@@ -12,6 +12,7 @@ mod check;
 mod client;
 mod console;
 mod inspect;
+mod kinesis;
 mod media;
 mod rekognition;
 mod tls;

@@ -1,0 +1,92 @@
+//! Encodings the JSON protocols share: epoch-second timestamps, UUIDs, JSON responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Epoch milliseconds, (de)serialized as epoch seconds (a JSON number), as AWS JSON 1.1 and
+/// rest-json bodies carry timestamps unless a model says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EpochMs(pub u64);
+
+impl Serialize for EpochMs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Exactly representable for whole milliseconds up to far beyond year 9999 after the
+        // shortest round-trip formatting: 1639473904764 → 1639473904.764.
+        s.serialize_f64(self.0 as f64 / 1000.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EpochMs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let secs = f64::deserialize(d)?;
+        seconds_to_ms(secs).map(EpochMs).ok_or_else(|| {
+            serde::de::Error::custom(format!("{secs} is not a timestamp in epoch seconds"))
+        })
+    }
+}
+
+/// Epoch seconds (any finite, non-negative value up to year 9999) to milliseconds, rounded to
+/// the nearest millisecond.
+pub fn seconds_to_ms(secs: f64) -> Option<u64> {
+    const MAX_SECS: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
+    if !secs.is_finite() || !(0.0..=MAX_SECS).contains(&secs) {
+        return None;
+    }
+    Some((secs * 1000.0).round() as u64)
+}
+
+/// A 128-bit value in the UUID layout (`8-4-4-4-12` lower-case hex digits).
+pub fn uuid(v: u128) -> String {
+    let h = format!("{v:032x}");
+    let part = |a: usize, b: usize| h.get(a..b).unwrap_or_default().to_owned();
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
+}
+
+/// A random UUID (version 4 layout bits are not set: these are request ids and tokens, not
+/// RFC 4122 identifiers).
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        return "00000000-0000-0000-0000-000000000000".into();
+    }
+    uuid(u128::from_be_bytes(b))
+}
+
+/// `value` as JSON in a 200 response with `content_type`.
+pub fn json_response<T: Serialize>(
+    value: &T,
+    content_type: &'static str,
+) -> Result<Response, serde_json::Error> {
+    let body = serde_json::to_vec(value)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_and_seconds() {
+        assert_eq!(
+            uuid(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
+            "01234567-89ab-cdef-0011-223344556677"
+        );
+        assert_eq!(random_uuid().len(), 36);
+        assert_eq!(seconds_to_ms(1639473904.764), Some(1639473904764));
+        assert_eq!(seconds_to_ms(-1.0), None);
+        assert_eq!(seconds_to_ms(f64::NAN), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The two encodings of a Kinesis call, chosen by the request's `Content-Type`: AWS JSON 1.1
+//! (boto3, the AWS CLI, the AWS SDK for Rust, the JavaScript and Go SDKs) and AWS CBOR 1.1
+//! (the AWS SDK for Java and the KCL). Handlers read and write JSON values; a CBOR call is
+//! transcoded at the edge ([`crate::cbor`]), and is answered in CBOR, errors included.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use vigil_api_common::error::{Protocol, render};
+
+use crate::error::{KinesisError, KinesisResult};
+
+/// The `Content-Type` of CBOR calls.
+pub const CBOR_CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
+
+/// How a call is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// AWS JSON 1.1.
+    Json,
+    /// AWS CBOR 1.1.
+    Cbor,
+}
+
+impl Encoding {
+    /// The encoding of a request, from its `Content-Type` (JSON unless it says CBOR).
+    pub fn of(headers: &HeaderMap) -> Self {
+        let cbor = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(CBOR_CONTENT_TYPE));
+        if cbor { Self::Cbor } else { Self::Json }
+    }
+
+    /// The error protocol of the encoding.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Self::Json => Protocol::AwsJson11,
+            Self::Cbor => Protocol::AwsCbor11,
+        }
+    }
+
+    /// The request body as a JSON value (an empty body is `{}`).
+    pub fn decode(self, body: &Bytes) -> KinesisResult<Value> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        match self {
+            Self::Json => serde_json::from_slice(body).map_err(|e| {
+                KinesisError::SerializationException(format!("The body is not JSON: {e}"))
+            }),
+            Self::Cbor => crate::cbor::to_json(body).map_err(KinesisError::SerializationException),
+        }
+    }
+
+    /// A 200 response with `value` (or an empty body, for operations without output).
+    pub fn respond(self, value: Option<&Value>) -> Response {
+        let body = match (value, self) {
+            (None, _) => Vec::new(),
+            (Some(v), Self::Json) => match serde_json::to_vec(v) {
+                Ok(b) => b,
+                Err(e) => {
+                    return self.error(&KinesisError::InternalFailureException(format!(
+                        "encoding the response: {e}"
+                    )));
+                }
+            },
+            (Some(v), Self::Cbor) => crate::cbor::from_json(v),
+        };
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.protocol().content_type()),
+            )],
+            body,
+        )
+            .into_response()
+    }
+
+    /// The response for an error.
+    pub fn error(self, e: &KinesisError) -> Response {
+        render(e, self.protocol())
+    }
+}
+
+/// Parses a call's JSON value as an operation's input.
+pub fn input<T: DeserializeOwned>(op: &str, v: Value) -> KinesisResult<T> {
+    serde_json::from_value(v).map_err(|e| {
+        KinesisError::SerializationException(format!(
+            "The request body is not valid input for {op}: {e}"
+        ))
+    })
+}
+
+/// A handler's output as a JSON value.
+pub fn output<T: Serialize>(v: &T) -> KinesisResult<Value> {
+    serde_json::to_value(v)
+        .map_err(|e| KinesisError::InternalFailureException(format!("encoding: {e}")))
+}

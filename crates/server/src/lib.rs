@@ -1,0 +1,188 @@
+//! The server's wiring: one HTTP front over every service crate.
+//!
+//! Each AWS service is its own crate (`vigil-api-kvs`, `vigil-api-playback`,
+//! `vigil-api-rekognition`), none of which imports another; this crate builds their states
+//! over one store and one authenticator, puts them behind one [`Front`] in the order their
+//! claims are asked (Rekognition and Kinesis by `X-Amz-Target`, archived media by path, then
+//! the KVS control and media planes, which are also the fallback that answers unknown paths),
+//! and adds what belongs to no service: `GET /health`, `GET /metrics` (Prometheus text), and
+//! the web console ([`console`]), whose requests run as their session's key through the same
+//! handlers and policies as any API call.
+//!
+//! `vigil serve` (in the `vigil` binary) configures and runs it; the in-process tests
+//! (`tests/api/`) drive the same [`router`] over TCP.
+
+pub mod console;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::Serialize;
+use vigil_api_common::front::{Front, dispatch};
+use vigil_api_common::{ApiConfig, Authenticator};
+use vigil_api_kvs::media::sessions::PutMediaConfig;
+use vigil_api_kvs::{Kvs, KvsState};
+use vigil_api_playback::{Playback, PlaybackConfig, PlaybackState};
+use vigil_api_kinesis::{Kinesis, KinesisState};
+use vigil_api_rekognition::{Rekognition, RekognitionState};
+use vigil_datastreams::DataStreams;
+use vigil_store::Store;
+
+pub use console::ConsoleConfig;
+pub use vigil_api_common::{Anonymous, Payload, Principal};
+
+/// Settings of the whole server's API.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// What every API reads (region, account, public URL, TLS, body limit).
+    pub api: ApiConfig,
+    /// Archived media: clip limits, low-latency HLS.
+    pub playback: PlaybackConfig,
+    /// PutMedia sessions: limits and timings.
+    pub putmedia: PutMediaConfig,
+    /// The web console.
+    pub console: ConsoleConfig,
+    /// Data streams: shard limits.
+    pub datastreams: vigil_datastreams::Limits,
+}
+
+/// Every service's state, over one store and one authenticator.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The fragment store.
+    pub store: Store,
+    /// Settings.
+    pub cfg: ServerConfig,
+    /// Authentication.
+    pub auth: Arc<dyn Authenticator>,
+    /// The KVS control and media planes.
+    pub kvs: Arc<KvsState>,
+    /// Archived media.
+    pub playback: Arc<PlaybackState>,
+    /// Rekognition.
+    pub rekognition: Arc<RekognitionState>,
+    /// Kinesis Data Streams.
+    pub kinesis: Arc<KinesisState>,
+    /// Signed-in web console sessions.
+    pub console_sessions: console::Sessions,
+}
+
+impl ServerState {
+    /// Every service over `store`, configured as `cfg` says. Blocking: it loads the data
+    /// streams from the store.
+    pub fn new(
+        store: Store,
+        cfg: ServerConfig,
+        auth: Arc<dyn Authenticator>,
+    ) -> vigil_datastreams::Result<Self> {
+        let kvs = Arc::new(KvsState::new(
+            store.clone(),
+            cfg.api.clone(),
+            auth.clone(),
+            cfg.putmedia.clone(),
+        ));
+        let playback = Arc::new(PlaybackState::new(
+            store.clone(),
+            cfg.api.clone(),
+            cfg.playback.clone(),
+            auth.clone(),
+        ));
+        let rekognition = Arc::new(RekognitionState::new(
+            store.clone(),
+            cfg.api.clone(),
+            auth.clone(),
+        ));
+        let kinesis = Arc::new(KinesisState::new(
+            DataStreams::open(store.clone(), cfg.datastreams)?,
+            cfg.api.clone(),
+            auth.clone(),
+        ));
+        metrics::metrics();
+        Ok(Self {
+            store,
+            cfg,
+            auth,
+            kvs,
+            playback,
+            rekognition,
+            kinesis,
+            console_sessions: console::Sessions::default(),
+        })
+    }
+
+    /// The front: every API, in the order their claims are asked.
+    pub fn front(&self) -> Front {
+        Front::new(Arc::new(Kvs(self.kvs.clone())))
+            .with(Arc::new(Rekognition(self.rekognition.clone())))
+            .with(Arc::new(Kinesis(self.kinesis.clone())))
+            .with(Arc::new(Playback(self.playback.clone())))
+    }
+}
+
+/// The router of the whole server: `GET /health`, `GET /metrics`, the playback GETs, the web
+/// console, and every AWS operation through the front.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let front = Arc::new(state.front());
+    let aws = Router::new().fallback(dispatch).with_state(front.clone());
+    Router::new()
+        .route(
+            "/",
+            get(console::index).fallback(move |req| {
+                let front = front.clone();
+                async move { front.handle(req).await }
+            }),
+        )
+        .route("/console/api/{*rest}", any(console::api))
+        .route("/console/{*path}", get(console::asset))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .with_state(state.clone())
+        .merge(vigil_api_playback::routes(state.playback.clone()))
+        .merge(aws)
+}
+
+/// Body of `GET /health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn metrics_text() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        vigil_api_common::metrics::global().render_prometheus(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_two_operations_share_a_path() {
+        let mut paths: Vec<&str> = vigil_api_kvs::Operation::ALL
+            .iter()
+            .map(|o| o.path())
+            .chain(vigil_api_playback::Operation::ALL.iter().map(|o| o.path()))
+            .collect();
+        let n = paths.len();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), n);
+    }
+}
