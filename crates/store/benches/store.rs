@@ -820,7 +820,7 @@ fn index(root: &Path, plan: &Plan) -> Vec<Row> {
             .apply(
                 &CommitBatch {
                     fragments,
-                    segments: vec![],
+                    ..CommitBatch::default()
                 },
                 false,
             )

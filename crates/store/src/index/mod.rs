@@ -1,5 +1,6 @@
-//! The index side of the store: stream records, data keys, track headers, and the fragment index
-//! by number, producer timestamp and server timestamp, with per-segment accounting.
+//! The index side of the store: stream records, data keys, track headers, the fragment index
+//! by number, producer timestamp and server timestamp, log groups and their batches, with
+//! per-segment accounting.
 //!
 //! [`Index`] is the seam for other backends (PostgreSQL); [`RedbIndex`] is the embedded one.
 //! Why redb: pure Rust (no C toolchain, quick to build), ACID with copy-on-write B-trees,
@@ -25,23 +26,40 @@
 //! | `collections` | collection name | [`CollectionRecord`] as JSON (versioned) |
 //! | `collection_keys` | collection id | master key id + wrapped key |
 //! | `faces` | (collection id, face id) | a face row (versioned binary, embedding sealed: `crate::faces`) |
+//! | `log_groups` | group id | [`LogGroupRecord`] as JSON (versioned) |
+//! | `log_group_names` | name | group id |
+//! | `log_keys` | (group, generation) | master key id + wrapped key |
+//! | `log_batches` | (group, log, batch number) | [`LogBatchMeta`] (versioned binary) |
+//! | `log_by_time` | (group, log, arrival_ms, batch number) | () |
+//! | `segment_log_batches` | (segment, group, log, batch number) | () |
 //!
 //! The three face tables were added without a format version change: an index written before
-//! them opens with them created empty, and an older build ignores them.
+//! them opens with them created empty, and an older build ignores them. The log tables came
+//! with format version 2, because an older build must not open a store that has log batches:
+//! it would take their records (kind 2) for damage and cut them off the newest segment with
+//! whatever follows them. Opening a version 1 index migrates it (the log tables are created
+//! empty and the version is raised, in one transaction); an older build then refuses it with
+//! a [`StoreError::FormatVersion`](crate::StoreError::FormatVersion).
+//!
+//! A segment's `live_fragments` counts every record in the index that lives in it, fragments
+//! and log batches alike, so a sealed segment is deleted only once both kinds are gone from it.
 
 use std::fmt::Debug;
 
 use crate::error::Result;
 use crate::faces::CollectionRecord;
+use crate::logs::{LogBatchMeta, LogGroupRecord};
 use crate::types::{FragmentMeta, Page, PageCursor, StreamRecord, StreamUsage, TimestampKind};
 
 mod faces;
+mod logs;
 mod redb;
 
 pub use self::redb::RedbIndex;
 
-/// The index format version this build writes and reads.
-pub const INDEX_FORMAT_VERSION: u64 = 1;
+/// The index format version this build writes (and the newest it reads; version 1 is
+/// migrated on open).
+pub const INDEX_FORMAT_VERSION: u64 = 2;
 
 /// A segment file's row in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,7 +74,8 @@ pub struct SegmentRow {
     pub sealed: bool,
     /// Bytes of the file whose records are in the index (the recovery scan starts here).
     pub indexed_len: u64,
-    /// Fragments in the index that live in this segment.
+    /// Records in the index that live in this segment: fragments and log batches (the
+    /// segment file can go once this is 0 and it is sealed).
     pub live_fragments: u64,
     /// Their record bytes.
     pub live_bytes: u64,
@@ -141,6 +160,8 @@ impl WrappedKey {
 pub struct CommitBatch {
     /// New fragments.
     pub fragments: Vec<FragmentMeta>,
+    /// New log batches.
+    pub log_batches: Vec<LogBatchMeta>,
     /// New or changed segment rows.
     pub segments: Vec<SegmentRow>,
 }
@@ -236,7 +257,8 @@ pub trait Index: Send + Sync + Debug {
     fn remove_fragments(&self, fragments: &[FragmentMeta]) -> Result<()>;
     /// Every segment row.
     fn segments(&self) -> Result<Vec<SegmentRow>>;
-    /// Removes every fragment in a segment and the segment's row, durably, so the file can go.
+    /// Removes every fragment and log batch in a segment and the segment's row, durably, so
+    /// the file can go; returns how many records were removed.
     fn drop_segment(&self, segment: u64) -> Result<u64>;
 
     /// Creates a face collection and its key, durably; fails with
@@ -267,4 +289,57 @@ pub trait Index: Send + Sync + Debug {
     ) -> Result<Vec<(u128, Vec<u8>)>>;
     /// One face row.
     fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>>;
+
+    /// Creates a log group and its first data key, durably; fails with
+    /// [`StoreError::LogGroupExists`](crate::StoreError::LogGroupExists) if the name is taken.
+    fn create_log_group(&self, record: &LogGroupRecord, key: &WrappedKey) -> Result<()>;
+    /// A log group by id (in any state).
+    fn log_group(&self, id: u64) -> Result<Option<LogGroupRecord>>;
+    /// A log group by name (only groups not being deleted have a name).
+    fn log_group_by_name(&self, name: &str) -> Result<Option<LogGroupRecord>>;
+    /// Log groups in name order: names starting with `prefix`, after `after`, at most
+    /// `limit`.
+    fn list_log_groups(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogGroupRecord>>;
+    /// Every log group record, including those being deleted.
+    fn all_log_groups(&self) -> Result<Vec<LogGroupRecord>>;
+    /// Replaces a log group record, durably.
+    fn put_log_group(&self, record: &LogGroupRecord) -> Result<()>;
+    /// Adds a data key generation and replaces the group's record, durably (one
+    /// transaction).
+    fn add_log_key(&self, record: &LogGroupRecord, generation: u32, key: &WrappedKey)
+    -> Result<()>;
+    /// A log group's data keys.
+    fn log_keys(&self, group: u64) -> Result<Vec<(u32, WrappedKey)>>;
+    /// Marks a log group deleted, durably: frees its name and destroys its data keys in one
+    /// transaction, so its batches can no longer be decrypted; its batch rows are purged by
+    /// [`Index::purge_log_group`].
+    fn mark_log_group_deleted(&self, record: &LogGroupRecord) -> Result<()>;
+    /// Deletes up to `max` batch rows of a deleted log group; returns how many, and `true`
+    /// when none are left (and the record itself is gone).
+    fn purge_log_group(&self, id: u64, max: usize) -> Result<(u64, bool)>;
+
+    /// A log's batches in number order from `from_batch` (inclusive), at most `limit`.
+    fn log_batches(
+        &self,
+        group: u64,
+        log: u32,
+        from_batch: u64,
+        limit: usize,
+    ) -> Result<Vec<LogBatchMeta>>;
+    /// A log's newest batch.
+    fn last_log_batch(&self, group: u64, log: u32) -> Result<Option<LogBatchMeta>>;
+    /// A log's first batch that arrived at or after `ts_ms`: one index seek.
+    fn log_batch_at_time(&self, group: u64, log: u32, ts_ms: u64) -> Result<Option<LogBatchMeta>>;
+    /// The numbers of a group's logs that hold batches, in order.
+    fn log_numbers(&self, group: u64) -> Result<Vec<u32>>;
+    /// Removes up to `max` of a log's batches that arrived before `cutoff_ms`, oldest first;
+    /// returns how many.
+    fn expire_log_batches(&self, group: u64, log: u32, cutoff_ms: u64, max: usize) -> Result<u64>;
+    /// Removes these batches' rows (e.g. ones whose records are damaged), durably.
+    fn remove_log_batches(&self, batches: &[LogBatchMeta]) -> Result<()>;
 }

@@ -1,6 +1,6 @@
 //! [`RedbIndex`]: the embedded index (tables and key layout in the parent module's docs).
-//! Streams, fragments and segments are here; face collections in `faces.rs`, behind the one
-//! `Index` implementation below.
+//! Streams, fragments and segments are here; face collections in `faces.rs`, log groups and
+//! their batches in `logs.rs`, each behind the one `Index` implementation below.
 
 use std::sync::Arc;
 
@@ -8,10 +8,11 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use super::{CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, faces};
+use super::{CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, faces, logs};
 use crate::error::{Result, StoreError};
 use crate::faces::{COLLECTION_RECORD_VERSION, CollectionRecord};
 use crate::fs::{File, RedbBackend};
+use crate::logs::{LogBatchMeta, LogGroupRecord};
 use crate::types::{
     FragmentMeta, Page, PageCursor, STREAM_RECORD_VERSION, StreamRecord, StreamUsage, TimestampKind,
 };
@@ -57,7 +58,9 @@ impl RedbIndex {
             let mut meta = txn.open_table(META)?;
             let version = meta.get("format_version")?.map(|v| v.value());
             match version {
-                None => {
+                // A new index, or one of version 1 (before log groups): the log tables are
+                // created below, in this transaction, with the new version.
+                None | Some(1) => {
                     meta.insert("format_version", INDEX_FORMAT_VERSION)?;
                 }
                 Some(INDEX_FORMAT_VERSION) => {}
@@ -82,6 +85,7 @@ impl RedbIndex {
             txn.open_table(COLLECTIONS)?;
             txn.open_table(COLLECTION_KEYS)?;
             txn.open_table(FACES)?;
+            logs::create_tables(&txn)?;
         }
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
@@ -425,6 +429,7 @@ impl Index for RedbIndex {
                     segs.insert(m.location.segment, row.encode().as_slice())?;
                 }
             }
+            logs::insert_all(txn, &batch.log_batches, &mut segs)?;
             Ok(())
         })
     }
@@ -612,12 +617,13 @@ impl Index for RedbIndex {
                 v
             };
             remove_all(txn, &metas)?;
+            let batches = logs::drop_segment(txn, segment)?;
             txn.open_table(SEGMENT_FRAGMENTS)?
                 .retain_in((segment, 0, 0)..=(segment, u64::MAX, u64::MAX), |_, _| {
                     false
                 })?;
             txn.open_table(SEGMENTS)?.remove(segment)?;
-            Ok(metas.len() as u64)
+            Ok(metas.len() as u64 + batches)
         })
     }
 
@@ -660,5 +666,185 @@ impl Index for RedbIndex {
 
     fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>> {
         faces::face(self, collection, face)
+    }
+
+    fn create_log_group(&self, record: &LogGroupRecord, key: &WrappedKey) -> Result<()> {
+        logs::create_group(self, record, key)
+    }
+
+    fn log_group(&self, id: u64) -> Result<Option<LogGroupRecord>> {
+        logs::group(self, id)
+    }
+
+    fn log_group_by_name(&self, name: &str) -> Result<Option<LogGroupRecord>> {
+        logs::group_by_name(self, name)
+    }
+
+    fn list_log_groups(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogGroupRecord>> {
+        logs::list_groups(self, prefix, after, limit)
+    }
+
+    fn all_log_groups(&self) -> Result<Vec<LogGroupRecord>> {
+        logs::all_groups(self)
+    }
+
+    fn put_log_group(&self, record: &LogGroupRecord) -> Result<()> {
+        logs::put_group(self, record)
+    }
+
+    fn add_log_key(
+        &self,
+        record: &LogGroupRecord,
+        generation: u32,
+        key: &WrappedKey,
+    ) -> Result<()> {
+        logs::add_key(self, record, generation, key)
+    }
+
+    fn log_keys(&self, group: u64) -> Result<Vec<(u32, WrappedKey)>> {
+        logs::keys(self, group)
+    }
+
+    fn mark_log_group_deleted(&self, record: &LogGroupRecord) -> Result<()> {
+        logs::mark_deleted(self, record)
+    }
+
+    fn purge_log_group(&self, id: u64, max: usize) -> Result<(u64, bool)> {
+        logs::purge(self, id, max)
+    }
+
+    fn log_batches(
+        &self,
+        group: u64,
+        log: u32,
+        from_batch: u64,
+        limit: usize,
+    ) -> Result<Vec<LogBatchMeta>> {
+        logs::batches(self, group, log, from_batch, limit)
+    }
+
+    fn last_log_batch(&self, group: u64, log: u32) -> Result<Option<LogBatchMeta>> {
+        logs::last_batch(self, group, log)
+    }
+
+    fn log_batch_at_time(&self, group: u64, log: u32, ts_ms: u64) -> Result<Option<LogBatchMeta>> {
+        logs::batch_at_time(self, group, log, ts_ms)
+    }
+
+    fn log_numbers(&self, group: u64) -> Result<Vec<u32>> {
+        logs::log_numbers(self, group)
+    }
+
+    fn expire_log_batches(&self, group: u64, log: u32, cutoff_ms: u64, max: usize) -> Result<u64> {
+        logs::expire(self, group, log, cutoff_ms, max)
+    }
+
+    fn remove_log_batches(&self, batches: &[LogBatchMeta]) -> Result<()> {
+        self.write(true, |txn| logs::remove_all(txn, batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+
+    use super::*;
+    use crate::fs::{FaultFs, Fs};
+    use crate::logs::{LOG_GROUP_RECORD_VERSION, LogGroupStatus};
+    use crate::types::StreamStatus;
+
+    fn open(fs: &FaultFs) -> Result<RedbIndex> {
+        RedbIndex::open(fs.open(Path::new("/index.redb"), true).unwrap())
+    }
+
+    fn stream_record() -> StreamRecord {
+        StreamRecord {
+            v: STREAM_RECORD_VERSION,
+            id: 1,
+            name: "cam".into(),
+            device_name: None,
+            media_type: None,
+            kms_key_id: "k".into(),
+            data_retention_hours: 24,
+            byte_budget: None,
+            version: "v".into(),
+            status: StreamStatus::Active,
+            creation_time_ms: 1,
+            tags: Default::default(),
+            key_generation: 1,
+            attributes: Default::default(),
+        }
+    }
+
+    fn set_version(ix: &RedbIndex, v: u64) {
+        ix.write(true, |txn| {
+            txn.open_table(META)?.insert("format_version", v)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// An index of format version 1 (before log groups) is migrated on open: the log tables
+    /// are created, the version raised, and what it held is kept. A newer version is refused.
+    #[test]
+    fn version_1_is_migrated_and_newer_versions_refused() {
+        let fs = FaultFs::new();
+        let key = WrappedKey {
+            master_id: "k".into(),
+            wrapped: vec![1, 2, 3],
+        };
+        {
+            let ix = open(&fs).unwrap();
+            ix.create_stream(&stream_record(), &key).unwrap();
+            // Make it exactly what version 1 wrote: no log tables.
+            ix.write(true, |txn| {
+                use crate::index::logs::*;
+                assert!(txn.delete_table(LOG_GROUPS)?);
+                assert!(txn.delete_table(LOG_GROUP_NAMES)?);
+                assert!(txn.delete_table(LOG_KEYS)?);
+                assert!(txn.delete_table(LOG_BATCHES)?);
+                assert!(txn.delete_table(LOG_BY_TIME)?);
+                assert!(txn.delete_table(SEGMENT_LOG_BATCHES)?);
+                Ok(())
+            })
+            .unwrap();
+            set_version(&ix, 1);
+        }
+        let ix = open(&fs).unwrap();
+        assert_eq!(
+            ix.meta("format_version").unwrap(),
+            Some(INDEX_FORMAT_VERSION)
+        );
+        assert_eq!(ix.stream_by_name("cam").unwrap(), Some(stream_record()));
+        let group = LogGroupRecord {
+            v: LOG_GROUP_RECORD_VERSION,
+            id: 1,
+            name: "g".into(),
+            retention_hours: 24,
+            kms_key_id: "k".into(),
+            key_generation: 1,
+            creation_time_ms: 1,
+            status: LogGroupStatus::Active,
+            version: 1,
+            attributes: Default::default(),
+        };
+        ix.create_log_group(&group, &key).unwrap();
+        assert_eq!(ix.log_group_by_name("g").unwrap(), Some(group));
+        set_version(&ix, INDEX_FORMAT_VERSION + 1);
+        drop(ix);
+        assert!(matches!(
+            open(&fs),
+            Err(StoreError::FormatVersion {
+                found: 3,
+                supported: 2,
+                ..
+            })
+        ));
     }
 }
