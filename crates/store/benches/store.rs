@@ -1,13 +1,14 @@
 //! Fragment store benchmarks (`bench/README.md`): ingest throughput against the raw disk in the
-//! same run, finish-to-durable latency of real-time camera streams, and timestamp-range pages
-//! of a large index. Prints a summary table with each figure against its target.
+//! same run, finish-to-durable latency of real-time camera streams, timestamp-range pages
+//! of a large index, and durable log appends against the raw disk (`store/logs.rs`). Prints a
+//! summary table with each figure against its target.
 //!
 //! ```sh
 //! cargo bench --profile ci -p vigil-store --bench store             # full: a few minutes
 //! cargo bench --profile ci -p vigil-store --bench store -- --quick  # seconds; scripts/test
 //! ```
 //!
-//! Options after `--`: `--quick`; `--only throughput|latency|index` and `--streams N` (both
+//! Options after `--`: `--quick`; `--only throughput|latency|index|logs` and `--streams N` (both
 //! repeatable: run only these sections, these stream counts);
 //! `--fragment-bytes N` (default 250000: 1 s at 2 Mbit/s); `--chunks N` (appends per fragment
 //! in the latency test, default 25, one per 40 ms frame; 1 appends the whole fragment at the end
@@ -17,7 +18,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::fmt::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +65,7 @@ struct Plan {
     throughput: bool,
     latency: bool,
     index: bool,
+    logs: bool,
     /// Stream counts, warm-up and measured window, alternating store/raw pairs.
     tp_streams: Vec<usize>,
     tp_warm: Duration,
@@ -95,8 +96,8 @@ impl Plan {
             .collect();
         for o in &only {
             assert!(
-                ["throughput", "latency", "index"].contains(o),
-                "--only takes throughput, latency or index, not {o:?}"
+                ["throughput", "latency", "index", "logs"].contains(o),
+                "--only takes throughput, latency, index or logs, not {o:?}"
             );
         }
         let section = |s: &str| only.is_empty() || only.contains(&s);
@@ -124,6 +125,7 @@ impl Plan {
             throughput: section("throughput"),
             latency: section("latency"),
             index: section("index"),
+            logs: section("logs"),
             tp_streams: vec![1, 10, 100, 1000],
             tp_warm: Duration::from_millis(500),
             tp_measure: Duration::from_secs(2),
@@ -209,6 +211,9 @@ fn main() {
     }
     if plan.index {
         rows.extend(index(&root, &plan));
+    }
+    if plan.logs {
+        rows.extend(logs::logs(&rt, &root, &plan));
     }
     drop(rt);
     let _ = std::fs::remove_dir_all(&root);
@@ -820,7 +825,7 @@ fn index(root: &Path, plan: &Plan) -> Vec<Row> {
             .apply(
                 &CommitBatch {
                     fragments,
-                    segments: vec![],
+                    ..CommitBatch::default()
                 },
                 false,
             )
@@ -938,131 +943,9 @@ fn check_page(page: &[FragmentMeta], start_ms: u64, after: Option<u64>) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Summary
+#[path = "store/logs.rs"]
+mod logs;
+#[path = "store/summary.rs"]
+mod summary;
 
-struct Row {
-    name: String,
-    store: String,
-    reference: String,
-    value: String,
-    target: String,
-    /// None: no target, shown for information.
-    pass: Option<bool>,
-    /// Measures the disk (meaningless on tmpfs).
-    disk: bool,
-}
-
-/// Prints the table; true when a target was missed.
-fn summary(rows: &[Row], plan: &Plan, fs: &FsInfo, took: Duration) -> bool {
-    let mut out = String::new();
-    let header = [
-        "figure",
-        "store",
-        "reference",
-        "ratio / n",
-        "target",
-        "result",
-    ];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let result = match r.pass {
-                Some(true) => "PASS",
-                Some(false) => "MISS",
-                None => "info",
-            };
-            let result = if r.disk && fs.fake {
-                format!("{result} ({} - meaningless)", fs.name)
-            } else {
-                result.to_owned()
-            };
-            [
-                r.name.clone(),
-                r.store.clone(),
-                r.reference.clone(),
-                r.value.clone(),
-                r.target.clone(),
-                result,
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for c in &cells {
-        for (w, s) in widths.iter_mut().zip(c) {
-            *w = (*w).max(s.len());
-        }
-    }
-    let line = |out: &mut String, c: &[&str]| {
-        let cols: Vec<String> = c
-            .iter()
-            .zip(widths)
-            .map(|(s, w)| format!("{s:<w$}"))
-            .collect();
-        let _ = writeln!(out, "| {} |", cols.join(" | "));
-    };
-    let _ = writeln!(
-        out,
-        "\nvigil-store summary ({} mode, {} bytes per fragment, data on {}, {:.0} s)",
-        plan.mode,
-        plan.fragment_bytes,
-        fs.describe,
-        took.as_secs_f64()
-    );
-    line(&mut out, &header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-    for c in &cells {
-        line(&mut out, &c.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    let missed = rows.iter().any(|r| r.pass == Some(false));
-    if missed {
-        let _ = writeln!(
-            out,
-            "MISSED: {}",
-            rows.iter()
-                .filter(|r| r.pass == Some(false))
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    print!("{out}");
-    missed
-}
-
-/// The median; the mean of the middle two for an even count.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    match (
-        v.len() % 2,
-        mid.checked_sub(1).and_then(|i| v.get(i)),
-        v.get(mid),
-    ) {
-        (0, Some(a), Some(b)) => (a + b) / 2.0,
-        (_, _, Some(m)) => *m,
-        _ => 0.0,
-    }
-}
-
-/// The `q` quantile of sorted durations (nearest rank).
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use summary::{Row, median, percentile, summary, thousands};

@@ -1,13 +1,19 @@
-//! Writes fragments into a store until it is killed: the child process of the SIGKILL test
-//! (`tests/store/crash.rs`).
+//! Writes fragments (and log batches) into a store until it is killed: the child process of
+//! the SIGKILL tests (`tests/store/crash.rs`, `tests/store/crash_logs.rs`).
 //!
-//! Usage: `crash_writer <data dir> <seed> <checkpoint interval ms>`
+//! Usage: `crash_writer <data dir> <seed> <checkpoint interval ms> [logs]`
 //!
 //! Opens the store on the real filesystem (creating or reusing three streams), then writes
 //! fragments of pseudo-random sizes from several threads forever. Each fragment's bytes are
 //! `conformance::payload(p, len)` where `p` is also its producer timestamp; once a fragment is
 //! durable it prints `DURABLE <stream id> <fragment number> <p> <len>` and flushes, so that
 //! whatever the killer has read was acknowledged before the kill.
+//!
+//! With `logs`, two more threads append batches of entries to four logs of two log groups
+//! (creating or reusing them) at the same time. Every entry names itself: key
+//! `<tag>/<index>/<count>/<len>`, data `payload(tag << 16 | index, len)`, the tag unique to
+//! the batch. Once a batch is durable it prints `LOG <group id> <log> <first position>
+//! <count> <tag> <CRC-32 of the entries' data, concatenated>` and flushes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::Write;
@@ -15,17 +21,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use vigil_store::conformance::payload;
-use vigil_store::{NewStream, Store, StoreConfig, StreamRef, SystemClock};
+use vigil_store::{
+    LogGroupRef, NewEntry, NewLogGroup, NewStream, Store, StoreConfig, StreamRef, SystemClock,
+};
 
 const THREADS: u64 = 4;
+const LOG_THREADS: u64 = 2;
+const LOG_GROUPS: [(&str, u32); 2] = [("crash-logs-1d", 24), ("crash-logs-1w", 168)];
 const STREAMS: [(&str, u32); 3] = [("crash-1h", 1), ("crash-1d", 24), ("crash-1m", 720)];
 /// The track header every stream uses.
 const HEADER: &[u8] = b"\x1a\x45\xdf\xa3 crash writer track header";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: crash_writer <data dir> <seed> <checkpoint interval ms>");
+    let logs = args.get(4).map(String::as_str) == Some("logs");
+    if !(args.len() == 4 || args.len() == 5 && logs) {
+        eprintln!("usage: crash_writer <data dir> <seed> <checkpoint interval ms> [logs]");
         std::process::exit(2);
     }
     let seed: u64 = args[2].parse().expect("seed");
@@ -67,8 +78,91 @@ fn main() {
             let _ = failed.send(());
         });
     }
+    if logs {
+        let groups: Vec<u64> = LOG_GROUPS
+            .iter()
+            .map(
+                |&(name, hours)| match store.log_group(LogGroupRef::Name(name)) {
+                    Ok(rec) => rec.id,
+                    Err(_) => {
+                        store
+                            .create_log_group(NewLogGroup {
+                                retention_hours: hours,
+                                ..NewLogGroup::new(name)
+                            })
+                            .expect("creating a log group")
+                            .id
+                    }
+                },
+            )
+            .collect();
+        for t in 0..LOG_THREADS {
+            let (store, groups, failed) = (store.clone(), groups.clone(), failed.clone());
+            std::thread::spawn(move || {
+                log_writer(&store, &groups, seed, THREADS + t);
+                let _ = failed.send(());
+            });
+        }
+    }
     let _ = failure.recv();
     std::process::exit(1);
+}
+
+fn log_writer(store: &Store, groups: &[u64], seed: u64, thread: u64) {
+    let mut rng = (seed * 1_000 + thread).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut pending = Vec::new();
+    for counter in 0u64.. {
+        let group = groups[(next() % groups.len() as u64) as usize];
+        let log = (next() % 4) as u32;
+        let tag = (seed << 40) | (thread << 32) | counter;
+        let n = 1 + (next() % 20) as usize;
+        let entries: Vec<NewEntry> = (0..n as u64)
+            .map(|i| {
+                // Mostly small entries, one in forty up to 200 kB.
+                let len = if next() % 40 == 0 {
+                    next() % 200_000
+                } else {
+                    next() % 2_000
+                } as usize;
+                NewEntry {
+                    key: Bytes::from(format!("{tag}/{i}/{n}/{len}")),
+                    data: Bytes::from(payload(tag << 16 | i, len)),
+                }
+            })
+            .collect();
+        let mut crc = crc32fast::Hasher::new();
+        for e in &entries {
+            crc.update(&e.data);
+        }
+        match store.append_log(group, log, &entries) {
+            Ok(p) => pending.push((p, group, log, tag, crc.finalize())),
+            Err(e) => return fail(&e),
+        }
+        // Keep up to three batches in flight before waiting.
+        if pending.len() > (next() % 4) as usize {
+            for (p, group, log, tag, crc) in pending.drain(..) {
+                match p.wait_blocking() {
+                    Ok(done) => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(
+                            out,
+                            "LOG {group} {log} {} {} {tag} {crc}",
+                            done.first.as_u128(),
+                            done.entries
+                        );
+                        let _ = out.flush();
+                    }
+                    Err(e) => return fail(&e),
+                }
+            }
+        }
+    }
 }
 
 fn writer(store: &Store, streams: &[(u64, u64)], seed: u64, thread: u64) {

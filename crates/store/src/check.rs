@@ -1,13 +1,15 @@
 //! Verifying a store: what `vigil check` runs.
 //!
 //! Opening the store already makes the safe repairs (see [`crate::recovery`]). The check then
-//! reads everything: every record of every segment (checksums), and every fragment the index
+//! reads everything: every record of every segment (checksums), every fragment the index
 //! knows (the record it points to is intact, is that fragment, and authenticates under the
-//! stream's key). With `repair`, index entries whose records are damaged are removed, since
-//! they can never be read; nothing else is changed.
+//! stream's key), and every log batch likewise (under its group's key, its entries decoding
+//! to the count its header gives). With `repair`, index entries whose records are damaged are
+//! removed, since they can never be read; nothing else is changed.
 
 use crate::engine::Store;
 use crate::error::Result;
+use crate::logs::{LogBatchMeta, LogGroupStatus};
 use crate::recovery::{RecoveryReport, scan_segment_thorough};
 use crate::types::{FragmentMeta, StreamStatus};
 
@@ -26,6 +28,10 @@ pub struct CheckReport {
     pub streams: usize,
     /// Fragments in the index, all read back and authenticated.
     pub fragments: u64,
+    /// Log groups checked.
+    pub log_groups: usize,
+    /// Log batches in the index, all read back and authenticated.
+    pub log_batches: u64,
     /// Damage found.
     pub problems: Vec<String>,
     /// Repairs made by the check itself.
@@ -108,6 +114,7 @@ pub fn check(store: &Store, repair: bool, progress: Progress<'_>) -> Result<Chec
             ));
         }
     }
+    let damaged_batches = check_logs(store, &mut report, progress)?;
     if repair && !damaged.is_empty() {
         index.remove_fragments(&damaged)?;
         report.repairs.push(format!(
@@ -115,5 +122,49 @@ pub fn check(store: &Store, repair: bool, progress: Progress<'_>) -> Result<Chec
             damaged.len()
         ));
     }
+    if repair && !damaged_batches.is_empty() {
+        index.remove_log_batches(&damaged_batches)?;
+        report.repairs.push(format!(
+            "removed {} log batch entries whose records are damaged",
+            damaged_batches.len()
+        ));
+    }
     Ok(report)
+}
+
+/// Reads back every batch of every active log group; returns the damaged ones.
+fn check_logs(
+    store: &Store,
+    report: &mut CheckReport,
+    progress: Progress<'_>,
+) -> Result<Vec<LogBatchMeta>> {
+    let index = store.index();
+    let mut damaged = Vec::new();
+    let groups = index.all_log_groups()?;
+    for g in groups.iter().filter(|g| g.status == LogGroupStatus::Active) {
+        report.log_groups += 1;
+        for log in index.log_numbers(g.id)? {
+            let mut from = 0;
+            loop {
+                let page = index.log_batches(g.id, log, from, 1000)?;
+                let Some(last) = page.last() else { break };
+                let Some(next) = last.batch.checked_add(1) else {
+                    break;
+                };
+                from = next;
+                for m in &page {
+                    report.log_batches += 1;
+                    if let Err(e) = store.read_log_batch(m) {
+                        report.problems.push(format!(
+                            "batch {} of log {log} of log group {:?}: {e}",
+                            m.batch, g.name
+                        ));
+                        damaged.push(*m);
+                    }
+                }
+                progress("log batches", report.log_batches, report.log_batches);
+            }
+        }
+    }
+    Ok(damaged)
 }

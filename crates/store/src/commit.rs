@@ -1,7 +1,9 @@
-//! The commit thread: group commit of fragment records.
+//! The commit thread: group commit of fragment and log batch records.
 //!
-//! Writers hand finished, sealed records over a channel. The thread takes everything waiting
-//! (up to `max_batch_bytes`), and for the whole batch:
+//! Writers hand finished, sealed records over a channel: fragments (`ingest`) and batches of
+//! log entries (`logs`), in one queue, so both kinds share each batch's fsyncs and index
+//! transaction, and a log's batches are committed in the order they were queued. The thread
+//! takes everything waiting (up to `max_batch_bytes`), and for the whole batch:
 //!
 //! 1. checks free space, deleting the oldest segments while it is under the floor, or fails
 //!    the batch with `DiskFull` if nothing is left to delete;
@@ -10,13 +12,15 @@
 //! 4. adds their entries to the index in one transaction, visible to readers at once and made
 //!    durable by the next checkpoint (every `checkpoint_interval_ms`; until then the segments
 //!    are the log, and a restart re-indexes from them);
-//! 5. answers every writer, and tells the live windows the fragments are durable.
+//! 5. answers every writer, tells the live windows the fragments are durable, and puts each
+//!    log batch in its log's in-memory tail (and tells its subscribers) before answering.
 //!
 //! So 1 or 100 streams cost one fsync per lane per batch, and a fragment is never reported
 //! durable before its bytes are on disk. If a write fails (disk full), the batch is cut back
 //! off the segment and fails cleanly. If an fsync or the cut-back fails, the state of the file
 //! is unknown, so the store stops accepting writes ([`StoreError::Poisoned`]) rather than
-//! acknowledge anything on top of it; reopening recovers.
+//! acknowledge anything on top of it; reopening recovers. The same when the index fails
+//! (redb refuses every call after an I/O error of its own, so nothing is clean about it).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::blob::BlobStore;
@@ -33,6 +38,8 @@ use crate::error::{Result, StoreError};
 use crate::fs::Fs;
 use crate::index::{CommitBatch, Index, SegmentRow};
 use crate::live::{LiveStream, WindowLimits};
+use crate::logs::state::LogState;
+use crate::logs::{Appended, LogBatchMeta};
 use crate::record::{SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::types::{FragmentMeta, Location};
 
@@ -42,7 +49,7 @@ use crate::types::{FragmentMeta, Location};
 pub struct StoreStats {
     /// Group commits.
     pub batches: u64,
-    /// Fragment records made durable.
+    /// Records made durable: fragments and log batches.
     pub records: u64,
     /// Their bytes as written to the segments (frame, header, ciphertext and tag).
     pub bytes: u64,
@@ -96,9 +103,39 @@ pub(crate) enum Job {
 pub(crate) struct Append {
     pub lane: u32,
     pub record: Vec<u8>,
-    /// Metadata; the location is filled in here.
-    pub meta: FragmentMeta,
-    pub reply: oneshot::Sender<Result<FragmentMeta>>,
+    pub item: Item,
+}
+
+/// What a record is, and whom to answer.
+pub(crate) enum Item {
+    /// A fragment. Its metadata's location is filled in here.
+    Fragment {
+        meta: FragmentMeta,
+        reply: oneshot::Sender<Result<FragmentMeta>>,
+    },
+    /// A batch of log entries.
+    LogBatch(Box<LogJob>),
+}
+
+/// A log batch on its way to disk.
+pub(crate) struct LogJob {
+    /// Its row; the location is filled in here.
+    pub meta: LogBatchMeta,
+    /// Its log's state: the tail it joins once durable.
+    pub state: Arc<LogState>,
+    /// Its entries (key, data), for the tail.
+    pub entries: Vec<(Bytes, Bytes)>,
+    pub reply: oneshot::Sender<Result<Appended>>,
+}
+
+impl Append {
+    /// When the record's data arrived (the segment's newest time, for the free-space floor).
+    fn time_ms(&self) -> u64 {
+        match &self.item {
+            Item::Fragment { meta, .. } => meta.server_ts_ms,
+            Item::LogBatch(job) => job.meta.arrival_ms,
+        }
+    }
 }
 
 struct Active {
@@ -224,14 +261,22 @@ impl Committer {
     }
 
     /// Fails every append of a batch. The fragments leave the live windows (they will never be
-    /// durable), so they do not hold back the eviction of the ones after them.
+    /// durable), so they do not hold back the eviction of the ones after them; the log
+    /// batches never reach their tails.
     fn fail_all(&self, batch: Vec<Append>, err: impl Fn() -> StoreError) {
         let now = self.clock.now_ms();
         let live = lock(&self.live).clone();
         for a in batch {
-            let _ = a.reply.send(Err(err()));
-            if let Some(s) = live.get(&a.meta.stream) {
-                s.persisted(a.meta.number, now, self.window);
+            match a.item {
+                Item::Fragment { meta, reply } => {
+                    let _ = reply.send(Err(err()));
+                    if let Some(s) = live.get(&meta.stream) {
+                        s.persisted(meta.number, now, self.window);
+                    }
+                }
+                Item::LogBatch(job) => {
+                    let _ = job.reply.send(Err(err()));
+                }
             }
         }
     }
@@ -249,11 +294,11 @@ impl Committer {
         let now = self.clock.now_ms();
         // Segment lengths before this batch, to cut back to on failure.
         let mut before: HashMap<u64, u64> = HashMap::new();
-        let mut metas = Vec::with_capacity(batch.len());
+        let mut locations = Vec::with_capacity(batch.len());
         let mut failure = None;
         for a in &batch {
             match self.append(a, now, &mut before) {
-                Ok(meta) => metas.push(meta),
+                Ok(location) => locations.push(location),
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -312,10 +357,22 @@ impl Committer {
             .filter_map(|seg| self.active.values().find(|a| a.id == *seg))
             .map(|a| self.row(a, false))
             .collect();
-        let apply = CommitBatch {
-            fragments: metas.clone(),
+        let mut apply = CommitBatch {
+            fragments: Vec::new(),
+            log_batches: Vec::new(),
             segments: rows,
         };
+        for (a, &location) in batch.iter().zip(&locations) {
+            match &a.item {
+                Item::Fragment { meta, .. } => {
+                    apply.fragments.push(FragmentMeta { location, ..*meta })
+                }
+                Item::LogBatch(job) => apply.log_batches.push(LogBatchMeta {
+                    location,
+                    ..job.meta
+                }),
+            }
+        }
         if let Err(e) = self.index.apply(&apply, false) {
             // The records are durable in the segments and will be indexed on restart, but the
             // live index is now behind: stop, rather than serve a store that disagrees.
@@ -337,10 +394,27 @@ impl Committer {
             .fetch_add(nanos(synced.elapsed()), Ordering::Relaxed);
         let now = self.clock.now_ms();
         let live = lock(&self.live).clone();
-        for (a, meta) in batch.into_iter().zip(metas) {
-            let _ = a.reply.send(Ok(meta));
-            if let Some(s) = live.get(&meta.stream) {
-                s.persisted(meta.number, now, self.window);
+        for (a, location) in batch.into_iter().zip(locations) {
+            match a.item {
+                Item::Fragment { meta, reply } => {
+                    let meta = FragmentMeta { location, ..meta };
+                    let _ = reply.send(Ok(meta));
+                    if let Some(s) = live.get(&meta.stream) {
+                        s.persisted(meta.number, now, self.window);
+                    }
+                }
+                Item::LogBatch(job) => {
+                    let LogJob {
+                        meta,
+                        state,
+                        entries,
+                        reply,
+                    } = *job;
+                    let meta = LogBatchMeta { location, ..meta };
+                    // Readable from memory, and subscribers woken, before the writer hears.
+                    let result = state.committed(meta, entries);
+                    let _ = reply.send(result);
+                }
             }
         }
     }
@@ -367,12 +441,7 @@ impl Committer {
             .unwrap_or(0)
     }
 
-    fn append(
-        &mut self,
-        a: &Append,
-        now: u64,
-        before: &mut HashMap<u64, u64>,
-    ) -> Result<FragmentMeta> {
+    fn append(&mut self, a: &Append, now: u64, before: &mut HashMap<u64, u64>) -> Result<Location> {
         let len = a.record.len() as u64;
         let rotate = match self.active.get(&a.lane) {
             None => true,
@@ -394,7 +463,17 @@ impl Committer {
                 }
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            self.rotate(a.lane, now)?;
+            match self.rotate(a.lane, now) {
+                Ok(()) => {}
+                // The index database stops after an I/O error of its own (every later call
+                // fails), so this is no clean failure of one batch: stop writing.
+                Err(StoreError::Index(e)) => {
+                    let why = format!("index update failed while rotating a segment: {e}");
+                    self.poison(why.clone());
+                    return Err(StoreError::Poisoned(why));
+                }
+                Err(e) => return Err(e),
+            }
         }
         let seg = self
             .active
@@ -402,17 +481,14 @@ impl Committer {
             .ok_or_else(|| StoreError::Index("no active segment".into()))?;
         before.entry(seg.id).or_insert(seg.len);
         self.blobs.write(seg.id, seg.len, &a.record)?;
-        let meta = FragmentMeta {
-            location: Location {
-                segment: seg.id,
-                offset: seg.len,
-                len: u32::try_from(len).unwrap_or(u32::MAX),
-            },
-            ..a.meta
+        let location = Location {
+            segment: seg.id,
+            offset: seg.len,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
         };
         seg.len += len;
-        seg.max_server_ts_ms = seg.max_server_ts_ms.max(a.meta.server_ts_ms);
-        Ok(meta)
+        seg.max_server_ts_ms = seg.max_server_ts_ms.max(a.time_ms());
+        Ok(location)
     }
 
     /// Seals the lane's active segment (if any) and starts a new one.
@@ -422,8 +498,8 @@ impl Committer {
             row.sealed = true;
             self.index.apply(
                 &CommitBatch {
-                    fragments: Vec::new(),
                     segments: vec![row],
+                    ..CommitBatch::default()
                 },
                 false,
             )?;
@@ -445,8 +521,8 @@ impl Committer {
         let row = self.row_for(&active, lane);
         self.index.apply(
             &CommitBatch {
-                fragments: Vec::new(),
                 segments: vec![row],
+                ..CommitBatch::default()
             },
             false,
         )?;
@@ -482,8 +558,8 @@ impl Committer {
                 row.sealed = true;
                 if let Err(e) = self.index.apply(
                     &CommitBatch {
-                        fragments: Vec::new(),
                         segments: vec![row],
+                        ..CommitBatch::default()
                     },
                     false,
                 ) {

@@ -197,8 +197,8 @@ impl MasterKey {
     }
 
     /// Associated data of a wrapped key: a domain (stream data keys `vigil-dk`, face
-    /// collection keys `vigil-ck`, so that one kind cannot be passed off as the other), the
-    /// owner's id, the generation and the master key id.
+    /// collection keys `vigil-ck`, log group keys `vigil-lk`, so that one kind cannot be
+    /// passed off as another), the owner's id, the generation and the master key id.
     fn aad_for(&self, domain: &[u8; 8], id: u64, generation: u32) -> Vec<u8> {
         let mut aad = Vec::with_capacity(20 + self.id.len());
         aad.extend_from_slice(domain);
@@ -245,6 +245,52 @@ impl MasterKey {
         let n = self
             .key
             .open(*nonce, &self.aad_for(b"vigil-ck", collection, 1), &mut buf)
+            .ok_or_else(fail)?;
+        let bytes: [u8; KEY_LEN] = buf
+            .get(..n)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(fail)?;
+        Ok(AeadKey::new(&bytes))
+    }
+
+    /// Wraps generation `generation` of the data key of log group `group` (domain
+    /// `vigil-lk`, so that it cannot pass for a stream's or a collection's key with the same
+    /// id).
+    pub fn wrap_log_key(
+        &self,
+        group: u64,
+        generation: u32,
+        key: &[u8; KEY_LEN],
+    ) -> Result<Vec<u8>> {
+        let nonce = random_bytes::<NONCE_LEN>()?;
+        let mut buf = nonce.to_vec();
+        buf.extend_from_slice(key);
+        self.key.seal_tail(
+            nonce,
+            &self.aad_for(b"vigil-lk", group, generation),
+            &mut buf,
+            NONCE_LEN,
+        );
+        Ok(buf)
+    }
+
+    /// Unwraps a log group's data key.
+    pub fn unwrap_log_key(&self, group: u64, generation: u32, wrapped: &[u8]) -> Result<AeadKey> {
+        let fail = || StoreError::Authentication {
+            what: format!(
+                "data key {generation} of log group #{group} (master key {:?})",
+                self.id
+            ),
+        };
+        let (nonce, rest) = wrapped.split_first_chunk::<NONCE_LEN>().ok_or_else(fail)?;
+        let mut buf = rest.to_vec();
+        let n = self
+            .key
+            .open(
+                *nonce,
+                &self.aad_for(b"vigil-lk", group, generation),
+                &mut buf,
+            )
             .ok_or_else(fail)?;
         let bytes: [u8; KEY_LEN] = buf
             .get(..n)
@@ -374,6 +420,29 @@ mod tests {
         );
         let dk = mk.wrap(5, 1, &[4; 32]).unwrap();
         assert!(mk.unwrap_collection_key(5, &dk).is_err());
+    }
+
+    #[test]
+    fn log_keys_are_neither_stream_nor_collection_keys() {
+        let mk = MasterKey::new("k1", [7; 32]);
+        let lk = mk.wrap_log_key(5, 1, &[4; 32]).unwrap();
+        assert!(mk.unwrap_log_key(5, 1, &lk).is_ok());
+        assert!(mk.unwrap_log_key(6, 1, &lk).is_err());
+        assert!(mk.unwrap_log_key(5, 2, &lk).is_err());
+        assert!(
+            mk.unwrap_key(5, 1, &lk).is_err(),
+            "a log key is no stream key"
+        );
+        assert!(mk.unwrap_collection_key(5, &lk).is_err());
+        let dk = mk.wrap(5, 1, &[4; 32]).unwrap();
+        assert!(mk.unwrap_log_key(5, 1, &dk).is_err());
+        let ck = mk.wrap_collection_key(5, &[4; 32]).unwrap();
+        assert!(mk.unwrap_log_key(5, 1, &ck).is_err());
+        assert!(
+            MasterKey::new("k2", [7; 32])
+                .unwrap_log_key(5, 1, &lk)
+                .is_err()
+        );
     }
 
     #[test]

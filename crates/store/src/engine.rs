@@ -17,6 +17,7 @@ use crate::error::{Result, StoreError};
 use crate::fs::Fs;
 use crate::index::{Index, RedbIndex, WrappedKey};
 use crate::live::{LiveStream, WindowLimits};
+use crate::logs::{LogTailLimits, Logs};
 use crate::record::{BODY_HEADER_LEN, FLAG_ENCRYPTED, FRAME_LEN, Frame, check_body};
 use crate::recovery::{RecoveryReport, recover};
 use crate::types::{
@@ -60,6 +61,8 @@ pub struct StoreConfig {
     pub max_batch_bytes: usize,
     /// The in-memory window of streams with retention 0.
     pub live_window: WindowLimits,
+    /// The in-memory tails of logs ([`crate::logs`]).
+    pub log_tail: LogTailLimits,
 }
 
 impl StoreConfig {
@@ -77,6 +80,7 @@ impl StoreConfig {
             min_free_bytes: 1 << 30,
             max_batch_bytes: 64 << 20,
             live_window: WindowLimits::default(),
+            log_tail: LogTailLimits::default(),
         }
     }
 }
@@ -132,6 +136,8 @@ pub(crate) struct Inner {
     pub(crate) control: Mutex<()>,
     /// Unwrapped data keys of face collections ([`crate::faces`]).
     pub(crate) collection_keys: Mutex<HashMap<u64, Arc<AeadKey>>>,
+    /// Log groups, keys and each log's tail ([`crate::logs`]).
+    pub(crate) logs: Logs,
     stop: Arc<(Mutex<bool>, Condvar)>,
     recovery: RecoveryReport,
     closed: AtomicBool,
@@ -230,6 +236,7 @@ impl Store {
         let next = reserved.max(max_number.saturating_add(1)).max(1);
         index.set_meta("seq_reserved", next + SEQ_BLOCK)?;
 
+        let logs = Logs::new(cfg.log_tail, index.all_log_groups()?);
         let live = Arc::new(Mutex::new(HashMap::new()));
         let poison = Arc::new(Mutex::new(None));
         let counters = Arc::new(Counters::default());
@@ -267,6 +274,7 @@ impl Store {
             threads: Mutex::new(vec![commit_thread]),
             control: Mutex::new(()),
             collection_keys: Mutex::default(),
+            logs,
             stop: stop.clone(),
             recovery,
             closed: AtomicBool::new(false),
@@ -338,7 +346,7 @@ impl Store {
         Ok(())
     }
 
-    /// Allocates the next fragment (or header) number.
+    /// Allocates the next fragment (or header, or log batch) number.
     pub(crate) fn next_number(&self) -> Result<u64> {
         let mut seq = lock(&self.0.seq);
         if seq.0 >= seq.1 {

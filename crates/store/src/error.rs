@@ -19,6 +19,12 @@ pub enum StoreError {
     /// A face collection by that name already exists.
     #[error("a face collection named {0:?} already exists")]
     CollectionExists(String),
+    /// No log group by that name or id (or it is being deleted).
+    #[error("log group {0} not found")]
+    LogGroupNotFound(String),
+    /// A log group by that name already exists.
+    #[error("a log group named {0:?} already exists")]
+    LogGroupExists(String),
     /// The caller's version token is stale.
     #[error("stream {stream} is at version {current}, not {given}")]
     VersionMismatch {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::commit::{Append, Job};
+use crate::commit::{Append, Item, Job};
 use crate::engine::{Store, StreamRef, lane_for};
 use crate::error::{Result, StoreError};
 use crate::live::{Ending, LiveFragment, LiveStream};
@@ -209,8 +209,7 @@ impl FragmentWriter {
         store.send(Job::Append(Append {
             lane: self.lane,
             record,
-            meta,
-            reply: tx,
+            item: Item::Fragment { meta, reply: tx },
         }))?;
         Ok(Durable {
             inner: DurableInner::Waiting(rx),

@@ -15,6 +15,28 @@
 //! associated data, so it cannot be altered without failing authentication, and it carries
 //! everything needed to rebuild the index from the segments alone. The CRC finds torn and
 //! partial writes without needing any key. A record is at most [`MAX_RECORD_LEN`] bytes.
+//!
+//! # Kind 2: a batch of log entries (`crate::logs`)
+//!
+//! Same frame, same body version, same 68-byte header at the same offsets, each field given a
+//! meaning of its own ([`LogBatchHeader`]):
+//!
+//! ```text
+//! body (v1, kind 2): u8 version (1) | u8 kind (2) | u8 flags (bit 0: encrypted) | u8 0
+//!               u64 log group id           (where a fragment has its stream)
+//!               u64 batch number           (fragment number: the same store-wide sequence)
+//!               u32 log number | u32 0     (producer_ts_ms; the high half must be 0)
+//!               u64 arrival_ms             (server_ts_ms)
+//!               u32 entry count            (duration_ms; 1 to 65,536)
+//!               u64 0                      (track header id: must be 0)
+//!               u32 key generation | [12] nonce | u32 payload length (plaintext)
+//!               payload (ciphertext + 16-byte tag if encrypted)
+//! payload:      per entry: u16 key length | u32 data length | key | data
+//! ```
+//!
+//! Reusing the header keeps one scanner, one checksum and one AEAD binding for both kinds,
+//! and a header field that a batch does not use must be zero, so nothing can hide in it. The
+//! entries' layout belongs to body version 1: changing it means a new record version.
 
 use crate::crypto::TAG_LEN;
 
@@ -28,6 +50,8 @@ pub const SEGMENT_HEADER_LEN: u64 = 32;
 pub const RECORD_VERSION: u8 = 1;
 /// Kind: a fragment.
 pub const KIND_FRAGMENT: u8 = 1;
+/// Kind: a batch of log entries.
+pub const KIND_LOG_BATCH: u8 = 2;
 /// Flag: the payload is encrypted.
 pub const FLAG_ENCRYPTED: u8 = 1;
 /// Length of the record frame (length + CRC).
@@ -184,8 +208,14 @@ pub fn encode_record<'a>(
     for part in payload {
         buf.extend_from_slice(part);
     }
+    finish_record(&h, buf, seal)
+}
+
+/// Completes a record whose buffer holds room for the frame, the encoded body header `h` and
+/// the plaintext payload: seals the payload (when `seal` is given) and writes the frame.
+fn finish_record(h: &[u8; BODY_HEADER_LEN], mut buf: Vec<u8>, seal: Option<Seal<'_>>) -> Vec<u8> {
     if let Some(seal) = seal {
-        seal(&h, &mut buf, FRAME_LEN + BODY_HEADER_LEN);
+        seal(h, &mut buf, FRAME_LEN + BODY_HEADER_LEN);
     }
     let body_len = u32::try_from(buf.len() - FRAME_LEN).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(buf.get(FRAME_LEN..).unwrap_or_default());
@@ -233,6 +263,242 @@ pub fn check_body(frame: &Frame, body: &[u8]) -> Result<RecordHeader, String> {
         return Err("payload length disagrees with record length".into());
     }
     Ok(h)
+}
+
+/// The plaintext header of a log batch record (kind 2; layout in the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBatchHeader {
+    /// Flags ([`FLAG_ENCRYPTED`]).
+    pub flags: u8,
+    /// Log group id.
+    pub group: u64,
+    /// Batch number.
+    pub batch: u64,
+    /// Log number in the group.
+    pub log: u32,
+    /// Arrival time (ms since the epoch).
+    pub arrival_ms: u64,
+    /// Entries in the batch (1 to 65,536).
+    pub entries: u32,
+    /// Data key generation (0 when not encrypted).
+    pub key_gen: u32,
+    /// AEAD nonce.
+    pub nonce: [u8; 12],
+    /// Plaintext payload length.
+    pub payload_len: u32,
+}
+
+/// Most entries a batch record may hold (an entry's index in its batch is 16 bits).
+pub const MAX_BATCH_ENTRIES: u32 = 1 << 16;
+
+impl LogBatchHeader {
+    /// Encodes the body header.
+    pub fn encode(&self) -> [u8; BODY_HEADER_LEN] {
+        let mut out = [0u8; BODY_HEADER_LEN];
+        let mut w = Writer(&mut out[..], 0);
+        w.put(&[RECORD_VERSION, KIND_LOG_BATCH, self.flags, 0]);
+        w.put(&self.group.to_le_bytes());
+        w.put(&self.batch.to_le_bytes());
+        w.put(&u64::from(self.log).to_le_bytes());
+        w.put(&self.arrival_ms.to_le_bytes());
+        w.put(&self.entries.to_le_bytes());
+        w.put(&0u64.to_le_bytes());
+        w.put(&self.key_gen.to_le_bytes());
+        w.put(&self.nonce);
+        w.put(&self.payload_len.to_le_bytes());
+        out
+    }
+
+    /// Decodes a body header of kind 2.
+    pub fn decode(b: &[u8]) -> Result<Self, String> {
+        let mut r = Reader(b);
+        let short = "short record";
+        let flags = match r.take(4).ok_or(short)? {
+            [RECORD_VERSION, KIND_LOG_BATCH, flags, 0] => *flags,
+            [v, ..] if *v != RECORD_VERSION => {
+                return Err(format!(
+                    "record format version {v}; this build reads {RECORD_VERSION}"
+                ));
+            }
+            _ => return Err("not a log batch record".into()),
+        };
+        let group = r.u64().ok_or(short)?;
+        let batch = r.u64().ok_or(short)?;
+        let log = u32::try_from(r.u64().ok_or(short)?)
+            .map_err(|_| "a log batch record's log number is out of range")?;
+        let arrival_ms = r.u64().ok_or(short)?;
+        let entries = r.u32().ok_or(short)?;
+        if r.u64().ok_or(short)? != 0 {
+            return Err("a log batch record has a reserved field set".into());
+        }
+        if !(1..=MAX_BATCH_ENTRIES).contains(&entries) {
+            return Err(format!(
+                "a log batch record says it holds {entries} entries"
+            ));
+        }
+        Ok(Self {
+            flags,
+            group,
+            batch,
+            log,
+            arrival_ms,
+            entries,
+            key_gen: r.u32().ok_or(short)?,
+            nonce: r.take(12).and_then(|n| n.try_into().ok()).ok_or(short)?,
+            payload_len: r.u32().ok_or(short)?,
+        })
+    }
+
+    /// Length of the payload as stored (with the tag when encrypted).
+    pub fn stored_payload_len(&self) -> usize {
+        stored_len(self.flags, self.payload_len)
+    }
+}
+
+fn stored_len(flags: u8, payload_len: u32) -> usize {
+    let tag = if flags & FLAG_ENCRYPTED != 0 {
+        TAG_LEN
+    } else {
+        0
+    };
+    payload_len as usize + tag
+}
+
+/// The header of a record of any kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordHead {
+    /// A fragment (kind 1).
+    Fragment(RecordHeader),
+    /// A batch of log entries (kind 2).
+    LogBatch(LogBatchHeader),
+}
+
+impl RecordHead {
+    /// Decodes a body header of either kind.
+    pub fn decode(b: &[u8]) -> Result<Self, String> {
+        match b.get(..2) {
+            Some([RECORD_VERSION, KIND_LOG_BATCH]) => LogBatchHeader::decode(b).map(Self::LogBatch),
+            _ => RecordHeader::decode(b).map(Self::Fragment),
+        }
+    }
+
+    /// Encodes the body header.
+    pub fn encode(&self) -> [u8; BODY_HEADER_LEN] {
+        match self {
+            Self::Fragment(h) => h.encode(),
+            Self::LogBatch(h) => h.encode(),
+        }
+    }
+
+    /// Length of the payload as stored.
+    pub fn stored_payload_len(&self) -> usize {
+        match self {
+            Self::Fragment(h) => h.stored_payload_len(),
+            Self::LogBatch(h) => h.stored_payload_len(),
+        }
+    }
+
+    /// The fragment or batch number (both come from the store-wide sequence).
+    pub fn number(&self) -> u64 {
+        match self {
+            Self::Fragment(h) => h.number,
+            Self::LogBatch(h) => h.batch,
+        }
+    }
+
+    /// When the record's data arrived: a fragment's server timestamp, a batch's arrival.
+    pub fn arrival_ms(&self) -> u64 {
+        match self {
+            Self::Fragment(h) => h.server_ts_ms,
+            Self::LogBatch(h) => h.arrival_ms,
+        }
+    }
+}
+
+/// Checks a body of any kind against its frame and decodes its header.
+pub fn check_record(frame: &Frame, body: &[u8]) -> Result<RecordHead, String> {
+    if crc32fast::hash(body) != frame.crc {
+        return Err("checksum mismatch".into());
+    }
+    let h = RecordHead::decode(body)?;
+    if h.stored_payload_len() + BODY_HEADER_LEN != body.len() {
+        return Err("payload length disagrees with record length".into());
+    }
+    Ok(h)
+}
+
+/// A buffer to build a log batch record in: room for the frame and the body header, then
+/// the entries ([`encode_entry`]); [`finish_log_record`] completes it once the header is
+/// known.
+pub fn log_record_buffer(payload_capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(FRAME_LEN + BODY_HEADER_LEN + payload_capacity + TAG_LEN);
+    buf.resize(FRAME_LEN + BODY_HEADER_LEN, 0);
+    buf
+}
+
+/// Appends one entry's encoding to a payload.
+pub fn encode_entry(buf: &mut Vec<u8>, key: &[u8], data: &[u8]) {
+    buf.extend_from_slice(&u16::try_from(key.len()).unwrap_or(u16::MAX).to_le_bytes());
+    buf.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(data);
+}
+
+/// Bytes an entry takes in a payload.
+pub fn entry_len(key: &[u8], data: &[u8]) -> usize {
+    6 + key.len() + data.len()
+}
+
+/// Completes a record built in a [`log_record_buffer`]: writes the header (whose
+/// `payload_len` must be the length of the entries after it), seals the payload with `seal`
+/// when given, and writes the frame.
+pub fn finish_log_record(
+    header: &LogBatchHeader,
+    mut buf: Vec<u8>,
+    seal: Option<Seal<'_>>,
+) -> Vec<u8> {
+    let h = header.encode();
+    if let Some(dst) = buf.get_mut(FRAME_LEN..FRAME_LEN + BODY_HEADER_LEN) {
+        dst.copy_from_slice(&h);
+    }
+    finish_record(&h, buf, seal)
+}
+
+/// Splits a batch's plaintext payload into its `count` entries (key, data), as slices of
+/// `payload`. `Err` says what is wrong: a length running past the end, bytes left over, or
+/// another number of entries.
+pub fn decode_entries(
+    payload: &bytes::Bytes,
+    count: u32,
+) -> Result<Vec<(bytes::Bytes, bytes::Bytes)>, String> {
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 16));
+    let mut at = 0usize;
+    while at < payload.len() {
+        let rest = payload.get(at..).unwrap_or_default();
+        let mut r = Reader(rest);
+        let bad = || format!("entry {} of the batch is cut off", out.len());
+        let key_len = r
+            .take(2)
+            .and_then(|b| b.try_into().ok())
+            .map(u16::from_le_bytes)
+            .ok_or_else(bad)?;
+        let data_len = r.u32().ok_or_else(bad)?;
+        let key_at = at + 6;
+        let data_at = key_at + usize::from(key_len);
+        let end = data_at
+            .checked_add(usize::try_from(data_len).map_err(|_| bad())?)
+            .filter(|&e| e <= payload.len())
+            .ok_or_else(bad)?;
+        out.push((payload.slice(key_at..data_at), payload.slice(data_at..end)));
+        at = end;
+    }
+    if out.len() as u64 != u64::from(count) {
+        return Err(format!(
+            "the batch holds {} entries, its header says {count}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 struct Writer<'a>(&'a mut [u8], usize);
@@ -304,6 +570,103 @@ mod tests {
         assert!(SegmentHeader::decode(b"VIGILSEG").is_err());
     }
 
+    fn batch_header() -> LogBatchHeader {
+        LogBatchHeader {
+            flags: FLAG_ENCRYPTED,
+            group: 7,
+            batch: 1234,
+            log: 3,
+            arrival_ms: 1_767_225_600_000,
+            entries: 2,
+            key_gen: 1,
+            nonce: [9; 12],
+            payload_len: 40,
+        }
+    }
+
+    #[test]
+    fn log_batch_header_layout_and_checks() {
+        let h = batch_header();
+        let enc = h.encode();
+        // The documented offsets: kind, group, batch, log, arrival, count, reserved.
+        assert_eq!(
+            enc[..4],
+            [RECORD_VERSION, KIND_LOG_BATCH, FLAG_ENCRYPTED, 0]
+        );
+        assert_eq!(enc[4..12], 7u64.to_le_bytes());
+        assert_eq!(enc[12..20], 1234u64.to_le_bytes());
+        assert_eq!(enc[20..28], 3u64.to_le_bytes());
+        assert_eq!(enc[28..36], 1_767_225_600_000u64.to_le_bytes());
+        assert_eq!(enc[36..40], 2u32.to_le_bytes());
+        assert_eq!(enc[40..48], [0; 8]);
+        assert_eq!(LogBatchHeader::decode(&enc), Ok(h));
+        assert_eq!(RecordHead::decode(&enc), Ok(RecordHead::LogBatch(h)));
+        assert_eq!(RecordHead::LogBatch(h).encode(), enc);
+        assert_eq!(RecordHead::LogBatch(h).stored_payload_len(), 40 + TAG_LEN);
+        assert_eq!(RecordHead::LogBatch(h).number(), 1234);
+        assert!(RecordHeader::decode(&enc).is_err(), "not a fragment");
+        let frag = header(5);
+        assert_eq!(
+            RecordHead::decode(&frag.encode()),
+            Ok(RecordHead::Fragment(frag))
+        );
+        assert!(
+            LogBatchHeader::decode(&frag.encode()).is_err(),
+            "not a batch"
+        );
+        let with = |at: usize, v: u8| {
+            let mut b = enc;
+            b[at] = v;
+            LogBatchHeader::decode(&b)
+        };
+        assert!(with(24, 1).unwrap_err().contains("log number"));
+        assert!(with(44, 1).unwrap_err().contains("reserved"));
+        assert!(with(3, 1).is_err());
+        assert!(with(0, 2).unwrap_err().contains("version 2"));
+        let mut none = h;
+        none.entries = 0;
+        assert!(LogBatchHeader::decode(&none.encode()).is_err());
+        none.entries = MAX_BATCH_ENTRIES + 1;
+        assert!(LogBatchHeader::decode(&none.encode()).is_err());
+        none.entries = MAX_BATCH_ENTRIES;
+        assert!(LogBatchHeader::decode(&none.encode()).is_ok());
+        for n in 0..BODY_HEADER_LEN {
+            assert!(RecordHead::decode(&enc[..n]).is_err());
+        }
+        // An unknown kind is refused.
+        assert!(with(1, 3).is_err());
+        let mut unknown = enc;
+        unknown[1] = 3;
+        assert!(RecordHead::decode(&unknown).is_err());
+    }
+
+    #[test]
+    fn sealed_log_batch_binds_its_header() {
+        let key = crate::crypto::AeadKey::new(&[3; 32]);
+        let mut buf = log_record_buffer(0);
+        encode_entry(&mut buf, b"key-1", b"secret data");
+        encode_entry(&mut buf, b"", b"");
+        let mut h = batch_header();
+        h.payload_len = (buf.len() - FRAME_LEN - BODY_HEADER_LEN) as u32;
+        let seal =
+            |aad: &[u8], buf: &mut Vec<u8>, from: usize| key.seal_tail(h.nonce, aad, buf, from);
+        let rec = finish_log_record(&h, buf, Some(&seal));
+        assert!(!rec.windows(11).any(|w| w == b"secret data"));
+        let frame = Frame::decode(&rec).unwrap();
+        let RecordHead::LogBatch(got) = check_record(&frame, &rec[FRAME_LEN..]).unwrap() else {
+            panic!("a batch")
+        };
+        assert_eq!(got, h);
+        let mut payload = rec[FRAME_LEN + BODY_HEADER_LEN..].to_vec();
+        let aad = &rec[FRAME_LEN..FRAME_LEN + BODY_HEADER_LEN];
+        let n = key.open(h.nonce, aad, &mut payload.clone()).unwrap();
+        assert_eq!(n, h.payload_len as usize);
+        // Another batch number in the associated data: refused.
+        let mut other = h;
+        other.batch += 1;
+        assert!(key.open(h.nonce, &other.encode(), &mut payload).is_none());
+    }
+
     proptest! {
         #[test]
         fn record_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..2000), number in any::<u64>()) {
@@ -332,12 +695,59 @@ mod tests {
         }
 
         #[test]
+        fn log_batch_record_round_trip(
+            entries in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..40), proptest::collection::vec(any::<u8>(), 0..500)),
+                1..20,
+            ),
+            group in any::<u64>(), batch in any::<u64>(), log in any::<u32>(), arrival in any::<u64>(),
+            key_gen in any::<u32>(), nonce in any::<[u8; 12]>(),
+        ) {
+            let mut buf = log_record_buffer(0);
+            for (k, d) in &entries {
+                encode_entry(&mut buf, k, d);
+            }
+            let payload_len = (buf.len() - FRAME_LEN - BODY_HEADER_LEN) as u32;
+            prop_assert_eq!(
+                payload_len as usize,
+                entries.iter().map(|(k, d)| entry_len(k, d)).sum::<usize>()
+            );
+            let h = LogBatchHeader {
+                flags: 0, group, batch, log, arrival_ms: arrival,
+                entries: entries.len() as u32, key_gen, nonce, payload_len,
+            };
+            let rec = finish_log_record(&h, buf, None);
+            let frame = Frame::decode(&rec).unwrap();
+            prop_assert!(frame.is_sane());
+            let body = &rec[FRAME_LEN..];
+            prop_assert_eq!(check_record(&frame, body), Ok(RecordHead::LogBatch(h)));
+            // The fragment-only check refuses it rather than misreading it.
+            prop_assert!(check_body(&frame, body).is_err());
+            let payload = bytes::Bytes::copy_from_slice(&body[BODY_HEADER_LEN..]);
+            let got = decode_entries(&payload, h.entries).unwrap();
+            prop_assert_eq!(got.len(), entries.len());
+            for ((k, d), (gk, gd)) in entries.iter().zip(&got) {
+                prop_assert_eq!(&gk[..], &k[..]);
+                prop_assert_eq!(&gd[..], &d[..]);
+            }
+            // Another count, or any cut, is an error, never a panic or a wrong split.
+            prop_assert!(decode_entries(&payload, h.entries + 1).is_err());
+            for n in 0..payload.len() {
+                let cut = payload.slice(..n);
+                prop_assert!(decode_entries(&cut, h.entries).is_err());
+            }
+        }
+
+        #[test]
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = SegmentHeader::decode(&bytes);
             let _ = RecordHeader::decode(&bytes);
+            let _ = RecordHead::decode(&bytes);
+            let _ = decode_entries(&bytes::Bytes::copy_from_slice(&bytes), 3);
             if let Some(f) = Frame::decode(&bytes) {
                 let _ = f.is_sane();
                 let _ = check_body(&f, bytes.get(FRAME_LEN..).unwrap_or_default());
+                let _ = check_record(&f, bytes.get(FRAME_LEN..).unwrap_or_default());
             }
         }
     }

@@ -4,14 +4,15 @@
 //! each record self-describing and checksummed. So on open:
 //!
 //! - every segment is read from the length the index has indexed (its whole length if the index
-//!   has no row for it) to its end, and each intact record is indexed again (idempotently);
+//!   has no row for it) to its end, and each intact record, fragment or log batch, is indexed
+//!   again (idempotently; a batch of a group deleted meanwhile is not);
 //! - the first record that is cut short or fails its checksum in a lane's **newest** segment is
 //!   a torn write of a batch that was never reported durable: the file is cut back to the last
 //!   intact record. In an older segment (synced in full before the next one was created) it is
 //!   damage, not a torn write: it is reported and left for `vigil check` to show;
 //! - a file too short to hold a segment header is a segment whose creation was cut off; it held
 //!   nothing and is deleted;
-//! - an index row whose file is gone is dropped with its fragments, and reported;
+//! - an index row whose file is gone is dropped with its fragments and batches, and reported;
 //! - every segment present is sealed: new data goes to new segments.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,8 +20,9 @@ use std::collections::{BTreeMap, HashMap};
 use crate::blob::BlobStore;
 use crate::error::Result;
 use crate::index::{CommitBatch, Index, SegmentRow};
+use crate::logs::LogBatchMeta;
 use crate::record::{
-    FRAME_LEN, Frame, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader, check_body,
+    FRAME_LEN, Frame, RecordHead, SEGMENT_HEADER_LEN, SegmentHeader, check_record,
 };
 use crate::types::{FragmentMeta, Location};
 
@@ -40,8 +42,8 @@ pub struct RecoveryReport {
 /// One record found by a scan.
 #[derive(Debug, Clone, Copy)]
 pub struct ScannedRecord {
-    /// The record's header.
-    pub header: RecordHeader,
+    /// The record's header (a fragment's or a log batch's).
+    pub header: RecordHead,
     /// Where it is.
     pub location: Location,
 }
@@ -126,7 +128,7 @@ fn scan(blobs: &dyn BlobStore, segment: u64, from: u64) -> Result<Scan> {
         }
         // Read the header and checksum the body without holding big records twice.
         let body = blobs.read(segment, at + FRAME_LEN as u64, frame.body_len as usize)?;
-        match check_body(&frame, &body) {
+        match check_record(&frame, &body) {
             Ok(header) => records.push(ScannedRecord {
                 header,
                 location: Location {
@@ -150,10 +152,12 @@ fn scan(blobs: &dyn BlobStore, segment: u64, from: u64) -> Result<Scan> {
     })
 }
 
-/// The index entry a record stands for.
-pub fn meta_of(r: &ScannedRecord) -> FragmentMeta {
-    let h = &r.header;
-    FragmentMeta {
+/// The index entry a fragment record stands for (`None` for another kind).
+pub fn meta_of(r: &ScannedRecord) -> Option<FragmentMeta> {
+    let RecordHead::Fragment(h) = &r.header else {
+        return None;
+    };
+    Some(FragmentMeta {
         stream: h.stream,
         number: h.number,
         producer_ts_ms: h.producer_ts_ms,
@@ -163,11 +167,28 @@ pub fn meta_of(r: &ScannedRecord) -> FragmentMeta {
         header_id: h.header_id,
         key_gen: h.key_gen,
         location: r.location,
-    }
+    })
 }
 
-/// Brings the index up to date with the segments. Returns the report, the highest fragment
-/// number seen, and the highest segment id seen.
+/// The index row a log batch record stands for (`None` for another kind).
+pub fn batch_of(r: &ScannedRecord) -> Option<LogBatchMeta> {
+    let RecordHead::LogBatch(h) = &r.header else {
+        return None;
+    };
+    Some(LogBatchMeta {
+        group: h.group,
+        log: h.log,
+        batch: h.batch,
+        arrival_ms: h.arrival_ms,
+        entries: h.entries,
+        size: h.payload_len,
+        key_gen: h.key_gen,
+        location: r.location,
+    })
+}
+
+/// Brings the index up to date with the segments. Returns the report, the highest number
+/// seen (fragment, track header or log batch), and the highest segment id seen.
 pub(crate) fn recover(
     index: &dyn Index,
     blobs: &dyn BlobStore,
@@ -236,12 +257,16 @@ pub(crate) fn recover(
             }
         }
         let mut max_ts = row.map_or(0, |r| r.max_server_ts_ms);
-        let metas: Vec<FragmentMeta> = scan.records.iter().map(meta_of).collect();
-        for m in &metas {
-            max_number = max_number.max(m.number).max(m.header_id);
-            max_ts = max_ts.max(m.server_ts_ms);
+        for r in &scan.records {
+            max_number = max_number.max(r.header.number());
+            if let RecordHead::Fragment(f) = &r.header {
+                max_number = max_number.max(f.header_id);
+            }
+            max_ts = max_ts.max(r.header.arrival_ms());
         }
-        report.reindexed += metas.len() as u64;
+        let metas: Vec<FragmentMeta> = scan.records.iter().filter_map(meta_of).collect();
+        let batches: Vec<LogBatchMeta> = scan.records.iter().filter_map(batch_of).collect();
+        report.reindexed += scan.records.len() as u64;
         let seg_row = SegmentRow {
             id,
             lane: h.lane,
@@ -257,6 +282,18 @@ pub(crate) fn recover(
             index.apply(
                 &CommitBatch {
                     fragments: chunk.to_vec(),
+                    log_batches: Vec::new(),
+                    segments: if first { vec![seg_row] } else { Vec::new() },
+                },
+                false,
+            )?;
+            first = false;
+        }
+        for chunk in batches.chunks(1000) {
+            index.apply(
+                &CommitBatch {
+                    fragments: Vec::new(),
+                    log_batches: chunk.to_vec(),
                     segments: if first { vec![seg_row] } else { Vec::new() },
                 },
                 false,
@@ -266,8 +303,8 @@ pub(crate) fn recover(
         if first {
             index.apply(
                 &CommitBatch {
-                    fragments: Vec::new(),
                     segments: vec![seg_row],
+                    ..CommitBatch::default()
                 },
                 false,
             )?;
@@ -285,7 +322,8 @@ pub(crate) fn recover(
         let dropped = index.drop_segment(row.id)?;
         if dropped > 0 {
             report.problems.push(format!(
-                "segment {} is missing: its {dropped} fragments were removed from the index",
+                "segment {} is missing: its {dropped} fragments and log batches were removed from \
+                 the index",
                 row.id
             ));
         } else {

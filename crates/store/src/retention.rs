@@ -6,9 +6,13 @@
 //!    than `DataRetentionInHours`, then the oldest ones beyond its byte budget (both are index
 //!    range operations);
 //! 2. purges the index entries of deleted streams (their data keys are already gone);
-//! 3. asks the commit thread to seal active segments past their maximum age;
-//! 4. makes the index durable, then deletes every sealed segment file no fragment lives in any
-//!    more. Space comes back a whole segment at a time, never by rewriting.
+//! 3. for each log group, removes each log's batches that arrived before its retention (index
+//!    range deletes by arrival time, and the same cut in the log's in-memory tail), and purges
+//!    the batch rows of deleted groups (their data keys are already gone);
+//! 4. asks the commit thread to seal active segments past their maximum age;
+//! 5. makes the index durable, then deletes every sealed segment file no fragment or log
+//!    batch lives in any more. Space comes back a whole segment at a time, never by
+//!    rewriting.
 //!
 //! Streams of similar retention share a lane of segments ([`crate::lane_for`]), so a segment's
 //! fragments expire at about the same time. A fragment expired early (a retention decrease, a
@@ -21,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::commit::Job;
 use crate::engine::{Store, lock};
 use crate::error::Result;
+use crate::logs::{LogGroupRecord, LogGroupStatus};
 use crate::types::{StreamRecord, StreamStatus};
 
 /// Fragments removed per index transaction.
@@ -39,6 +44,36 @@ pub struct RetentionReport {
     pub streams_purged: u64,
     /// Segment files deleted.
     pub segments_deleted: u64,
+    /// Log batches expired by age.
+    pub log_batches_expired: u64,
+    /// Log batches of deleted groups purged.
+    pub log_batches_purged: u64,
+    /// Deleted log groups fully purged.
+    pub log_groups_purged: u64,
+}
+
+/// Applies a log group's retention to its batches, in the index and in memory; returns how
+/// many batches went.
+pub(crate) fn expire_log_group(store: &Store, rec: &LogGroupRecord) -> Result<u64> {
+    let index = store.index();
+    let cutoff = store
+        .clock()
+        .now_ms()
+        .saturating_sub(u64::from(rec.retention_hours) * 3_600_000);
+    let mut expired = 0;
+    for log in index.log_numbers(rec.id)? {
+        loop {
+            let n = index.expire_log_batches(rec.id, log, cutoff, CHUNK)?;
+            expired += n;
+            if n < CHUNK as u64 {
+                break;
+            }
+        }
+        if let Some(state) = store.0.logs.state_if_any(rec.id, log) {
+            state.expire(cutoff);
+        }
+    }
+    Ok(expired)
 }
 
 /// Applies a stream's retention and budget to its index entries.
@@ -98,6 +133,19 @@ pub(crate) fn run(store: &Store) -> Result<RetentionReport> {
             },
         }
     }
+    for rec in index.all_log_groups()? {
+        match rec.status {
+            LogGroupStatus::Active => report.log_batches_expired += expire_log_group(store, &rec)?,
+            LogGroupStatus::Deleting => loop {
+                let (n, done) = index.purge_log_group(rec.id, CHUNK)?;
+                report.log_batches_purged += n;
+                if done {
+                    report.log_groups_purged += 1;
+                    break;
+                }
+            },
+        }
+    }
     // Seal old active segments (the commit thread owns them).
     let (tx, rx) = oneshot::channel();
     if store.send(Job::Maintain(tx)).is_ok() {
@@ -116,6 +164,8 @@ pub(crate) fn run(store: &Store) -> Result<RetentionReport> {
             expired = report.expired,
             over_budget = report.over_budget,
             purged = report.purged,
+            log_batches_expired = report.log_batches_expired,
+            log_batches_purged = report.log_batches_purged,
             segments_deleted = report.segments_deleted,
             "retention pass"
         );

@@ -40,7 +40,18 @@ mod disk {
         key_rotation,
         tail,
         slow_reader,
-        face_collections
+        face_collections,
+        log_groups,
+        log_round_trip,
+        log_positions,
+        log_read_limits,
+        log_position_at_time,
+        log_retention,
+        log_group_deletion,
+        log_survives_reopen,
+        log_subscription,
+        log_key_rotation,
+        logs_share_segments_with_fragments
     );
 }
 

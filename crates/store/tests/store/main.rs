@@ -3,6 +3,8 @@
 
 mod conformance;
 mod crash;
+mod crash_logs;
 mod encryption;
 mod faults;
 mod fuzz_replay;
+mod log_faults;

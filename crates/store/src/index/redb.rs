@@ -1,300 +1,48 @@
-//! The index side of the store: stream records, data keys, track headers, and the fragment index
-//! by number, producer timestamp and server timestamp, with per-segment accounting.
-//!
-//! [`Index`] is the seam for other backends (PostgreSQL); [`RedbIndex`] is the embedded one.
-//! Why redb: pure Rust (no C toolchain, quick to build), ACID with copy-on-write B-trees,
-//! readers that never block the writer (MVCC), and a commit that can be made non-durable, which
-//! lets the segment files act as the write-ahead log (see the crate docs): the hot path does one
-//! fsync per group commit, on the segment, and the index is made durable by a periodic
-//! checkpoint. SQLite would do the same job with a C dependency and a SQL layer we do not need.
-//!
-//! Tables (keys are big-endian tuples, so ranges follow numeric order):
-//!
-//! | table | key | value |
-//! |---|---|---|
-//! | `meta` | name | u64 (format version, id sequences) |
-//! | `streams` | stream id | [`StreamRecord`] as JSON (versioned) |
-//! | `stream_names` | name | stream id |
-//! | `data_keys` | (stream, generation) | master key id + wrapped key |
-//! | `headers` | (stream, header id) | sealed track header |
-//! | `fragments` | (stream, number) | [`FragmentMeta`] (versioned binary) |
-//! | `by_server` / `by_producer` | (stream, ts_ms, number) | [`FragmentMeta`] |
-//! | `segment_fragments` | (segment, stream, number) | () |
-//! | `segments` | segment id | [`SegmentRow`] |
-//! | `usage` | stream | (fragments, bytes) |
-//! | `collections` | collection name | [`CollectionRecord`] as JSON (versioned) |
-//! | `collection_keys` | collection id | master key id + wrapped key |
-//! | `faces` | (collection id, face id) | a face row (versioned binary, embedding sealed: `crate::faces`) |
-//!
-//! The three face tables were added without a format version change: an index written before
-//! them opens with them created empty, and an older build ignores them.
+//! [`RedbIndex`]: the embedded index (tables and key layout in the parent module's docs).
+//! Streams, fragments and segments are here; face collections in `faces.rs`, log groups and
+//! their batches in `logs.rs`, each behind the one `Index` implementation below.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
+use super::{CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, faces, logs};
 use crate::error::{Result, StoreError};
 use crate::faces::{COLLECTION_RECORD_VERSION, CollectionRecord};
 use crate::fs::{File, RedbBackend};
+use crate::logs::{LogBatchMeta, LogGroupRecord};
 use crate::types::{
     FragmentMeta, Page, PageCursor, STREAM_RECORD_VERSION, StreamRecord, StreamUsage, TimestampKind,
 };
 
-/// The index format version this build writes and reads.
-pub const INDEX_FORMAT_VERSION: u64 = 1;
-
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const STREAMS: TableDefinition<u64, &str> = TableDefinition::new("streams");
-const STREAM_NAMES: TableDefinition<&str, u64> = TableDefinition::new("stream_names");
-const DATA_KEYS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("data_keys");
-const HEADERS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("headers");
-const FRAGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("fragments");
-const BY_SERVER: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("by_server");
-const BY_PRODUCER: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("by_producer");
-const SEGMENT_FRAGMENTS: TableDefinition<(u64, u64, u64), ()> =
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const STREAMS: TableDefinition<u64, &str> = TableDefinition::new("streams");
+pub(super) const STREAM_NAMES: TableDefinition<&str, u64> = TableDefinition::new("stream_names");
+pub(super) const DATA_KEYS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("data_keys");
+pub(super) const HEADERS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("headers");
+pub(super) const FRAGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("fragments");
+pub(super) const BY_SERVER: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("by_server");
+pub(super) const BY_PRODUCER: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("by_producer");
+pub(super) const SEGMENT_FRAGMENTS: TableDefinition<(u64, u64, u64), ()> =
     TableDefinition::new("segment_fragments");
-const SEGMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("segments");
-const USAGE: TableDefinition<u64, (u64, u64)> = TableDefinition::new("usage");
-const COLLECTIONS: TableDefinition<&str, &str> = TableDefinition::new("collections");
-const COLLECTION_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("collection_keys");
-const FACES: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("faces");
-
-/// A segment file's row in the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SegmentRow {
-    /// Segment id.
-    pub id: u64,
-    /// Retention lane.
-    pub lane: u32,
-    /// Creation time.
-    pub created_ms: u64,
-    /// No more records will be appended.
-    pub sealed: bool,
-    /// Bytes of the file whose records are in the index (the recovery scan starts here).
-    pub indexed_len: u64,
-    /// Fragments in the index that live in this segment.
-    pub live_fragments: u64,
-    /// Their record bytes.
-    pub live_bytes: u64,
-    /// Newest server timestamp of any record appended.
-    pub max_server_ts_ms: u64,
-}
-
-impl SegmentRow {
-    fn encode(&self) -> [u8; 49] {
-        let mut out = [0u8; 49];
-        let parts: [&[u8]; 7] = [
-            &self.lane.to_le_bytes(),
-            &self.created_ms.to_le_bytes(),
-            &[u8::from(self.sealed)],
-            &self.indexed_len.to_le_bytes(),
-            &self.live_fragments.to_le_bytes(),
-            &self.live_bytes.to_le_bytes(),
-            &self.max_server_ts_ms.to_le_bytes(),
-        ];
-        let mut at = 0;
-        for p in parts {
-            if let Some(d) = out.get_mut(at..at + p.len()) {
-                d.copy_from_slice(p);
-            }
-            at += p.len();
-        }
-        out
-    }
-
-    fn decode(id: u64, b: &[u8]) -> Option<Self> {
-        let (lane, b) = b.split_first_chunk::<4>()?;
-        let (created, b) = b.split_first_chunk::<8>()?;
-        let (&sealed, b) = b.split_first()?;
-        let (indexed, b) = b.split_first_chunk::<8>()?;
-        let (frags, b) = b.split_first_chunk::<8>()?;
-        let (bytes, b) = b.split_first_chunk::<8>()?;
-        let (max_ts, _) = b.split_first_chunk::<8>()?;
-        Some(Self {
-            id,
-            lane: u32::from_le_bytes(*lane),
-            created_ms: u64::from_le_bytes(*created),
-            sealed: sealed != 0,
-            indexed_len: u64::from_le_bytes(*indexed),
-            live_fragments: u64::from_le_bytes(*frags),
-            live_bytes: u64::from_le_bytes(*bytes),
-            max_server_ts_ms: u64::from_le_bytes(*max_ts),
-        })
-    }
-}
-
-/// A wrapped data key and the master key that wrapped it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedKey {
-    /// Master key id.
-    pub master_id: String,
-    /// Wrapped bytes.
-    pub wrapped: Vec<u8>,
-}
-
-impl WrappedKey {
-    fn encode(&self) -> Vec<u8> {
-        let id = self.master_id.as_bytes();
-        let mut out = Vec::with_capacity(2 + id.len() + self.wrapped.len());
-        out.extend_from_slice(&u16::try_from(id.len()).unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(id);
-        out.extend_from_slice(&self.wrapped);
-        out
-    }
-    fn decode(b: &[u8]) -> Option<Self> {
-        let (len, rest) = b.split_first_chunk::<2>()?;
-        let len = usize::from(u16::from_le_bytes(*len));
-        let id = rest.get(..len)?;
-        Some(Self {
-            master_id: String::from_utf8(id.to_vec()).ok()?,
-            wrapped: rest.get(len..)?.to_vec(),
-        })
-    }
-}
-
-/// What one group commit adds to the index.
-#[derive(Debug, Default, Clone)]
-pub struct CommitBatch {
-    /// New fragments.
-    pub fragments: Vec<FragmentMeta>,
-    /// New or changed segment rows.
-    pub segments: Vec<SegmentRow>,
-}
-
-/// The index side of the store. Every method is a transaction of its own.
-pub trait Index: Send + Sync + Debug {
-    /// A counter in the metadata table.
-    fn meta(&self, key: &str) -> Result<Option<u64>>;
-    /// Sets a counter, durably.
-    fn set_meta(&self, key: &str, value: u64) -> Result<()>;
-
-    /// Creates a stream and its first data key, durably; fails if the name is taken.
-    fn create_stream(&self, record: &StreamRecord, key: &WrappedKey) -> Result<()>;
-    /// A stream by id.
-    fn stream(&self, id: u64) -> Result<Option<StreamRecord>>;
-    /// A stream by name.
-    fn stream_by_name(&self, name: &str) -> Result<Option<StreamRecord>>;
-    /// Streams in name order: names starting with `prefix`, after `after`, at most `limit`.
-    fn list_streams(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<StreamRecord>>;
-    /// Every stream record, including those being deleted.
-    fn all_streams(&self) -> Result<Vec<StreamRecord>>;
-    /// Replaces a stream record, durably.
-    fn put_stream(&self, record: &StreamRecord) -> Result<()>;
-    /// Marks a stream deleted, durably: frees its name and destroys its data keys, so its bytes
-    /// can no longer be decrypted; its index entries are purged by [`Index::purge_stream`].
-    fn mark_deleted(&self, record: &StreamRecord) -> Result<()>;
-    /// Deletes up to `max` of a deleted stream's fragments; `true` when none are left (and the
-    /// record itself is gone).
-    fn purge_stream(&self, id: u64, max: usize) -> Result<bool>;
-
-    /// Adds a data key generation, durably.
-    fn add_data_key(&self, stream: u64, generation: u32, key: &WrappedKey) -> Result<()>;
-    /// A stream's data keys.
-    fn data_keys(&self, stream: u64) -> Result<Vec<(u32, WrappedKey)>>;
-
-    /// Stores a (sealed) track header, durably.
-    fn put_header(&self, stream: u64, id: u64, sealed: &[u8]) -> Result<()>;
-    /// A track header.
-    fn header(&self, stream: u64, id: u64) -> Result<Option<Vec<u8>>>;
-    /// The newest track header of a stream.
-    fn latest_header(&self, stream: u64) -> Result<Option<(u64, Vec<u8>)>>;
-
-    /// Applies a group commit. Visible to readers at once; durable if `durable`, else at the
-    /// next [`Index::checkpoint`] (the segments are the log until then).
-    fn apply(&self, batch: &CommitBatch, durable: bool) -> Result<()>;
-    /// Makes everything applied so far durable.
-    fn checkpoint(&self) -> Result<()>;
-
-    /// A fragment by number.
-    fn fragment(&self, stream: u64, number: u64) -> Result<Option<FragmentMeta>>;
-    /// Fragments in number order after `after` (from the first if `None`), at most `limit`.
-    fn fragments_after(
-        &self,
-        stream: u64,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<FragmentMeta>>;
-    /// The newest fragment.
-    fn last_fragment(&self, stream: u64) -> Result<Option<FragmentMeta>>;
-    /// Fragments whose `kind` timestamp is in `[start_ms, end_ms]`, in (timestamp, number)
-    /// order, after `after`, at most `limit`: one index seek, never a scan.
-    fn fragments_by_time(
-        &self,
-        stream: u64,
-        kind: TimestampKind,
-        start_ms: u64,
-        end_ms: u64,
-        after: Option<PageCursor>,
-        limit: usize,
-    ) -> Result<Page>;
-    /// The newest fragment whose `kind` timestamp is at or before `ts_ms`.
-    fn fragment_at_or_before(
-        &self,
-        stream: u64,
-        kind: TimestampKind,
-        ts_ms: u64,
-    ) -> Result<Option<FragmentMeta>>;
-    /// What a stream stores.
-    fn usage(&self, stream: u64) -> Result<StreamUsage>;
-
-    /// Removes up to `max` of a stream's fragments with a server timestamp before `cutoff_ms`,
-    /// oldest first; returns how many.
-    fn expire_before(&self, stream: u64, cutoff_ms: u64, max: usize) -> Result<u64>;
-    /// Removes a stream's oldest fragments until it stores at most `budget` bytes, at most `max`
-    /// of them; returns how many.
-    fn expire_to_budget(&self, stream: u64, budget: u64, max: usize) -> Result<u64>;
-    /// Removes these fragments' entries (e.g. ones whose records are damaged), durably.
-    fn remove_fragments(&self, fragments: &[FragmentMeta]) -> Result<()>;
-    /// Every segment row.
-    fn segments(&self) -> Result<Vec<SegmentRow>>;
-    /// Removes every fragment in a segment and the segment's row, durably, so the file can go.
-    fn drop_segment(&self, segment: u64) -> Result<u64>;
-
-    /// Creates a face collection and its key, durably; fails with
-    /// [`StoreError::CollectionExists`] if the name is taken.
-    fn create_collection(&self, record: &CollectionRecord, key: &WrappedKey) -> Result<()>;
-    /// A face collection by name.
-    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
-    /// Face collections in name order after `after`, at most `limit`.
-    fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>>;
-    /// A face collection's wrapped key.
-    fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>>;
-    /// Deletes a face collection, its key and every face in it, durably (one transaction);
-    /// the record deleted, or `None` if there was none by that name.
-    fn delete_collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
-    /// Adds face rows (face id, encoded row) to the collection `name` and raises its face
-    /// count, durably (one transaction); fails with [`StoreError::CollectionNotFound`] if the
-    /// collection is gone. Returns the updated record.
-    fn add_faces(&self, name: &str, rows: &[(u128, Vec<u8>)]) -> Result<CollectionRecord>;
-    /// Removes faces from the collection `name` and lowers its face count, durably; returns
-    /// the ids that were there.
-    fn remove_faces(&self, name: &str, faces: &[u128]) -> Result<Vec<u128>>;
-    /// A collection's face rows in face id order after `after`, at most `limit`.
-    fn faces(
-        &self,
-        collection: u64,
-        after: Option<u128>,
-        limit: usize,
-    ) -> Result<Vec<(u128, Vec<u8>)>>;
-    /// One face row.
-    fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>>;
-}
+pub(super) const SEGMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("segments");
+pub(super) const USAGE: TableDefinition<u64, (u64, u64)> = TableDefinition::new("usage");
+pub(super) const COLLECTIONS: TableDefinition<&str, &str> = TableDefinition::new("collections");
+pub(super) const COLLECTION_KEYS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("collection_keys");
+pub(super) const FACES: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("faces");
 
 /// The embedded index: a redb database file.
 #[derive(Debug)]
 pub struct RedbIndex {
-    db: Database,
+    pub(super) db: Database,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn storage<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Index(e.to_string())
 }
 
@@ -310,7 +58,9 @@ impl RedbIndex {
             let mut meta = txn.open_table(META)?;
             let version = meta.get("format_version")?.map(|v| v.value());
             match version {
-                None => {
+                // A new index, or one of version 1 (before log groups): the log tables are
+                // created below, in this transaction, with the new version.
+                None | Some(1) => {
                     meta.insert("format_version", INDEX_FORMAT_VERSION)?;
                 }
                 Some(INDEX_FORMAT_VERSION) => {}
@@ -335,13 +85,14 @@ impl RedbIndex {
             txn.open_table(COLLECTIONS)?;
             txn.open_table(COLLECTION_KEYS)?;
             txn.open_table(FACES)?;
+            logs::create_tables(&txn)?;
         }
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(this)
     }
 
-    fn write<T>(
+    pub(super) fn write<T>(
         &self,
         durable: bool,
         f: impl FnOnce(&mut WriteTransaction) -> Result<T>,
@@ -375,7 +126,7 @@ fn encode_stream(rec: &StreamRecord) -> Result<String> {
     serde_json::to_string(rec).map_err(|e| StoreError::Index(e.to_string()))
 }
 
-fn decode_collection(json: &str) -> Result<CollectionRecord> {
+pub(super) fn decode_collection(json: &str) -> Result<CollectionRecord> {
     let rec: CollectionRecord = serde_json::from_str(json)
         .map_err(|e| StoreError::Index(format!("a collection record does not decode: {e}")))?;
     if rec.v != COLLECTION_RECORD_VERSION {
@@ -388,7 +139,7 @@ fn decode_collection(json: &str) -> Result<CollectionRecord> {
     Ok(rec)
 }
 
-fn encode_collection(rec: &CollectionRecord) -> Result<String> {
+pub(super) fn encode_collection(rec: &CollectionRecord) -> Result<String> {
     serde_json::to_string(rec).map_err(|e| StoreError::Index(e.to_string()))
 }
 
@@ -678,6 +429,7 @@ impl Index for RedbIndex {
                     segs.insert(m.location.segment, row.encode().as_slice())?;
                 }
             }
+            logs::insert_all(txn, &batch.log_batches, &mut segs)?;
             Ok(())
         })
     }
@@ -865,128 +617,42 @@ impl Index for RedbIndex {
                 v
             };
             remove_all(txn, &metas)?;
+            let batches = logs::drop_segment(txn, segment)?;
             txn.open_table(SEGMENT_FRAGMENTS)?
                 .retain_in((segment, 0, 0)..=(segment, u64::MAX, u64::MAX), |_, _| {
                     false
                 })?;
             txn.open_table(SEGMENTS)?.remove(segment)?;
-            Ok(metas.len() as u64)
+            Ok(metas.len() as u64 + batches)
         })
     }
 
     fn create_collection(&self, record: &CollectionRecord, key: &WrappedKey) -> Result<()> {
-        let json = encode_collection(record)?;
-        self.write(true, |txn| {
-            let mut t = txn.open_table(COLLECTIONS)?;
-            if t.get(record.name.as_str())?.is_some() {
-                return Err(StoreError::CollectionExists(record.name.clone()));
-            }
-            t.insert(record.name.as_str(), json.as_str())?;
-            txn.open_table(COLLECTION_KEYS)?
-                .insert(record.id, key.encode().as_slice())?;
-            Ok(())
-        })
+        faces::create_collection(self, record, key)
     }
 
     fn collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(COLLECTIONS)?;
-        let v = t.get(name)?;
-        v.map(|v| decode_collection(v.value())).transpose()
+        faces::collection(self, name)
     }
 
     fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(COLLECTIONS)?;
-        let mut out = Vec::new();
-        let range = match after {
-            Some(a) => {
-                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => t.range::<&str>(..)?,
-        };
-        for item in range {
-            if out.len() >= limit {
-                break;
-            }
-            out.push(decode_collection(item?.1.value())?);
-        }
-        Ok(out)
+        faces::list_collections(self, after, limit)
     }
 
     fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(COLLECTION_KEYS)?;
-        let v = t.get(id)?;
-        v.map(|v| {
-            WrappedKey::decode(v.value())
-                .ok_or_else(|| StoreError::Index("a wrapped collection key does not decode".into()))
-        })
-        .transpose()
+        faces::collection_key(self, id)
     }
 
     fn delete_collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
-        self.write(true, |txn| {
-            let rec = {
-                let mut t = txn.open_table(COLLECTIONS)?;
-                let rec = t
-                    .get(name)?
-                    .map(|v| decode_collection(v.value()))
-                    .transpose()?;
-                if rec.is_some() {
-                    t.remove(name)?;
-                }
-                rec
-            };
-            if let Some(rec) = &rec {
-                txn.open_table(COLLECTION_KEYS)?.remove(rec.id)?;
-                txn.open_table(FACES)?
-                    .retain_in((rec.id, 0)..=(rec.id, u128::MAX), |_, _| false)?;
-            }
-            Ok(rec)
-        })
+        faces::delete_collection(self, name)
     }
 
     fn add_faces(&self, name: &str, rows: &[(u128, Vec<u8>)]) -> Result<CollectionRecord> {
-        self.write(true, |txn| {
-            let mut t = txn.open_table(COLLECTIONS)?;
-            let mut rec = t
-                .get(name)?
-                .map(|v| decode_collection(v.value()))
-                .transpose()?
-                .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
-            let mut faces = txn.open_table(FACES)?;
-            for (id, row) in rows {
-                if faces.insert((rec.id, *id), row.as_slice())?.is_none() {
-                    rec.face_count += 1;
-                }
-            }
-            let json = encode_collection(&rec)?;
-            t.insert(name, json.as_str())?;
-            Ok(rec)
-        })
+        faces::add_faces(self, name, rows)
     }
 
     fn remove_faces(&self, name: &str, ids: &[u128]) -> Result<Vec<u128>> {
-        self.write(true, |txn| {
-            let mut t = txn.open_table(COLLECTIONS)?;
-            let mut rec = t
-                .get(name)?
-                .map(|v| decode_collection(v.value()))
-                .transpose()?
-                .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
-            let mut faces = txn.open_table(FACES)?;
-            let mut removed = Vec::new();
-            for id in ids {
-                if faces.remove((rec.id, *id))?.is_some() {
-                    removed.push(*id);
-                }
-            }
-            rec.face_count = rec.face_count.saturating_sub(removed.len() as u64);
-            let json = encode_collection(&rec)?;
-            t.insert(name, json.as_str())?;
-            Ok(removed)
-        })
+        faces::remove_faces(self, name, ids)
     }
 
     fn faces(
@@ -995,27 +661,190 @@ impl Index for RedbIndex {
         after: Option<u128>,
         limit: usize,
     ) -> Result<Vec<(u128, Vec<u8>)>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(FACES)?;
-        let start = match after {
-            Some(u128::MAX) => return Ok(Vec::new()),
-            Some(a) => a + 1,
-            None => 0,
-        };
-        let mut out = Vec::new();
-        for item in t
-            .range((collection, start)..=(collection, u128::MAX))?
-            .take(limit)
-        {
-            let (k, v) = item?;
-            out.push((k.value().1, v.value().to_vec()));
-        }
-        Ok(out)
+        faces::faces(self, collection, after, limit)
     }
 
     fn face(&self, collection: u64, face: u128) -> Result<Option<Vec<u8>>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(FACES)?;
-        Ok(t.get((collection, face))?.map(|v| v.value().to_vec()))
+        faces::face(self, collection, face)
+    }
+
+    fn create_log_group(&self, record: &LogGroupRecord, key: &WrappedKey) -> Result<()> {
+        logs::create_group(self, record, key)
+    }
+
+    fn log_group(&self, id: u64) -> Result<Option<LogGroupRecord>> {
+        logs::group(self, id)
+    }
+
+    fn log_group_by_name(&self, name: &str) -> Result<Option<LogGroupRecord>> {
+        logs::group_by_name(self, name)
+    }
+
+    fn list_log_groups(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogGroupRecord>> {
+        logs::list_groups(self, prefix, after, limit)
+    }
+
+    fn all_log_groups(&self) -> Result<Vec<LogGroupRecord>> {
+        logs::all_groups(self)
+    }
+
+    fn put_log_group(&self, record: &LogGroupRecord) -> Result<()> {
+        logs::put_group(self, record)
+    }
+
+    fn add_log_key(
+        &self,
+        record: &LogGroupRecord,
+        generation: u32,
+        key: &WrappedKey,
+    ) -> Result<()> {
+        logs::add_key(self, record, generation, key)
+    }
+
+    fn log_keys(&self, group: u64) -> Result<Vec<(u32, WrappedKey)>> {
+        logs::keys(self, group)
+    }
+
+    fn mark_log_group_deleted(&self, record: &LogGroupRecord) -> Result<()> {
+        logs::mark_deleted(self, record)
+    }
+
+    fn purge_log_group(&self, id: u64, max: usize) -> Result<(u64, bool)> {
+        logs::purge(self, id, max)
+    }
+
+    fn log_batches(
+        &self,
+        group: u64,
+        log: u32,
+        from_batch: u64,
+        limit: usize,
+    ) -> Result<Vec<LogBatchMeta>> {
+        logs::batches(self, group, log, from_batch, limit)
+    }
+
+    fn last_log_batch(&self, group: u64, log: u32) -> Result<Option<LogBatchMeta>> {
+        logs::last_batch(self, group, log)
+    }
+
+    fn log_batch_at_time(&self, group: u64, log: u32, ts_ms: u64) -> Result<Option<LogBatchMeta>> {
+        logs::batch_at_time(self, group, log, ts_ms)
+    }
+
+    fn log_numbers(&self, group: u64) -> Result<Vec<u32>> {
+        logs::log_numbers(self, group)
+    }
+
+    fn expire_log_batches(&self, group: u64, log: u32, cutoff_ms: u64, max: usize) -> Result<u64> {
+        logs::expire(self, group, log, cutoff_ms, max)
+    }
+
+    fn remove_log_batches(&self, batches: &[LogBatchMeta]) -> Result<()> {
+        self.write(true, |txn| logs::remove_all(txn, batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+
+    use super::*;
+    use crate::fs::{FaultFs, Fs};
+    use crate::logs::{LOG_GROUP_RECORD_VERSION, LogGroupStatus};
+    use crate::types::StreamStatus;
+
+    fn open(fs: &FaultFs) -> Result<RedbIndex> {
+        RedbIndex::open(fs.open(Path::new("/index.redb"), true).unwrap())
+    }
+
+    fn stream_record() -> StreamRecord {
+        StreamRecord {
+            v: STREAM_RECORD_VERSION,
+            id: 1,
+            name: "cam".into(),
+            device_name: None,
+            media_type: None,
+            kms_key_id: "k".into(),
+            data_retention_hours: 24,
+            byte_budget: None,
+            version: "v".into(),
+            status: StreamStatus::Active,
+            creation_time_ms: 1,
+            tags: Default::default(),
+            key_generation: 1,
+            attributes: Default::default(),
+        }
+    }
+
+    fn set_version(ix: &RedbIndex, v: u64) {
+        ix.write(true, |txn| {
+            txn.open_table(META)?.insert("format_version", v)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// An index of format version 1 (before log groups) is migrated on open: the log tables
+    /// are created, the version raised, and what it held is kept. A newer version is refused.
+    #[test]
+    fn version_1_is_migrated_and_newer_versions_refused() {
+        let fs = FaultFs::new();
+        let key = WrappedKey {
+            master_id: "k".into(),
+            wrapped: vec![1, 2, 3],
+        };
+        {
+            let ix = open(&fs).unwrap();
+            ix.create_stream(&stream_record(), &key).unwrap();
+            // Make it exactly what version 1 wrote: no log tables.
+            ix.write(true, |txn| {
+                use crate::index::logs::*;
+                assert!(txn.delete_table(LOG_GROUPS)?);
+                assert!(txn.delete_table(LOG_GROUP_NAMES)?);
+                assert!(txn.delete_table(LOG_KEYS)?);
+                assert!(txn.delete_table(LOG_BATCHES)?);
+                assert!(txn.delete_table(LOG_BY_TIME)?);
+                assert!(txn.delete_table(SEGMENT_LOG_BATCHES)?);
+                Ok(())
+            })
+            .unwrap();
+            set_version(&ix, 1);
+        }
+        let ix = open(&fs).unwrap();
+        assert_eq!(
+            ix.meta("format_version").unwrap(),
+            Some(INDEX_FORMAT_VERSION)
+        );
+        assert_eq!(ix.stream_by_name("cam").unwrap(), Some(stream_record()));
+        let group = LogGroupRecord {
+            v: LOG_GROUP_RECORD_VERSION,
+            id: 1,
+            name: "g".into(),
+            retention_hours: 24,
+            kms_key_id: "k".into(),
+            key_generation: 1,
+            creation_time_ms: 1,
+            status: LogGroupStatus::Active,
+            version: 1,
+            attributes: Default::default(),
+        };
+        ix.create_log_group(&group, &key).unwrap();
+        assert_eq!(ix.log_group_by_name("g").unwrap(), Some(group));
+        set_version(&ix, INDEX_FORMAT_VERSION + 1);
+        drop(ix);
+        assert!(matches!(
+            open(&fs),
+            Err(StoreError::FormatVersion {
+                found: 3,
+                supported: 2,
+                ..
+            })
+        ));
     }
 }

@@ -16,6 +16,9 @@ use crate::{
     Clock, ManualClock, NewStream, StartAt, Store, StoreError, StreamRef, TailEvent, TimestampKind,
 };
 
+pub mod logs;
+pub use logs::*;
+
 /// Opens the store under test (the same backend every call) with a clock.
 pub type Opener<'a> = &'a dyn Fn(Arc<dyn Clock>) -> crate::Result<Store>;
 
@@ -82,6 +85,7 @@ pub fn run_all(open: Opener<'_>) {
     tail(open);
     slow_reader(open);
     face_collections(open);
+    logs::run_all_logs(open);
 }
 
 /// Stream records: create, find, list, update with versions, delete.
