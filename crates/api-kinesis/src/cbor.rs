@@ -155,8 +155,7 @@ mod tests {
 
     /// The Java SDK v2's PutRecord body (an indefinite-length map, as Jackson writes it):
     /// `{"StreamName": "s1", "Data": h'00ff68656c6c6f', "PartitionKey": "pk"}`.
-    const JAVA_PUT_RECORD: &str =
-        "bf6a53747265616d4e616d65627331644461746147 00ff68656c6c6f6c506172746974696f6e4b6579 62706bff";
+    const JAVA_PUT_RECORD: &str = "bf6a53747265616d4e616d65627331644461746147 00ff68656c6c6f6c506172746974696f6e4b6579 62706bff";
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -171,7 +170,10 @@ mod tests {
         let v = to_json(&hex(JAVA_PUT_RECORD)).unwrap();
         assert_eq!(v["StreamName"], "s1");
         assert_eq!(v["PartitionKey"], "pk");
-        assert_eq!(BASE64.decode(v["Data"].as_str().unwrap()).unwrap(), b"\x00\xffhello");
+        assert_eq!(
+            BASE64.decode(v["Data"].as_str().unwrap()).unwrap(),
+            b"\x00\xffhello"
+        );
         // GetShardIterator's Timestamp: tag 1, integer milliseconds (c1 1b ...).
         let mut body = vec![0xa1, 0x69];
         body.extend_from_slice(b"Timestamp");
@@ -210,10 +212,22 @@ mod tests {
         let bytes = from_json(&out);
         let v: Cbor = ciborium::de::from_reader(&bytes[..]).unwrap();
         let Cbor::Map(top) = v else { panic!() };
-        let records = &top.iter().find(|(k, _)| k.as_text() == Some("Records")).unwrap().1;
-        let Cbor::Array(items) = records else { panic!() };
+        let records = &top
+            .iter()
+            .find(|(k, _)| k.as_text() == Some("Records"))
+            .unwrap()
+            .1;
+        let Cbor::Array(items) = records else {
+            panic!()
+        };
         let Cbor::Map(rec) = &items[0] else { panic!() };
-        let get = |name: &str| rec.iter().find(|(k, _)| k.as_text() == Some(name)).unwrap().1.clone();
+        let get = |name: &str| {
+            rec.iter()
+                .find(|(k, _)| k.as_text() == Some(name))
+                .unwrap()
+                .1
+                .clone()
+        };
         assert_eq!(get("Data"), Cbor::Bytes(b"hi".to_vec()));
         assert_eq!(
             get("ApproximateArrivalTimestamp"),

@@ -159,17 +159,23 @@ pub fn from_engine(e: EngineError, account: &str) -> KinesisError {
         EngineError::StreamNotFound(s) => KinesisError::ResourceNotFoundException(format!(
             "Stream {s} under account {account} not found."
         )),
-        EngineError::ShardNotFound { stream, shard } => {
-            KinesisError::ResourceNotFoundException(format!(
-                "Shard {shard} in stream {stream} under account {account} does not exist"
-            ))
-        }
+        EngineError::ShardNotFound { stream, shard } => KinesisError::ResourceNotFoundException(
+            format!("Shard {shard} in stream {stream} under account {account} does not exist"),
+        ),
         EngineError::StreamExists(s) => KinesisError::ResourceInUseException(format!(
             "Stream {s} under account {account} already exists."
         )),
         EngineError::InUse(m) => KinesisError::ResourceInUseException(m),
         EngineError::Invalid(m) => KinesisError::InvalidArgumentException(m),
         EngineError::LimitExceeded(m) => KinesisError::LimitExceededException(m),
+        EngineError::RecordTooLarge { index, size, limit } => {
+            KinesisError::ValidationException(format!(
+                "1 validation error detected: Value at 'records.{}.member.data' failed to \
+                 satisfy constraint: Member must have length less than or equal to {limit} \
+                 (data and partition key, {size} bytes)",
+                index + 1
+            ))
+        }
         EngineError::WrongMode(m) => KinesisError::ValidationException(m),
         EngineError::Store(e) => e.into(),
     }
@@ -198,6 +204,9 @@ mod tests {
         assert_eq!(sig.aws_code(), "InvalidSignatureException");
         assert_eq!(sig.status(), StatusCode::FORBIDDEN);
         let e = from_engine(EngineError::StreamNotFound("s1".into()), "123456789012");
-        assert_eq!(e.message(), "Stream s1 under account 123456789012 not found.");
+        assert_eq!(
+            e.message(),
+            "Stream s1 under account 123456789012 not found."
+        );
     }
 }

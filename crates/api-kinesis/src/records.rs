@@ -6,6 +6,8 @@
 //! throughput quotas (1 MB/s or 1,000 records/s in, 2 MB/s and 5 calls/s out):
 //! `ProvisionedThroughputExceededException` is never returned.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -34,22 +36,29 @@ pub const MAX_GET_RECORDS_BYTES: usize = 10 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Entry {
-    data: Option<String>,
-    partition_key: Option<String>,
+struct Entry<'a> {
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partition_key: Option<Cow<'a, str>>,
     explicit_hash_key: Option<String>,
 }
 
 /// A request entry as the engine takes it; `at` names it in messages (`records.3`).
-fn record(at: &str, e: Entry) -> KinesisResult<NewRecord> {
+fn record(at: &str, e: Entry<'_>) -> KinesisResult<NewRecord> {
     let data = e.data.ok_or_else(|| {
         KinesisError::validation("null", &format!("{at}data"), "Member must not be null")
     })?;
     let data = BASE64.decode(data.as_bytes()).map_err(|_| {
-        KinesisError::SerializationException(format!("{at}Data is not base64: {data:.40}"))
+        let shown: String = data.chars().take(40).collect();
+        KinesisError::SerializationException(format!("{at}Data is not base64: {shown}"))
     })?;
     let key = e.partition_key.ok_or_else(|| {
-        KinesisError::validation("null", &format!("{at}partitionKey"), "Member must not be null")
+        KinesisError::validation(
+            "null",
+            &format!("{at}partitionKey"),
+            "Member must not be null",
+        )
     })?;
     let chars = key.chars().count();
     if chars == 0 || chars > 256 {
@@ -64,27 +73,10 @@ fn record(at: &str, e: Entry) -> KinesisResult<NewRecord> {
         None => None,
     };
     Ok(NewRecord {
-        partition_key: key,
+        partition_key: key.into_owned(),
         explicit_hash_key,
         data: Bytes::from(data),
     })
-}
-
-fn check_sizes(records: &[NewRecord], max_record: usize) -> KinesisResult<usize> {
-    let mut total = 0usize;
-    for (i, r) in records.iter().enumerate() {
-        let size = r.data.len() + r.partition_key.len();
-        if size > max_record {
-            return Err(KinesisError::ValidationException(format!(
-                "1 validation error detected: Value at 'records.{}.member.data' failed to \
-                 satisfy constraint: Member must have length less than or equal to {max_record} \
-                 (data and partition key, {size} bytes)",
-                i + 1
-            )));
-        }
-        total += size;
-    }
-    Ok(total)
 }
 
 fn describe(call: &Call, name: &str) -> KinesisResult<vigil_datastreams::StreamInfo> {
@@ -97,12 +89,14 @@ fn describe(call: &Call, name: &str) -> KinesisResult<vigil_datastreams::StreamI
 pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct Input {
+    struct Input<'a> {
         stream_name: Option<String>,
         #[serde(rename = "StreamARN")]
         stream_arn: Option<String>,
-        data: Option<String>,
-        partition_key: Option<String>,
+        #[serde(borrow)]
+        data: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        partition_key: Option<Cow<'a, str>>,
         explicit_hash_key: Option<String>,
         sequence_number_for_ordering: Option<String>,
     }
@@ -120,11 +114,6 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
         },
     )?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let info = describe(&call, &name)?;
-    check_sizes(
-        std::slice::from_ref(&rec),
-        info.meta.max_record_size_kib as usize * 1024,
-    )?;
     let bytes = (rec.data.len() + rec.partition_key.len()) as u64;
     let m = metrics();
     let mut results = call
@@ -147,6 +136,7 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
     };
     m.records_in.inc(&[&name]);
     m.bytes_in.inc_by(&[&name], bytes);
+    let info = describe(&call, &name)?;
     Ok(Some(json!({
         "ShardId": shard_id(put.shard),
         "SequenceNumber": put.sequence.to_string(),
@@ -157,11 +147,12 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
 pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct Input {
+    struct Input<'a> {
         stream_name: Option<String>,
         #[serde(rename = "StreamARN")]
         stream_arn: Option<String>,
-        records: Option<Vec<Entry>>,
+        #[serde(borrow)]
+        records: Option<Vec<Entry<'a>>>,
     }
     let input: Input = call.input()?;
     let entries = input
@@ -180,8 +171,10 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
         .map(|(i, e)| record(&format!("records.{}.member.", i + 1), e))
         .collect::<KinesisResult<_>>()?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let info = describe(&call, &name)?;
-    let total = check_sizes(&records, info.meta.max_record_size_kib as usize * 1024)?;
+    let total: usize = records
+        .iter()
+        .map(|r| r.data.len() + r.partition_key.len())
+        .sum();
     if total > MAX_PUT_RECORDS_BYTES {
         return Err(KinesisError::invalid(format!(
             "Records size exceeds {} MB limit: {total} bytes of data and partition keys.",
@@ -200,12 +193,13 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
         .map_err(|e| call.engine_error(e))?;
     let m = metrics();
     let mut failed = 0u64;
+    let mut stored = (0u64, 0u64);
     let mut out = Vec::with_capacity(results.len());
     for (r, size) in results.iter().zip(&sizes) {
         match r {
             Ok(p) => {
-                m.records_in.inc(&[&name]);
-                m.bytes_in.inc_by(&[&name], *size);
+                stored.0 += 1;
+                stored.1 += *size;
                 out.push(json!({
                     "SequenceNumber": p.sequence.to_string(),
                     "ShardId": shard_id(p.shard),
@@ -221,9 +215,12 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
             }
         }
     }
+    m.records_in.inc_by(&[&name], stored.0);
+    m.bytes_in.inc_by(&[&name], stored.1);
     if failed > 0 {
         m.put_failures.inc_by(&[&name], failed);
     }
+    let info = describe(&call, &name)?;
     Ok(Some(json!({
         "FailedRecordCount": failed,
         "Records": out,
@@ -446,7 +443,7 @@ pub(crate) fn get_records(call: &Call) -> KinesisResult<Option<Value>> {
             issued_ms: now,
             ..it
         };
-        out["NextShardIterator"] = json!(next_it.encode(&key));
+        crate::wire::set(&mut out, "NextShardIterator", json!(next_it.encode(&key)));
     } else {
         let children: Vec<Value> = batch
             .children
@@ -462,7 +459,7 @@ pub(crate) fn get_records(call: &Call) -> KinesisResult<Option<Value>> {
                 })
             })
             .collect();
-        out["ChildShards"] = json!(children);
+        crate::wire::set(&mut out, "ChildShards", json!(children));
     }
     Ok(Some(out))
 }

@@ -67,16 +67,19 @@ pub struct Call {
     pub parts: Parts,
     /// Who signed it.
     pub principal: Principal,
-    /// The decoded body.
-    pub input: Value,
+    /// The request body, as it came.
+    pub body: Bytes,
+    /// Its encoding.
+    pub encoding: Encoding,
     /// The service's state.
     pub state: Arc<KinesisState>,
 }
 
 impl Call {
-    /// Parses the input as the operation's input shape.
-    pub fn input<T: serde::de::DeserializeOwned>(&self) -> KinesisResult<T> {
-        crate::wire::input(self.op.name(), self.input.clone())
+    /// Parses the body as the operation's input shape (which may borrow from it: JSON
+    /// strings without escapes, such as base64 data, are not copied).
+    pub fn input<'a, T: serde::Deserialize<'a>>(&'a self) -> KinesisResult<T> {
+        crate::wire::input(self.op.name(), self.encoding, &self.body)
     }
 
     /// Checks that the caller may call this operation on the stream `stream` (or at all).
@@ -135,9 +138,7 @@ async fn call(
 ) -> KinesisResult<Option<Value>> {
     let name = target(req.headers(), TARGET_PREFIX).unwrap_or_default();
     let op = Operation::from_name(name).ok_or_else(|| {
-        KinesisError::UnknownOperationException(format!(
-            "Kinesis has no operation {name:?}."
-        ))
+        KinesisError::UnknownOperationException(format!("Kinesis has no operation {name:?}."))
     })?;
     vigil_api_common::metrics::global()
         .api_requests
@@ -148,12 +149,12 @@ async fn call(
     let principal = state
         .auth
         .authenticate(&parts, Payload::Body(&bytes), Service::Kinesis)?;
-    let input = encoding.decode(&bytes)?;
     let call = Call {
         op,
         parts,
         principal,
-        input,
+        body: bytes,
+        encoding,
         state,
     };
     tracing::debug!(op = op.name(), key = call.principal.access_key_id, "call");
@@ -166,9 +167,7 @@ pub async fn run(call: Call) -> KinesisResult<Option<Value>> {
         Operation::CreateStream => blocking(call, streams::create_stream).await,
         Operation::DeleteStream => blocking(call, streams::delete_stream).await,
         Operation::DescribeStream => blocking(call, streams::describe_stream).await,
-        Operation::DescribeStreamSummary => {
-            blocking(call, streams::describe_stream_summary).await
-        }
+        Operation::DescribeStreamSummary => blocking(call, streams::describe_stream_summary).await,
         Operation::ListStreams => blocking(call, streams::list_streams).await,
         Operation::IncreaseStreamRetentionPeriod => {
             blocking(call, streams::increase_retention).await

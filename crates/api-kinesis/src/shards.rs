@@ -56,7 +56,11 @@ struct ListShardsInput {
 }
 
 /// Where a ListShards page starts: the stream and the shard index it continues after.
-fn list_start(call: &Call, input: &ListShardsInput, now: u64) -> KinesisResult<(String, Option<u32>)> {
+fn list_start(
+    call: &Call,
+    input: &ListShardsInput,
+    now: u64,
+) -> KinesisResult<(String, Option<u32>)> {
     if let Some(t) = &input.next_token {
         if input.exclusive_start_shard_id.is_some() {
             return Err(KinesisError::invalid(
@@ -74,14 +78,16 @@ fn list_start(call: &Call, input: &ListShardsInput, now: u64) -> KinesisResult<(
             ));
         }
         let inner = token(call, b'H', t, now)?;
-        let (stream, after) = inner.rsplit_once('/').ok_or_else(|| {
-            KinesisError::invalid("NextToken is not a token this server issued.")
-        })?;
+        let (stream, after) = inner
+            .rsplit_once('/')
+            .ok_or_else(|| KinesisError::invalid("NextToken is not a token this server issued."))?;
         // botocore's paginator sends the first page's StreamName again with the token (AWS
         // refuses that); Vigil accepts it when it names the token's stream.
-        if let Some(n) = input.stream_name.as_deref().or(input.stream_arn.as_deref().and_then(
-            |a| validate::stream_of_arn(&call.state, a),
-        )) && n != stream
+        if let Some(n) = input.stream_name.as_deref().or(input
+            .stream_arn
+            .as_deref()
+            .and_then(|a| validate::stream_of_arn(&call.state, a)))
+            && n != stream
         {
             return Err(KinesisError::invalid(
                 "NextToken and StreamName cannot be provided together.",
@@ -133,10 +139,9 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
     let filtered: Vec<&ShardMeta> = match &input.shard_filter {
         None => visible,
         Some(f) => {
-            let kind = f
-                .kind
-                .as_deref()
-                .ok_or_else(|| KinesisError::validation("null", "shardFilter.type", "Member must not be null"))?;
+            let kind = f.kind.as_deref().ok_or_else(|| {
+                KinesisError::validation("null", "shardFilter.type", "Member must not be null")
+            })?;
             let kind = validate::one_of(
                 "shardFilter.type",
                 kind,
@@ -166,7 +171,11 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
                 // The shards open at a time: created at or before it, and open or closed at
                 // or after it.
                 "AT_TRIM_HORIZON" | "AT_TIMESTAMP" => {
-                    let at = if kind == "AT_TIMESTAMP" { ts()? } else { trim_horizon };
+                    let at = if kind == "AT_TIMESTAMP" {
+                        ts()?
+                    } else {
+                        trim_horizon
+                    };
                     visible
                         .into_iter()
                         .filter(|s| {
@@ -195,11 +204,11 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
     let page: Vec<&ShardMeta> = shards.into_iter().take(limit).collect();
     let mut out = json!({ "Shards": page.iter().map(|s| shard_json(s)).collect::<Vec<_>>() });
     if more && let Some(last) = page.last() {
-        out["NextToken"] = json!(call.state.tokens.encode(
-            b'H',
-            &format!("{name}/{}", last.index),
-            now
-        ));
+        let token = call
+            .state
+            .tokens
+            .encode(b'H', &format!("{name}/{}", last.index), now);
+        crate::wire::set(&mut out, "NextToken", json!(token));
     }
     Ok(Some(out))
 }
@@ -241,9 +250,9 @@ pub(crate) fn update_shard_count(call: &Call) -> KinesisResult<Option<Value>> {
         KinesisError::validation("null", "targetShardCount", "Member must not be null")
     })?;
     validate::range("targetShardCount", target, 1, 100_000)?;
-    let scaling = input
-        .scaling_type
-        .ok_or_else(|| KinesisError::validation("null", "scalingType", "Member must not be null"))?;
+    let scaling = input.scaling_type.ok_or_else(|| {
+        KinesisError::validation("null", "scalingType", "Member must not be null")
+    })?;
     validate::one_of("scalingType", &scaling, &["UNIFORM_SCALING"])?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let target = u32::try_from(target).unwrap_or(u32::MAX);
@@ -252,7 +261,11 @@ pub(crate) fn update_shard_count(call: &Call) -> KinesisResult<Option<Value>> {
         .engine
         .update_shard_count(&name, target)
         .map_err(|e| reshard_error(call, &name, e))?;
-    tracing::info!(stream = name, target, "data stream resharded (uniform scaling)");
+    tracing::info!(
+        stream = name,
+        target,
+        "data stream resharded (uniform scaling)"
+    );
     Ok(Some(json!({
         "StreamName": name,
         "StreamARN": call.state.stream_arn(&name),

@@ -72,7 +72,7 @@ pub fn visible_shards(info: &StreamInfo, now_ms: u64) -> Vec<&ShardMeta> {
 pub fn shard_json(s: &ShardMeta) -> Value {
     let mut range = json!({ "StartingSequenceNumber": s.starting_sequence().to_string() });
     if let Some(end) = s.ending_sequence() {
-        range["EndingSequenceNumber"] = json!(end.to_string());
+        crate::wire::set(&mut range, "EndingSequenceNumber", json!(end.to_string()));
     }
     let mut v = json!({
         "ShardId": s.id(),
@@ -83,10 +83,18 @@ pub fn shard_json(s: &ShardMeta) -> Value {
         "SequenceNumberRange": range,
     });
     if let Some(p) = s.parent {
-        v["ParentShardId"] = json!(vigil_datastreams::model::shard_id(p));
+        crate::wire::set(
+            &mut v,
+            "ParentShardId",
+            json!(vigil_datastreams::model::shard_id(p)),
+        );
     }
     if let Some(p) = s.adjacent_parent {
-        v["AdjacentParentShardId"] = json!(vigil_datastreams::model::shard_id(p));
+        crate::wire::set(
+            &mut v,
+            "AdjacentParentShardId",
+            json!(vigil_datastreams::model::shard_id(p)),
+        );
     }
     v
 }
@@ -99,16 +107,19 @@ fn monitoring(info: &StreamInfo) -> Value {
 fn encryption(info: &StreamInfo, v: &mut Value) {
     match &info.meta.encryption {
         Some(e) => {
-            v["EncryptionType"] = json!(e.kind);
-            v["KeyId"] = json!(e.key_id);
+            crate::wire::set(v, "EncryptionType", json!(e.kind));
+            crate::wire::set(v, "KeyId", json!(e.key_id));
         }
-        None => v["EncryptionType"] = json!("NONE"),
+        None => crate::wire::set(v, "EncryptionType", json!("NONE")),
     }
 }
 
 /// The `EncryptionType` records of a stream report.
 pub fn encryption_type(info: &StreamInfo) -> &str {
-    info.meta.encryption.as_ref().map_or("NONE", |e| e.kind.as_str())
+    info.meta
+        .encryption
+        .as_ref()
+        .map_or("NONE", |e| e.kind.as_str())
 }
 
 fn engine<T>(call: &Call, r: vigil_datastreams::Result<T>) -> KinesisResult<T> {
@@ -275,8 +286,8 @@ pub(crate) fn describe_stream(call: &Call) -> KinesisResult<Option<Value>> {
     let has_more = shards.len() > limit;
     let page: Vec<Value> = shards.into_iter().take(limit).map(shard_json).collect();
     let mut d = description_head(&call.state, &info);
-    d["Shards"] = json!(page);
-    d["HasMoreShards"] = json!(has_more);
+    crate::wire::set(&mut d, "Shards", json!(page));
+    crate::wire::set(&mut d, "HasMoreShards", json!(has_more));
     Ok(Some(json!({ "StreamDescription": d })))
 }
 
@@ -285,9 +296,17 @@ pub(crate) fn describe_stream_summary(call: &Call) -> KinesisResult<Option<Value
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let info = engine(call, call.state.engine.describe(&name))?;
     let mut d = description_head(&call.state, &info);
-    d["OpenShardCount"] = json!(info.meta.open_shards().count());
-    d["ConsumerCount"] = json!(0);
-    d["MaxRecordSizeInKiB"] = json!(info.meta.max_record_size_kib);
+    crate::wire::set(
+        &mut d,
+        "OpenShardCount",
+        json!(info.meta.open_shards().count()),
+    );
+    crate::wire::set(&mut d, "ConsumerCount", json!(0));
+    crate::wire::set(
+        &mut d,
+        "MaxRecordSizeInKiB",
+        json!(info.meta.max_record_size_kib),
+    );
     Ok(Some(json!({ "StreamDescriptionSummary": d })))
 }
 
@@ -349,7 +368,11 @@ pub(crate) fn list_streams(call: &Call) -> KinesisResult<Option<Value>> {
         "StreamSummaries": summaries,
     });
     if has_more && let Some(last) = names.last() {
-        out["NextToken"] = json!(call.state.tokens.encode(b'S', last, now));
+        crate::wire::set(
+            &mut out,
+            "NextToken",
+            json!(call.state.tokens.encode(b'S', last, now)),
+        );
     }
     Ok(Some(out))
 }
@@ -533,8 +556,9 @@ struct ResourceInput {
 
 /// The stream a `ResourceARN` names (a consumer ARN names none here: Vigil has no consumers).
 fn resource(call: &Call, arn: Option<&str>) -> KinesisResult<String> {
-    let arn = arn
-        .ok_or_else(|| KinesisError::validation("null", "resourceARN", "Member must not be null"))?;
+    let arn = arn.ok_or_else(|| {
+        KinesisError::validation("null", "resourceARN", "Member must not be null")
+    })?;
     if arn.contains("/consumer/") {
         return Err(KinesisError::ResourceNotFoundException(format!(
             "Consumer {arn} not found: Vigil has no stream consumers."

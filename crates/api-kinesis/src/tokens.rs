@@ -211,21 +211,38 @@ mod tests {
         let s = it.encode(&key);
         assert!(s.len() <= 512);
         assert_eq!(Iterator::peek_stream(&s), Some(("faces".to_owned(), 7)));
-        assert_eq!(Iterator::decode(&s, &key, 1_000_000 + LIFETIME_MS), Ok(it.clone()));
+        assert_eq!(
+            Iterator::decode(&s, &key, 1_000_000 + LIFETIME_MS),
+            Ok(it.clone())
+        );
         assert_eq!(
             Iterator::decode(&s, &key, 1_000_001 + LIFETIME_MS),
-            Err(Refused::Expired { issued_ms: 1_000_000 })
+            Err(Refused::Expired {
+                issued_ms: 1_000_000
+            })
         );
         let other = iterator_key(&"cd".repeat(32));
-        assert_eq!(Iterator::decode(&s, &other, 1_000_000), Err(Refused::Invalid));
+        assert_eq!(
+            Iterator::decode(&s, &other, 1_000_000),
+            Err(Refused::Invalid)
+        );
         let mut raw = BASE64.decode(&s).unwrap_or_default();
         if let Some(b) = raw.get_mut(12) {
             *b ^= 1;
         }
-        assert_eq!(Iterator::decode(&BASE64.encode(raw), &key, 1_000_000), Err(Refused::Invalid));
+        assert_eq!(
+            Iterator::decode(&BASE64.encode(raw), &key, 1_000_000),
+            Err(Refused::Invalid)
+        );
         assert_eq!(Iterator::decode("AAAA", &key, 0), Err(Refused::Invalid));
-        assert_eq!(Iterator::decode("not base64!", &key, 0), Err(Refused::Invalid));
-        let long = Iterator { stream: "s".repeat(128), ..it };
+        assert_eq!(
+            Iterator::decode("not base64!", &key, 0),
+            Err(Refused::Invalid)
+        );
+        let long = Iterator {
+            stream: "s".repeat(128),
+            ..it
+        };
         assert!(long.encode(&key).len() <= 512);
     }
 
@@ -233,10 +250,19 @@ mod tests {
     fn tokens_are_authenticated_and_expire() {
         let k = TokenKey::generate();
         let t = k.encode(b'S', "stream-9", 10);
-        assert_eq!(k.decode(b'S', &t, 10 + LIFETIME_MS).as_deref(), Ok("stream-9"));
+        assert_eq!(
+            k.decode(b'S', &t, 10 + LIFETIME_MS).as_deref(),
+            Ok("stream-9")
+        );
         assert_eq!(k.decode(b'H', &t, 10), Err(Refused::Invalid));
-        assert!(matches!(k.decode(b'S', &t, 11 + LIFETIME_MS), Err(Refused::Expired { .. })));
-        assert_eq!(TokenKey::generate().decode(b'S', &t, 10), Err(Refused::Invalid));
+        assert!(matches!(
+            k.decode(b'S', &t, 11 + LIFETIME_MS),
+            Err(Refused::Expired { .. })
+        ));
+        assert_eq!(
+            TokenKey::generate().decode(b'S', &t, 10),
+            Err(Refused::Invalid)
+        );
         assert_eq!(k.decode(b'S', &"A".repeat(5000), 10), Err(Refused::Invalid));
     }
 }

@@ -80,7 +80,8 @@ pub fn stream_target(
                     "Member must have length between 1 and 2048",
                 ));
             }
-            let looks_like = a.starts_with("arn:aws") && a.contains(":kinesis:") && a.contains(":stream/");
+            let looks_like =
+                a.starts_with("arn:aws") && a.contains(":kinesis:") && a.contains(":stream/");
             if !looks_like {
                 return Err(KinesisError::validation(
                     a,
@@ -120,9 +121,8 @@ pub fn tags(tags: &BTreeMap<String, String>) -> KinesisResult<()> {
         ));
     }
     let ok = |s: &str| {
-        s.chars().all(|c| {
-            c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@%".contains(c)
-        })
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@%".contains(c))
     };
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || !ok(k) {
@@ -234,7 +234,10 @@ pub fn one_of<'a>(member: &str, v: &'a str, allowed: &[&str]) -> KinesisResult<&
         Err(KinesisError::validation(
             v,
             member,
-            &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
         ))
     }
 }

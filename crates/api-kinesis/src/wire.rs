@@ -3,11 +3,10 @@
 //! (the AWS SDK for Java and the KCL). Handlers read and write JSON values; a CBOR call is
 //! transcoded at the edge ([`crate::cbor`]), and is answered in CBOR, errors included.
 
-use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use vigil_api_common::error::{Protocol, render};
 
@@ -44,19 +43,6 @@ impl Encoding {
         }
     }
 
-    /// The request body as a JSON value (an empty body is `{}`).
-    pub fn decode(self, body: &Bytes) -> KinesisResult<Value> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Object(Default::default()));
-        }
-        match self {
-            Self::Json => serde_json::from_slice(body).map_err(|e| {
-                KinesisError::SerializationException(format!("The body is not JSON: {e}"))
-            }),
-            Self::Cbor => crate::cbor::to_json(body).map_err(KinesisError::SerializationException),
-        }
-    }
-
     /// A 200 response with `value` (or an empty body, for operations without output).
     pub fn respond(self, value: Option<&Value>) -> Response {
         let body = match (value, self) {
@@ -88,17 +74,41 @@ impl Encoding {
     }
 }
 
-/// Parses a call's JSON value as an operation's input.
-pub fn input<T: DeserializeOwned>(op: &str, v: Value) -> KinesisResult<T> {
-    serde_json::from_value(v).map_err(|e| {
+/// Parses a request body as an operation's input (an empty body is `{}`). JSON is parsed
+/// straight into the input shape; CBOR through its JSON transcoding.
+pub fn input<'a, T: Deserialize<'a>>(
+    op: &str,
+    encoding: Encoding,
+    body: &'a [u8],
+) -> KinesisResult<T> {
+    let bad = |e: serde_json::Error| {
         KinesisError::SerializationException(format!(
             "The request body is not valid input for {op}: {e}"
         ))
-    })
+    };
+    let body: &'a [u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    match encoding {
+        Encoding::Json => serde_json::from_slice(body).map_err(bad),
+        Encoding::Cbor => {
+            let v = crate::cbor::to_json(body).map_err(KinesisError::SerializationException)?;
+            T::deserialize(v).map_err(bad)
+        }
+    }
 }
 
 /// A handler's output as a JSON value.
 pub fn output<T: Serialize>(v: &T) -> KinesisResult<Value> {
     serde_json::to_value(v)
         .map_err(|e| KinesisError::InternalFailureException(format!("encoding: {e}")))
+}
+
+/// Sets member `key` of the JSON object `v` (nothing if `v` is not an object).
+pub fn set(v: &mut Value, key: &str, value: Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.insert(key.to_owned(), value);
+    }
 }

@@ -94,7 +94,11 @@ impl Policy {
         let bare: Vec<String> = self
             .operations
             .iter()
-            .map(|p| split_service(p).map_or(p.as_str(), |(_, rest)| rest).to_owned())
+            .map(|p| {
+                split_service(p)
+                    .map_or(p.as_str(), |(_, rest)| rest)
+                    .to_owned()
+            })
             .collect();
         check_patterns("operation", &bare, MAX_OPERATION_PATTERN_LEN, |c| {
             c.is_ascii_alphanumeric()
@@ -366,7 +370,10 @@ mod tests {
         assert!(data.allows("kinesis:ListShards", Some("faces-1")));
         assert!(!data.allows("kinesis:PutRecord", Some("faces-1")));
         assert!(!data.allows("kinesis:GetRecords", Some("other")));
-        assert!(!data.allows("GetMedia", Some("faces-1")), "kinesis: is not KVS");
+        assert!(
+            !data.allows("GetMedia", Some("faces-1")),
+            "kinesis: is not KVS"
+        );
         assert!(!data.allows("rekognition:GetFaces", None));
         assert!(
             !Policy::allow_all().allows("kinesis:PutRecord", Some("x")),

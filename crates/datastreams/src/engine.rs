@@ -25,9 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use vigil_store::{
-    LogEntry, LogGroupRef, NewEntry, NewLogGroup, Position, Store, StoreError,
-};
+use vigil_store::{LogEntry, LogGroupRef, NewEntry, NewLogGroup, Position, Store, StoreError};
 
 use crate::error::{Error, Result};
 use crate::hash::{even_ranges, partition_hash};
@@ -405,7 +403,11 @@ impl DataStreams {
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
-        names.into_iter().take(limit).map(|(_, s)| s.info()).collect()
+        names
+            .into_iter()
+            .take(limit)
+            .map(|(_, s)| s.info())
+            .collect()
     }
 
     /// Deletes a stream (blocking): gone at once, its records unreadable (their keys
@@ -480,8 +482,9 @@ impl DataStreams {
                  ({open})."
             )));
         }
-        let after =
-            self.reshard(name, target.saturating_sub(open), |meta| reshard::uniform(meta, target))?;
+        let after = self.reshard(name, target.saturating_sub(open), |meta| {
+            reshard::uniform(meta, target)
+        })?;
         Ok((before, after))
     }
 
@@ -567,16 +570,19 @@ impl DataStreams {
         for (i, r) in records.iter().enumerate() {
             let size = r.data.len() + r.partition_key.len();
             if size > limit {
-                return Err(Error::Invalid(format!(
-                    "Record {i} is {size} bytes (data and partition key); at most {limit}."
-                )));
+                return Err(Error::RecordTooLarge {
+                    index: i,
+                    size,
+                    limit,
+                });
             }
             let hash = r
                 .explicit_hash_key
                 .unwrap_or_else(|| partition_hash(&r.partition_key));
-            let shard = st.meta.route(hash).map(|s| s.index).ok_or_else(|| {
-                Error::Invalid(format!("No open shard owns hash key {hash}."))
-            })?;
+            let shard =
+                st.meta.route(hash).map(|s| s.index).ok_or_else(|| {
+                    Error::Invalid(format!("No open shard owns hash key {hash}."))
+                })?;
             let entry = NewEntry {
                 key: Bytes::copy_from_slice(r.partition_key.as_bytes()),
                 data: r.data.clone(),
@@ -639,10 +645,14 @@ impl DataStreams {
     pub fn start(&self, name: &str, shard: u32, at: StartAt) -> Result<(StreamInfo, Position)> {
         let stream = self.stream(name)?;
         let info = stream.info();
-        let s = info.meta.shard(shard).cloned().ok_or_else(|| Error::ShardNotFound {
-            stream: name.to_owned(),
-            shard: crate::model::shard_id(shard),
-        })?;
+        let s = info
+            .meta
+            .shard(shard)
+            .cloned()
+            .ok_or_else(|| Error::ShardNotFound {
+                stream: name.to_owned(),
+                shard: crate::model::shard_id(shard),
+            })?;
         let check = |seq: SequenceNumber| -> Result<Position> {
             if seq.shard != shard
                 || seq.position.as_u128() < s.starting
@@ -704,19 +714,18 @@ impl DataStreams {
                 shard: crate::model::shard_id(shard),
             })?;
         let bounds = self.0.store.log_bounds(stream.group, shard)?;
-        let entries: Vec<LogEntry> = match self.0.store.read_log(
-            stream.group,
-            shard,
-            from,
-            max_records,
-            max_bytes,
-        ) {
-            Ok(e) => e,
-            Err(StoreError::LogGroupNotFound(_)) => {
-                return Err(Error::StreamNotFound(name.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let entries: Vec<LogEntry> =
+            match self
+                .0
+                .store
+                .read_log(stream.group, shard, from, max_records, max_bytes)
+            {
+                Ok(e) => e,
+                Err(StoreError::LogGroupNotFound(_)) => {
+                    return Err(Error::StreamNotFound(name.to_owned()));
+                }
+                Err(e) => return Err(e.into()),
+            };
         let last_read = entries.last().map(|e| e.position);
         let caught_up = match (last_read, bounds.last) {
             (_, None) => true,

@@ -27,6 +27,16 @@ pub enum Error {
     /// An argument out of range or inconsistent with the stream.
     #[error("{0}")]
     Invalid(String),
+    /// A record larger than the stream's `MaxRecordSizeInKiB` (data and partition key).
+    #[error("record {index} is {size} bytes (data and partition key); at most {limit}")]
+    RecordTooLarge {
+        /// Its index in the put.
+        index: usize,
+        /// Its size.
+        size: usize,
+        /// The stream's limit.
+        limit: usize,
+    },
     /// A limit of the server (shards, streams).
     #[error("{0}")]
     LimitExceeded(String),

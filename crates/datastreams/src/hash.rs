@@ -28,7 +28,10 @@ pub fn parse_hash_key(s: &str) -> Option<u128> {
 /// as `UpdateShardCount` leaves them): shard `i` starts at `floor(i * 2^128 / n)` and ends one
 /// before the next; the last ends at `2^128 - 1`.
 pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
-    let n = u128::from(n.max(1));
+    if n <= 1 {
+        return vec![(0, u128::MAX)];
+    }
+    let n = u128::from(n);
     // 2^128 = q * n + r, computed without 2^128 itself.
     let (q0, r0) = (u128::MAX / n, u128::MAX % n);
     let (q, r) = if r0 + 1 == n {
@@ -107,7 +110,10 @@ mod tests {
     fn hash_keys_parse() {
         assert_eq!(parse_hash_key("0"), Some(0));
         assert_eq!(parse_hash_key(&u128::MAX.to_string()), Some(u128::MAX));
-        assert_eq!(parse_hash_key("340282366920938463463374607431768211456"), None);
+        assert_eq!(
+            parse_hash_key("340282366920938463463374607431768211456"),
+            None
+        );
         assert_eq!(parse_hash_key("01"), None);
         assert_eq!(parse_hash_key("-1"), None);
         assert_eq!(parse_hash_key(""), None);

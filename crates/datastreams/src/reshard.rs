@@ -194,7 +194,10 @@ pub fn uniform(meta: &StreamMeta, target: u32) -> Result<Plan> {
 
 fn open_shard(meta: &StreamMeta, index: u32) -> Result<&ShardMeta> {
     let s = meta.shard(index).ok_or_else(|| {
-        Error::Invalid(format!("There is no shard {} in the stream.", crate::model::shard_id(index)))
+        Error::Invalid(format!(
+            "There is no shard {} in the stream.",
+            crate::model::shard_id(index)
+        ))
     })?;
     if !s.is_open() {
         return Err(Error::InUse(format!(
@@ -271,14 +274,28 @@ mod tests {
             });
             m.next_shard_index = m.next_shard_index.max(s.index + 1);
         }
-        let mut r: Vec<(u128, u128)> = m.open_shards().map(|s| (s.start_hash, s.end_hash)).collect();
+        let mut r: Vec<(u128, u128)> = m
+            .open_shards()
+            .map(|s| (s.start_hash, s.end_hash))
+            .collect();
         r.sort();
         r
     }
 
     #[test]
     fn uniform_scaling_reaches_even_ranges_through_splits_and_merges() {
-        for (from, to) in [(1, 2), (2, 1), (3, 2), (2, 3), (4, 8), (8, 4), (5, 7), (7, 5), (10, 20), (3, 5)] {
+        for (from, to) in [
+            (1, 2),
+            (2, 1),
+            (3, 2),
+            (2, 3),
+            (4, 8),
+            (8, 4),
+            (5, 7),
+            (7, 5),
+            (10, 20),
+            (3, 5),
+        ] {
             let mut m = meta(from);
             let p = uniform(&m, to).unwrap();
             let open = apply(&mut m, &p);
@@ -287,7 +304,11 @@ mod tests {
             // parent is closed.
             for s in &p.open {
                 let parent = m.shard(s.parent).unwrap();
-                assert!(!parent.is_open(), "{from} -> {to}: parent {} open", s.parent);
+                assert!(
+                    !parent.is_open(),
+                    "{from} -> {to}: parent {} open",
+                    s.parent
+                );
                 if let Some(adj) = s.adjacent_parent {
                     let a = m.shard(adj).unwrap();
                     assert!(!a.is_open());

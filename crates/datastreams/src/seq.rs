@@ -87,7 +87,10 @@ mod tests {
         }
         assert!(a.to_string() < b.to_string());
         assert!(b.to_string() < c.to_string());
-        assert_eq!(SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898"), None);
+        assert_eq!(
+            SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898"),
+            None
+        );
         assert_eq!(SequenceNumber::parse("4"), None);
         assert!(!SequenceNumber::is_model_shape("01"));
         assert!(SequenceNumber::is_model_shape("0"));

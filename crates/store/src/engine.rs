@@ -359,6 +359,14 @@ impl Store {
         Ok(n)
     }
 
+    /// A position at or below that of every log entry appended from now on (and above every
+    /// entry appended before): where a log created now starts. Numbers are allocated in
+    /// increasing order and never reused, also across restarts (they are reserved durably in
+    /// blocks), so this holds for as long as the store lives.
+    pub fn next_log_position(&self) -> crate::logs::Position {
+        crate::logs::Position::new(lock(&self.0.seq).0, 0)
+    }
+
     // ---- streams ----
 
     /// Creates a stream with a fresh data key.

@@ -39,6 +39,8 @@ struct JsonReport<'a> {
     records: u64,
     streams: usize,
     fragments: u64,
+    log_groups: usize,
+    log_batches: u64,
     reindexed: u64,
     repairs: Vec<&'a str>,
     problems: Vec<&'a str>,
@@ -80,6 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             records: report.records,
             streams: report.streams,
             fragments: report.fragments,
+            log_groups: report.log_groups,
+            log_batches: report.log_batches,
             reindexed: report.recovery.reindexed,
             repairs: all(&report.recovery.repairs, &report.repairs),
             problems: all(&report.recovery.problems, &report.problems),
@@ -112,6 +116,10 @@ fn print_text(dir: &std::path::Path, r: &CheckReport) {
     println!(
         "  {} stream(s), {} fragment(s) read back and authenticated",
         r.streams, r.fragments
+    );
+    println!(
+        "  {} data stream log group(s), {} record batch(es) read back and authenticated",
+        r.log_groups, r.log_batches
     );
     if r.recovery.reindexed > 0 {
         println!(

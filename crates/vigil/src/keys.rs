@@ -36,8 +36,9 @@ pub enum KeysCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         description: String,
-        /// Operations it may call (KVS names; '*' and '?' patterns), comma-separated or
-        /// repeated, e.g. --allow PutMedia,DescribeStream,GetDataEndpoint,CreateStream.
+        /// Operations it may call (KVS names; Rekognition and Kinesis actions with their
+        /// prefix, `rekognition:IndexFaces`, `kinesis:Get*`; '*' and '?' patterns),
+        /// comma-separated or repeated, e.g. --allow PutMedia,DescribeStream,GetDataEndpoint.
         #[arg(
             long = "allow",
             value_name = "OPERATION",

@@ -26,13 +26,20 @@ async fn kinesis(server: &TestServer, op: &str, body: &Value) -> Response {
 async fn ok(server: &TestServer, op: &str, body: Value) -> Value {
     let r = kinesis(server, op, &body).await;
     assert_eq!(r.status, 200, "{op}: {}", r.text());
-    if r.body.is_empty() { json!({}) } else { r.json() }
+    if r.body.is_empty() {
+        json!({})
+    } else {
+        r.json()
+    }
 }
 
 async fn error(server: &TestServer, op: &str, body: Value) -> (u16, String) {
     let r = kinesis(server, op, &body).await;
     let v = r.json();
-    (r.status, v["__type"].as_str().unwrap_or_default().to_owned())
+    (
+        r.status,
+        v["__type"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 async fn started() -> (TestServer, ManualClock) {
@@ -49,7 +56,12 @@ async fn started() -> (TestServer, ManualClock) {
 #[tokio::test]
 async fn iterators_and_tokens_expire_after_five_minutes() {
     let (server, clock) = started().await;
-    ok(&server, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await;
+    ok(
+        &server,
+        "CreateStream",
+        json!({"StreamName": "s", "ShardCount": 1}),
+    )
+    .await;
     for i in 0..3 {
         ok(
             &server,
@@ -68,8 +80,17 @@ async fn iterators_and_tokens_expire_after_five_minutes() {
         .unwrap()
         .to_owned();
     clock.advance_ms(300_000);
-    let got = ok(&server, "GetRecords", json!({"ShardIterator": it, "Limit": 1})).await;
-    assert_eq!(got["Records"].as_array().unwrap().len(), 1, "valid for 300 s");
+    let got = ok(
+        &server,
+        "GetRecords",
+        json!({"ShardIterator": it, "Limit": 1}),
+    )
+    .await;
+    assert_eq!(
+        got["Records"].as_array().unwrap().len(),
+        1,
+        "valid for 300 s"
+    );
     assert!(got["MillisBehindLatest"].as_u64().unwrap() > 0, "{got}");
     let next = got["NextShardIterator"].as_str().unwrap().to_owned();
     clock.advance_ms(1);
@@ -89,12 +110,22 @@ async fn iterators_and_tokens_expire_after_five_minutes() {
     assert_eq!(rest["MillisBehindLatest"], 0);
 
     for name in ["t1", "t2"] {
-        ok(&server, "CreateStream", json!({"StreamName": name, "ShardCount": 1})).await;
+        ok(
+            &server,
+            "CreateStream",
+            json!({"StreamName": name, "ShardCount": 1}),
+        )
+        .await;
     }
     let page = ok(&server, "ListStreams", json!({"Limit": 1})).await;
     assert_eq!(page["HasMoreStreams"], true);
     let token = page["NextToken"].as_str().unwrap().to_owned();
-    let second = ok(&server, "ListStreams", json!({"NextToken": token, "Limit": 1})).await;
+    let second = ok(
+        &server,
+        "ListStreams",
+        json!({"NextToken": token, "Limit": 1}),
+    )
+    .await;
     assert_eq!(second["StreamNames"], json!(["t1"]));
     clock.advance_ms(300_001);
     assert_eq!(
@@ -106,7 +137,12 @@ async fn iterators_and_tokens_expire_after_five_minutes() {
 #[tokio::test]
 async fn retention_expires_records_and_the_trim_horizon_moves() {
     let (server, clock) = started().await;
-    ok(&server, "CreateStream", json!({"StreamName": "r", "ShardCount": 1})).await;
+    ok(
+        &server,
+        "CreateStream",
+        json!({"StreamName": "r", "ShardCount": 1}),
+    )
+    .await;
     ok(
         &server,
         "PutRecord",
@@ -131,14 +167,23 @@ async fn retention_expires_records_and_the_trim_horizon_moves() {
         json!({"StreamName": "r", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
     )
     .await;
-    let got = ok(&server, "GetRecords", json!({"ShardIterator": it["ShardIterator"]})).await;
+    let got = ok(
+        &server,
+        "GetRecords",
+        json!({"ShardIterator": it["ShardIterator"]}),
+    )
+    .await;
     let datas: Vec<&str> = got["Records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["Data"].as_str().unwrap())
         .collect();
-    assert_eq!(datas, [base64("new")], "the record older than 24 hours is gone");
+    assert_eq!(
+        datas,
+        [base64("new")],
+        "the record older than 24 hours is gone"
+    );
 }
 
 #[tokio::test]
@@ -160,10 +205,18 @@ async fn kinesis_answers_beside_the_other_apis() {
         error(&server, "Bogus", json!({})).await,
         (400, "UnknownOperationException".to_owned())
     );
-    let metrics = server.raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let metrics = server
+        .raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
     let text = metrics.text();
-    assert!(text.contains("vigil_api_requests_total{operation=\"DescribeStream\"}"), "{text}");
-    assert!(text.contains("# TYPE vigil_kinesis_records_in_total counter"), "{text}");
+    assert!(
+        text.contains("vigil_api_requests_total{operation=\"DescribeStream\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE vigil_kinesis_records_in_total counter"),
+        "{text}"
+    );
 }
 
 fn base64(s: &str) -> String {

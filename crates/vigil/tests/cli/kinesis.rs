@@ -84,7 +84,10 @@ fn boto3_the_aws_cli_and_the_java_cbor_wire_drive_data_streams() {
         "test_the_aws_cli",
         "test_cbor_wire",
     ] {
-        assert!(stdout.contains(&format!("ok   {t}")), "{t} did not pass:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("ok   {t}")),
+            "{t} did not pass:\n{stdout}"
+        );
     }
 }
 
@@ -198,8 +201,7 @@ fn the_rust_sdk_core_path_and_a_restart() {
                 format!("record {i}").into_bytes(),
             );
         }
-        let read: BTreeMap<String, Vec<u8>> =
-            got.into_iter().map(|(s, _, d)| (s, d)).collect();
+        let read: BTreeMap<String, Vec<u8>> = got.into_iter().map(|(s, _, d)| (s, d)).collect();
         assert_eq!(read, sent, "every record read back once, byte for byte");
         sent
     });
@@ -267,8 +269,7 @@ fn acknowledged_records_survive_sigkill_under_load() {
             let sent = sent.clone();
             tasks.push(tokio::spawn(async move {
                 for batch in 0.. {
-                    let ids: Vec<String> =
-                        (0..50).map(|i| format!("p{p}-b{batch}-r{i}")).collect();
+                    let ids: Vec<String> = (0..50).map(|i| format!("p{p}-b{batch}-r{i}")).collect();
                     sent.lock().unwrap().extend(ids.iter().cloned());
                     let entries = ids
                         .iter()
@@ -330,7 +331,11 @@ fn acknowledged_records_survive_sigkill_under_load() {
             assert!(seen.insert(key.clone(), seq).is_none(), "{key} read twice");
         }
         for (id, seq) in &acked {
-            assert_eq!(seen.get(id), Some(seq), "acknowledged {id} lost after SIGKILL");
+            assert_eq!(
+                seen.get(id),
+                Some(seq),
+                "acknowledged {id} lost after SIGKILL"
+            );
         }
         println!(
             "{} acknowledged, {} read back after SIGKILL ({} sent)",
