@@ -33,9 +33,20 @@ pub enum Protocol {
     AwsJson11Message,
     /// AWS JSON 1.1 with the message in `message` (Kinesis Data Streams).
     AwsJson11,
+    /// AWS JSON 1.0 (`application/x-amz-json-1.0`), message in `message`.
+    AwsJson10,
     /// AWS CBOR 1.1 (`application/x-amz-cbor-1.1`): the same two members as
     /// [`Protocol::AwsJson11`], as a CBOR map.
     AwsCbor11,
+    /// The query protocol's XML (`text/xml`): `<ErrorResponse xmlns=NAMESPACE><Error>
+    /// <Type>Sender|Receiver</Type><Code>..</Code><Message>..</Message></Error>
+    /// <RequestId>..</RequestId></ErrorResponse>`, with the service's namespace
+    /// (`http://sns.amazonaws.com/doc/2010-03-31/`). Rendered by [`render_query`], which
+    /// needs the request id.
+    Query {
+        /// The service's XML namespace.
+        xmlns: &'static str,
+    },
 }
 
 impl Protocol {
@@ -44,7 +55,9 @@ impl Protocol {
         match self {
             Self::RestJson => "application/json",
             Self::AwsJson11Message | Self::AwsJson11 => "application/x-amz-json-1.1",
+            Self::AwsJson10 => "application/x-amz-json-1.0",
             Self::AwsCbor11 => "application/x-amz-cbor-1.1",
+            Self::Query { .. } => "text/xml",
         }
     }
 
@@ -56,12 +69,65 @@ impl Protocol {
                     .to_string()
                     .into_bytes()
             }
-            Self::AwsJson11 => serde_json::json!({ "__type": code, "message": message })
-                .to_string()
-                .into_bytes(),
+            Self::AwsJson11 | Self::AwsJson10 => {
+                serde_json::json!({ "__type": code, "message": message })
+                    .to_string()
+                    .into_bytes()
+            }
             Self::AwsCbor11 => cbor_error_body(code, message),
+            Self::Query { xmlns } => query_error_body(xmlns, code, message, 400, ""),
         }
     }
+}
+
+/// The query protocol's error document.
+fn query_error_body(
+    xmlns: &str,
+    code: &str,
+    message: &str,
+    status: u16,
+    request_id: &str,
+) -> Vec<u8> {
+    let kind = if status >= 500 { "Receiver" } else { "Sender" };
+    format!(
+        "<ErrorResponse xmlns=\"{}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message>\
+         </Error><RequestId>{}</RequestId></ErrorResponse>",
+        xml_escape(xmlns),
+        xml_escape(code),
+        xml_escape(message),
+        xml_escape(request_id)
+    )
+    .into_bytes()
+}
+
+/// Text with XML's five special characters escaped.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The response for `e` in the query protocol of the service with namespace `xmlns`, carrying
+/// the front's request id (`crate::front::RequestId`) in its body as the header does.
+pub fn render_query(e: &dyn AwsError, xmlns: &'static str, request_id: &str) -> Response {
+    let mut resp = render(e, Protocol::Query { xmlns });
+    *resp.body_mut() = axum::body::Body::from(query_error_body(
+        xmlns,
+        e.aws_code(),
+        e.message(),
+        e.status().as_u16(),
+        request_id,
+    ));
+    resp
 }
 
 /// `{"__type": code, "message": message}` as a definite-length CBOR map of two text strings
@@ -76,13 +142,13 @@ fn cbor_error_body(code: &str, message: &str) -> Vec<u8> {
 }
 
 /// A CBOR text string (major type 3) with its length in the shortest form.
-pub fn cbor_text(out: &mut Vec<u8>, s: &str) {
+fn cbor_text(out: &mut Vec<u8>, s: &str) {
     cbor_head(out, 3, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
 /// A CBOR item head: major type `major` (0-7) and argument `n`, shortest form.
-pub fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     match n {
         0..=23 => out.push(m | n as u8),
@@ -220,6 +286,25 @@ mod tests {
         let mut long = Vec::new();
         cbor_head(&mut long, 2, 300);
         assert_eq!(long, [0x59, 0x01, 0x2c]);
+    }
+
+    #[test]
+    fn query_errors_are_xml() {
+        let e = CommonError::InvalidSignatureException("a <b> & 'c'".into());
+        let body = Protocol::Query {
+            xmlns: "http://sns.amazonaws.com/doc/2010-03-31/",
+        }
+        .error_body(e.aws_code(), e.message());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error>\
+             <Type>Sender</Type><Code>InvalidSignatureException</Code>\
+             <Message>a &lt;b&gt; &amp; &apos;c&apos;</Message></Error><RequestId></RequestId>\
+             </ErrorResponse>"
+        );
+        let r = render_query(&CommonError::InternalFailure("x".into()), "urn:x", "req-1");
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "text/xml");
     }
 
     #[test]

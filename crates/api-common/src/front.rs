@@ -20,6 +20,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 
+/// The request id the front gave a request (in its extensions): what it stamps on the
+/// response, for an API whose error bodies carry it too (the query protocol's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
 /// A boxed, sendable future: what [`Api::handle`] returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -65,8 +70,9 @@ impl Front {
     }
 
     /// Answers a request.
-    pub async fn handle(&self, req: Request) -> Response {
+    pub async fn handle(&self, mut req: Request) -> Response {
         let request_id = crate::wire::random_uuid();
+        req.extensions_mut().insert(RequestId(request_id.clone()));
         let api = self
             .apis
             .iter()
@@ -94,6 +100,33 @@ pub fn target<'a>(headers: &'a HeaderMap, prefix: &str) -> Option<&'a str> {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(prefix))
+}
+
+/// The service a request is signed for: the `SERVICE` of its SigV4 credential scope
+/// (`AKID/DATE/REGION/SERVICE/aws4_request`), from the `Authorization` header or the
+/// presigned `X-Amz-Credential` query parameter. Every signed request carries it, whatever its
+/// protocol, so it routes the query protocol's `POST /` (whose operation, `Action=`, is in the
+/// body) before the body is read. `None` for an unsigned or malformed request.
+pub fn signing_service(req: &Request) -> Option<&str> {
+    let scope = match req.headers().get(axum::http::header::AUTHORIZATION) {
+        Some(v) => v
+            .to_str()
+            .ok()?
+            .split([' ', ','])
+            .find_map(|part| part.trim().strip_prefix("Credential="))?,
+        None => req
+            .uri()
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?,
+    };
+    // `/` may arrive percent-encoded in a query.
+    let mut parts = scope.split(['/']).flat_map(|p| p.split("%2F"));
+    let _key = parts.next()?;
+    let _date = parts.next()?;
+    let _region = parts.next()?;
+    let service = parts.next()?;
+    (parts.next() == Some("aws4_request")).then_some(service)
 }
 
 /// Whether a request is an AWS JSON (or CBOR) call: `POST /` with an `X-Amz-Target` that

@@ -6,10 +6,11 @@
 //! errors and handlers; this crate gives them the pieces every one needs and that must behave
 //! the same everywhere:
 //!
-//! - [`front`]: the HTTP front. Each service implements [`front::Service`] (which requests it
-//!   claims: by `X-Amz-Target`, path or `Action=`, and how it answers them); [`front::Front`]
-//!   routes every request to the first service that claims it, stamps the request id on every
-//!   response, and counts requests.
+//! - [`front`]: the HTTP front. Each service implements [`front::Api`] (which requests it
+//!   claims, from the head: `X-Amz-Target`, path, or the signature's service for the query
+//!   protocol, whose `Action=` is in the body; and how it answers them); [`front::Front`]
+//!   routes every request to the first service that claims it and stamps the request id on
+//!   every response (each service counts its operations).
 //! - [`auth`]: the [`Authenticator`] seam (SigV4 against the key store, or [`Anonymous`]),
 //!   scoped per signing service ([`Service`]), and key policies.
 //! - [`body`]: request bodies read with a size limit and a deadline.
@@ -20,8 +21,7 @@
 //!   AWS CBOR 1.1, query/XML).
 //! - [`metrics`]: counters, gauges and histograms rendered as Prometheus text, and the
 //!   process's registry to which each service crate adds its own families.
-//! - [`wire`]: encodings every JSON protocol uses (epoch-second timestamps, UUIDs, JSON
-//!   responses).
+//! - [`wire`]: encodings every JSON protocol uses (epoch-second timestamps, UUIDs).
 //!
 //! This crate knows no operation, no stream, no AWS shape beyond those protocol rules: a
 //! handler never imports the router, and no service crate imports another.

@@ -1,7 +1,5 @@
-//! Encodings the JSON protocols share: epoch-second timestamps, UUIDs, JSON responses.
+//! Encodings the JSON protocols share: epoch-second timestamps, UUIDs.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Epoch milliseconds, (de)serialized as epoch seconds (a JSON number), as AWS JSON 1.1 and
@@ -58,20 +56,6 @@ pub fn random_uuid() -> String {
         return "00000000-0000-0000-0000-000000000000".into();
     }
     uuid(u128::from_be_bytes(b))
-}
-
-/// `value` as JSON in a 200 response with `content_type`.
-pub fn json_response<T: Serialize>(
-    value: &T,
-    content_type: &'static str,
-) -> Result<Response, serde_json::Error> {
-    let body = serde_json::to_vec(value)?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response())
 }
 
 #[cfg(test)]

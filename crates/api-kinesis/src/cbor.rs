@@ -39,9 +39,59 @@ pub const TIMESTAMP_MEMBERS: [&str; 6] = [
 
 /// The deepest nesting accepted in a request.
 const MAX_DEPTH: usize = 32;
+/// The most CBOR items (heads) in a request: a PutRecords of 500 records has about 3,600.
+pub const MAX_ITEMS: usize = 20_000;
+
+/// Checks a CBOR body's shape before it is decoded: at most [`MAX_ITEMS`] items, and no
+/// declared length beyond what the body holds or that many items, so that what the decoder
+/// builds stays in proportion to the body. A linear scan of item heads: definite strings are
+/// skipped, everything else is one head.
+pub fn check_bounds(body: &[u8]) -> Result<(), String> {
+    let mut at = 0usize;
+    let mut items = 0usize;
+    while let Some(&b) = body.get(at) {
+        at += 1;
+        items += 1;
+        if items > MAX_ITEMS {
+            return Err(format!("the CBOR body has more than {MAX_ITEMS} items"));
+        }
+        let (major, info) = (b >> 5, b & 0x1f);
+        let arg = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let n = 1usize << (info - 24);
+                let bytes = body
+                    .get(at..at + n)
+                    .ok_or_else(|| "the CBOR body ends inside an item head".to_owned())?;
+                at += n;
+                bytes.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x))
+            }
+            // Indefinite length (strings, arrays, maps) or break: no argument.
+            31 if major >= 2 => continue,
+            _ => return Err(format!("a CBOR item head with reserved bits ({b:#04x})")),
+        };
+        let left = (body.len() - at) as u64;
+        match major {
+            // Byte and text strings: their bytes follow.
+            2 | 3 => {
+                if arg > left {
+                    return Err("a CBOR string longer than the body".into());
+                }
+                at += arg as usize;
+            }
+            // Arrays and maps: their items follow (and are counted as they come).
+            4 | 5 if arg > left || arg > MAX_ITEMS as u64 => {
+                return Err("a CBOR array or map longer than the body".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// A CBOR request body as the JSON value the handlers parse.
 pub fn to_json(body: &[u8]) -> Result<Json, String> {
+    check_bounds(body)?;
     let mut cursor = Cursor::new(body);
     let value: Cbor = ciborium::de::from_reader_with_recursion_limit(&mut cursor, MAX_DEPTH)
         .map_err(|e| format!("the CBOR body does not decode: {e}"))?;
@@ -194,6 +244,15 @@ mod tests {
         // Nesting past the limit.
         let deep = vec![0x81; 100];
         assert!(to_json(&deep).is_err());
+        // An array claiming 2^32 items, and a body of more items than allowed.
+        assert!(to_json(&[0x9a, 0xff, 0xff, 0xff, 0xff, 0x00]).is_err());
+        let mut many = vec![0x9f];
+        many.extend(std::iter::repeat_n(0x00, MAX_ITEMS));
+        many.push(0xff);
+        assert!(check_bounds(&many).unwrap_err().contains("more than"));
+        // A reserved head.
+        assert!(check_bounds(&[0x1c]).is_err());
+        assert!(check_bounds(&hex(JAVA_PUT_RECORD)).is_ok());
         // A map keyed by an integer.
         assert!(to_json(&[0xa1, 0x01, 0x02]).is_err());
     }

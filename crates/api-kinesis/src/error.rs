@@ -1,8 +1,8 @@
 //! The Kinesis API's errors, named after the model's exceptions, with their status in one
 //! place ([`KinesisError::status`]).
 //!
-//! Wire (AWS JSON 1.1): every client error is 400 and `InternalFailureException` (the only
-//! `fault` of the model) 500; the body is `{"__type": NAME, "message": TEXT}`, and a request
+//! Wire (AWS JSON 1.1): every client error is 400 (signature failures too, as AWS's JSON
+//! services answer them) and `InternalFailureException` (the only `fault` of the model) 500; the body is `{"__type": NAME, "message": TEXT}`, and a request
 //! sent in CBOR gets the same two members as a CBOR map (the Java SDK parses every body of a
 //! CBOR call as CBOR). botocore takes the name from `__type` only; the Rust SDK prefers the
 //! `x-amzn-ErrorType` header, which carries the same name. Errors of the shared pipeline keep
@@ -77,7 +77,9 @@ impl AwsError for KinesisError {
     fn status(&self) -> StatusCode {
         match self {
             Self::InternalFailureException(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Common(e) => e.status(),
+            // AWS JSON services answer signature failures 400 too (the KVS services, rest-json,
+            // answer 403).
+            Self::Common(e) if e.status().is_server_error() => e.status(),
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -202,7 +204,7 @@ mod tests {
         assert_eq!(denied.aws_code(), "AccessDeniedException");
         let sig: KinesisError = CommonError::InvalidSignatureException("bad".into()).into();
         assert_eq!(sig.aws_code(), "InvalidSignatureException");
-        assert_eq!(sig.status(), StatusCode::FORBIDDEN);
+        assert_eq!(sig.status(), StatusCode::BAD_REQUEST);
         let e = from_engine(EngineError::StreamNotFound("s1".into()), "123456789012");
         assert_eq!(
             e.message(),

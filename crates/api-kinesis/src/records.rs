@@ -34,6 +34,47 @@ pub const MAX_GET_RECORDS: i64 = 10_000;
 /// About the most bytes one GetRecords returns.
 pub const MAX_GET_RECORDS_BYTES: usize = 10 << 20;
 
+/// A list of which at most [`MAX_PUT_RECORDS`] elements are kept: the rest are counted and
+/// skipped, so that a body of a million entries costs no more memory than the largest
+/// PutRecords (and is refused by its count).
+#[derive(Debug)]
+struct Bounded<T> {
+    items: Vec<T>,
+    total: usize,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Bounded<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                let mut total = 0usize;
+                loop {
+                    if items.len() < MAX_PUT_RECORDS {
+                        match seq.next_element::<T>()? {
+                            Some(t) => items.push(t),
+                            None => break,
+                        }
+                    } else if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                    total += 1;
+                }
+                Ok(Bounded { items, total })
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Entry<'a> {
@@ -114,6 +155,9 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
         },
     )?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    // Described before the put: once a record is stored, nothing may fail the call (the
+    // client would retry and store it twice).
+    let info = describe(&call, &name)?;
     let bytes = (rec.data.len() + rec.partition_key.len()) as u64;
     let m = metrics();
     let mut results = call
@@ -136,7 +180,6 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
     };
     m.records_in.inc(&[&name]);
     m.bytes_in.inc_by(&[&name], bytes);
-    let info = describe(&call, &name)?;
     Ok(Some(json!({
         "ShardId": shard_id(put.shard),
         "SequenceNumber": put.sequence.to_string(),
@@ -152,25 +195,27 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
         #[serde(rename = "StreamARN")]
         stream_arn: Option<String>,
         #[serde(borrow)]
-        records: Option<Vec<Entry<'a>>>,
+        records: Option<Bounded<Entry<'a>>>,
     }
     let input: Input = call.input()?;
     let entries = input
         .records
         .ok_or_else(|| KinesisError::validation("null", "records", "Member must not be null"))?;
-    if entries.is_empty() || entries.len() > MAX_PUT_RECORDS {
+    if entries.total == 0 || entries.total > MAX_PUT_RECORDS {
         return Err(KinesisError::validation(
-            &format!("{} records", entries.len()),
+            &format!("{} records", entries.total),
             "records",
             &format!("Member must have length between 1 and {MAX_PUT_RECORDS}"),
         ));
     }
     let records: Vec<NewRecord> = entries
+        .items
         .into_iter()
         .enumerate()
         .map(|(i, e)| record(&format!("records.{}.member.", i + 1), e))
         .collect::<KinesisResult<_>>()?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let info = describe(&call, &name)?;
     let total: usize = records
         .iter()
         .map(|r| r.data.len() + r.partition_key.len())
@@ -220,7 +265,6 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
     if failed > 0 {
         m.put_failures.inc_by(&[&name], failed);
     }
-    let info = describe(&call, &name)?;
     Ok(Some(json!({
         "FailedRecordCount": failed,
         "Records": out,

@@ -145,7 +145,12 @@ async fn call(
         .inc(&[op.name()]);
     let (parts, body) = req.into_parts();
     state.auth.precheck(&parts, Service::Kinesis)?;
-    let bytes: Bytes = vigil_api_common::body::read(body, MAX_BODY_BYTES).await?;
+    // Records are big; every other input fits the server's JSON body limit.
+    let limit = match op {
+        Operation::PutRecord | Operation::PutRecords => MAX_BODY_BYTES,
+        _ => state.cfg.max_json_body,
+    };
+    let bytes: Bytes = vigil_api_common::body::read(body, limit).await?;
     let principal = state
         .auth
         .authenticate(&parts, Payload::Body(&bytes), Service::Kinesis)?;

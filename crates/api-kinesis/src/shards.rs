@@ -33,13 +33,52 @@ pub(crate) fn token(call: &Call, kind: u8, t: &str, now: u64) -> KinesisResult<S
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ShardFilter {
     #[serde(rename = "Type")]
     kind: Option<String>,
     shard_id: Option<String>,
     timestamp: Option<EpochMs>,
+}
+
+/// Where a ListShards listing goes on: its stream, the shard it continues after, and the
+/// filter of its first page (a `NextToken` carries all three: `NAME/AFTER/TYPE/MS`).
+struct Listing {
+    stream: String,
+    after: Option<u32>,
+    filter: Option<ShardFilter>,
+}
+
+impl Listing {
+    fn token_text(&self, after: u32) -> String {
+        let (kind, ts) = match &self.filter {
+            Some(f) => (
+                f.kind.clone().unwrap_or_default(),
+                f.timestamp.map(|t| t.0.to_string()).unwrap_or_default(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        format!("{}/{after}/{kind}/{ts}", self.stream)
+    }
+
+    fn from_token_text(t: &str) -> Option<Self> {
+        let mut parts = t.splitn(4, '/');
+        let stream = parts.next()?.to_owned();
+        let after = parts.next()?.parse().ok()?;
+        let kind = parts.next()?;
+        let ts = parts.next()?;
+        let filter = (!kind.is_empty()).then(|| ShardFilter {
+            kind: Some(kind.to_owned()),
+            shard_id: None,
+            timestamp: ts.parse().ok().map(EpochMs),
+        });
+        Some(Self {
+            stream,
+            after: Some(after),
+            filter,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,11 +95,7 @@ struct ListShardsInput {
 }
 
 /// Where a ListShards page starts: the stream and the shard index it continues after.
-fn list_start(
-    call: &Call,
-    input: &ListShardsInput,
-    now: u64,
-) -> KinesisResult<(String, Option<u32>)> {
+fn list_start(call: &Call, input: &ListShardsInput, now: u64) -> KinesisResult<Listing> {
     if let Some(t) = &input.next_token {
         if input.exclusive_start_shard_id.is_some() {
             return Err(KinesisError::invalid(
@@ -78,9 +113,9 @@ fn list_start(
             ));
         }
         let inner = token(call, b'H', t, now)?;
-        let (stream, after) = inner
-            .rsplit_once('/')
+        let listing = Listing::from_token_text(&inner)
             .ok_or_else(|| KinesisError::invalid("NextToken is not a token this server issued."))?;
+        let stream = listing.stream.as_str();
         // botocore's paginator sends the first page's StreamName again with the token (AWS
         // refuses that); Vigil accepts it when it names the token's stream.
         if let Some(n) = input.stream_name.as_deref().or(input
@@ -94,7 +129,7 @@ fn list_start(
             ));
         }
         call.authorize(Some(stream))?;
-        return Ok((stream.to_owned(), after.parse().ok()));
+        return Ok(listing);
     }
     if input.stream_name.is_none() && input.stream_arn.is_none() {
         return Err(KinesisError::invalid(
@@ -106,7 +141,11 @@ fn list_start(
         Some(id) => Some(validate::shard("exclusiveStartShardId", id)?.unwrap_or(u32::MAX)),
         None => None,
     };
-    Ok((name, after))
+    Ok(Listing {
+        stream: name,
+        after,
+        filter: input.shard_filter.clone(),
+    })
 }
 
 pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
@@ -119,7 +158,9 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
         None => 1000,
     };
     let now = call.state.now_ms();
-    let (name, mut after) = list_start(call, &input, now)?;
+    let listing = list_start(call, &input, now)?;
+    let name = listing.stream.clone();
+    let mut after = listing.after;
     let info = call
         .state
         .engine
@@ -136,7 +177,7 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
     let visible = visible_shards(&info, now);
     let retention_ms = u64::from(info.retention_hours) * 3_600_000;
     let trim_horizon = now.saturating_sub(retention_ms);
-    let filtered: Vec<&ShardMeta> = match &input.shard_filter {
+    let filtered: Vec<&ShardMeta> = match &listing.filter {
         None => visible,
         Some(f) => {
             let kind = f.kind.as_deref().ok_or_else(|| {
@@ -161,10 +202,19 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
             };
             match kind {
                 "AFTER_SHARD_ID" => {
-                    let id = f.shard_id.as_deref().ok_or_else(|| {
-                        KinesisError::invalid("ShardFilter AFTER_SHARD_ID needs a ShardId.")
-                    })?;
-                    after = Some(validate::shard("shardFilter.shardId", id)?.unwrap_or(u32::MAX));
+                    match (f.shard_id.as_deref(), after) {
+                        (Some(id), _) => {
+                            let from = validate::shard("shardFilter.shardId", id)?;
+                            after = Some(from.unwrap_or(u32::MAX).max(after.unwrap_or(0)));
+                        }
+                        // A later page: its token says where it goes on.
+                        (None, Some(_)) => {}
+                        (None, None) => {
+                            return Err(KinesisError::invalid(
+                                "ShardFilter AFTER_SHARD_ID needs a ShardId.",
+                            ));
+                        }
+                    }
                     visible
                 }
                 "AT_LATEST" => visible.into_iter().filter(|s| s.is_open()).collect(),
@@ -207,7 +257,7 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
         let token = call
             .state
             .tokens
-            .encode(b'H', &format!("{name}/{}", last.index), now);
+            .encode(b'H', &listing.token_text(last.index), now);
         crate::wire::set(&mut out, "NextToken", json!(token));
     }
     Ok(Some(out))
@@ -220,19 +270,6 @@ fn shard_index(call: &Call, name: &str, member: &str, id: &str) -> KinesisResult
             call.state.cfg.account_id
         ))
     })
-}
-
-fn reshard_error(call: &Call, name: &str, e: vigil_datastreams::Error) -> KinesisError {
-    match e {
-        // A shard the stream does not have is not found, in the reshard calls' terms.
-        vigil_datastreams::Error::Invalid(m) if m.starts_with("There is no shard") => {
-            KinesisError::ResourceNotFoundException(format!(
-                "{m} (stream {name} under account {})",
-                call.state.cfg.account_id
-            ))
-        }
-        other => call.engine_error(other),
-    }
 }
 
 pub(crate) fn update_shard_count(call: &Call) -> KinesisResult<Option<Value>> {
@@ -260,7 +297,7 @@ pub(crate) fn update_shard_count(call: &Call) -> KinesisResult<Option<Value>> {
         .state
         .engine
         .update_shard_count(&name, target)
-        .map_err(|e| reshard_error(call, &name, e))?;
+        .map_err(|e| call.engine_error(e))?;
     tracing::info!(
         stream = name,
         target,
@@ -297,7 +334,7 @@ pub(crate) fn split_shard(call: &Call) -> KinesisResult<Option<Value>> {
     call.state
         .engine
         .split_shard(&name, index, key)
-        .map_err(|e| reshard_error(call, &name, e))?;
+        .map_err(|e| call.engine_error(e))?;
     tracing::info!(stream = name, shard = shard_id(index), "shard split");
     Ok(None)
 }
@@ -325,7 +362,7 @@ pub(crate) fn merge_shards(call: &Call) -> KinesisResult<Option<Value>> {
     call.state
         .engine
         .merge_shards(&name, ia, ib)
-        .map_err(|e| reshard_error(call, &name, e))?;
+        .map_err(|e| call.engine_error(e))?;
     tracing::info!(stream = name, a, b, "shards merged");
     Ok(None)
 }

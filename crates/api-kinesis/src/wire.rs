@@ -86,11 +86,9 @@ pub fn input<'a, T: Deserialize<'a>>(
             "The request body is not valid input for {op}: {e}"
         ))
     };
-    let body: &'a [u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(bad);
+    }
     match encoding {
         Encoding::Json => serde_json::from_slice(body).map_err(bad),
         Encoding::Cbor => {

@@ -45,7 +45,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -127,13 +127,8 @@ impl Op {
 }
 
 /// Whether a request is for this API: `POST /` with a `RekognitionService.` target.
-pub fn is_rekognition(method: &Method, path: &str, headers: &axum::http::HeaderMap) -> bool {
-    method == Method::POST
-        && path == "/"
-        && headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with(TARGET_PREFIX))
+pub fn is_rekognition(req: &Request) -> bool {
+    vigil_api_common::front::is_target(req, TARGET_PREFIX)
 }
 
 /// One Rekognition call: the operation, who sent it, the body and the server.
@@ -211,7 +206,7 @@ pub struct Rekognition(pub Arc<RekognitionState>);
 
 impl Api for Rekognition {
     fn claims(&self, req: &Request) -> bool {
-        is_rekognition(req.method(), req.uri().path(), req.headers())
+        is_rekognition(req)
     }
 
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Response> {
@@ -328,19 +323,22 @@ mod tests {
             assert_eq!(op.action(), format!("rekognition:{}", op.name()));
         }
         assert_eq!(Op::from_name("indexFaces"), None);
-        let mut h = axum::http::HeaderMap::new();
-        assert!(!is_rekognition(&Method::POST, "/", &h));
-        h.insert(
-            "x-amz-target",
-            HeaderValue::from_static("RekognitionService.IndexFaces"),
-        );
-        assert!(is_rekognition(&Method::POST, "/", &h));
-        assert!(!is_rekognition(&Method::GET, "/", &h));
-        assert!(!is_rekognition(&Method::POST, "/console", &h));
-        h.insert(
-            "x-amz-target",
-            HeaderValue::from_static("Kinesis_20131202.PutRecord"),
-        );
-        assert!(!is_rekognition(&Method::POST, "/", &h));
+        let req = |method: &str, path: &str, target: Option<&str>| {
+            let mut b = Request::builder().method(method).uri(path);
+            if let Some(t) = target {
+                b = b.header("x-amz-target", t);
+            }
+            b.body(axum::body::Body::empty()).unwrap_or_default()
+        };
+        assert!(!is_rekognition(&req("POST", "/", None)));
+        let target = Some("RekognitionService.IndexFaces");
+        assert!(is_rekognition(&req("POST", "/", target)));
+        assert!(!is_rekognition(&req("GET", "/", target)));
+        assert!(!is_rekognition(&req("POST", "/console", target)));
+        assert!(!is_rekognition(&req(
+            "POST",
+            "/",
+            Some("Kinesis_20131202.PutRecord")
+        )));
     }
 }

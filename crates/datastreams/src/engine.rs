@@ -3,8 +3,9 @@
 //! # Concurrency
 //!
 //! Each stream has a gate (an async read-write lock). Appends hold it shared from routing
-//! until their batches are durable; whatever changes the shard map or the stream's settings
-//! holds it exclusively. So a reshard waits for the appends in flight, closes the parents at
+//! until their batches are durable, in a task of their own, so that a put whose caller goes
+//! away (a client that hung up) still holds it until its batches are on disk; whatever changes
+//! the shard map or the stream's settings holds it exclusively. So a reshard waits for the appends in flight, closes the parents at
 //! exactly their last durable record (nothing can be written to a parent after its
 //! `EndingSequenceNumber`), and opens the children at a position above everything written
 //! before. The metadata itself sits behind a plain lock, held only to copy or replace it.
@@ -158,6 +159,9 @@ struct Inner {
     store: Store,
     limits: Limits,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    /// Held from checking a limit to committing what counts against it (creates, reshards,
+    /// mode changes), so that concurrent calls cannot pass a limit together.
+    limits_lock: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -165,7 +169,8 @@ struct Stream {
     group: u64,
     name: String,
     created_ms: u64,
-    gate: tokio::sync::RwLock<()>,
+    /// Shared by puts until their batches are durable; exclusive for changes (module docs).
+    gate: Arc<tokio::sync::RwLock<()>>,
     state: RwLock<State>,
 }
 
@@ -197,6 +202,15 @@ impl Stream {
             retention_hours: s.retention_hours,
             meta: s.meta,
         }
+    }
+}
+
+/// A store error for the stream `name`: its log group gone (deleted since it was looked up)
+/// is the stream not found; anything else passes through.
+fn gone(name: &str, e: StoreError) -> Error {
+    match e {
+        StoreError::LogGroupNotFound(_) => Error::StreamNotFound(name.to_owned()),
+        other => Error::Store(other),
     }
 }
 
@@ -254,7 +268,7 @@ impl DataStreams {
                         group: rec.id,
                         name: name.to_owned(),
                         created_ms: rec.creation_time_ms,
-                        gate: tokio::sync::RwLock::new(()),
+                        gate: Arc::new(tokio::sync::RwLock::new(())),
                         state: RwLock::new(State {
                             retention_hours: rec.retention_hours,
                             meta,
@@ -267,6 +281,7 @@ impl DataStreams {
             store,
             limits,
             streams: Mutex::new(streams),
+            limits_lock: Mutex::new(()),
         })))
     }
 
@@ -316,6 +331,7 @@ impl DataStreams {
 
     /// Creates a stream (blocking).
     pub fn create(&self, new: NewStream) -> Result<StreamInfo> {
+        let _limits = lock(&self.0.limits_lock);
         let shards = match new.mode {
             StreamMode::Provisioned => new.shard_count,
             StreamMode::OnDemand => ON_DEMAND_SHARDS,
@@ -366,10 +382,12 @@ impl DataStreams {
         group
             .attributes
             .insert(META_ATTRIBUTE.to_owned(), encode_meta(&meta)?);
-        let mut streams = lock(&self.0.streams);
-        if streams.contains_key(&new.name) {
+        if lock(&self.0.streams).contains_key(&new.name) {
             return Err(Error::StreamExists(new.name));
         }
+        // Not under the streams lock: creating the group is an index transaction with an
+        // fsync, and puts look streams up on the runtime. The store refuses a second group of
+        // the same name, so two racing creates cannot both succeed.
         let rec = match self.0.store.create_log_group(group) {
             Ok(r) => r,
             Err(StoreError::LogGroupExists(_)) => return Err(Error::StreamExists(new.name)),
@@ -379,14 +397,14 @@ impl DataStreams {
             group: rec.id,
             name: new.name.clone(),
             created_ms: rec.creation_time_ms,
-            gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
             state: RwLock::new(State {
                 retention_hours: rec.retention_hours,
                 meta,
             }),
         });
         let info = stream.info();
-        streams.insert(new.name, stream);
+        lock(&self.0.streams).insert(new.name, stream);
         Ok(info)
     }
 
@@ -435,13 +453,24 @@ impl DataStreams {
         f: impl FnOnce(&mut u32, &mut StreamMeta) -> Result<()>,
     ) -> Result<StreamInfo> {
         let stream = self.stream(name)?;
+        let _limits = lock(&self.0.limits_lock);
         let _gate = stream.gate.blocking_write();
         let mut st = stream.state();
+        let before = st.meta.mode;
         let shards = st.meta.shards.clone();
         let next = st.meta.next_shard_index;
         f(&mut st.retention_hours, &mut st.meta)?;
         if st.meta.shards != shards || st.meta.next_shard_index != next {
             return Err(Error::Invalid("shards change only by resharding".into()));
+        }
+        if before != StreamMode::OnDemand && st.meta.mode == StreamMode::OnDemand {
+            let (_, on_demand) = self.usage();
+            if on_demand >= self.0.limits.max_on_demand_streams {
+                return Err(Error::LimitExceeded(format!(
+                    "This request would exceed the on-demand stream limit of {}.",
+                    self.0.limits.max_on_demand_streams
+                )));
+            }
         }
         self.persist(&stream, st)?;
         Ok(stream.info())
@@ -452,11 +481,12 @@ impl DataStreams {
         let retention = st.retention_hours;
         self.0
             .store
-            .update_log_group::<Error>(LogGroupRef::Id(stream.group), |rec| {
+            .update_log_group::<StoreError>(LogGroupRef::Id(stream.group), |rec| {
                 rec.retention_hours = retention;
                 rec.attributes.insert(META_ATTRIBUTE.to_owned(), json);
                 Ok(())
-            })?;
+            })
+            .map_err(|e| gone(&stream.name, e))?;
         stream.set_state(st);
         Ok(())
     }
@@ -495,6 +525,7 @@ impl DataStreams {
         plan: impl FnOnce(&StreamMeta) -> Result<Plan>,
     ) -> Result<StreamInfo> {
         let stream = self.stream(name)?;
+        let _limits = lock(&self.0.limits_lock);
         let _gate = stream.gate.blocking_write();
         let mut st = stream.state();
         if st.meta.mode == StreamMode::OnDemand {
@@ -503,7 +534,13 @@ impl DataStreams {
             )));
         }
         self.check_shard_limit(adding)?;
-        let plan = plan(&st.meta)?;
+        let plan = plan(&st.meta).map_err(|e| match e {
+            Error::ShardNotFound { shard, .. } => Error::ShardNotFound {
+                stream: name.to_owned(),
+                shard,
+            },
+            other => other,
+        })?;
         if plan.open.is_empty() {
             return Ok(stream.info());
         }
@@ -511,7 +548,11 @@ impl DataStreams {
         // Every append in flight is durable (the gate is ours): a parent's last durable
         // record is its last record.
         for index in &plan.close {
-            let bounds = self.0.store.log_bounds(stream.group, *index)?;
+            let bounds = self
+                .0
+                .store
+                .log_bounds(stream.group, *index)
+                .map_err(|e| gone(name, e))?;
             if let Some(s) = st.meta.shards.iter_mut().find(|s| s.index == *index) {
                 let last = bounds.last.map_or(s.starting, Position::as_u128);
                 s.ending = Some(last.max(s.starting));
@@ -539,8 +580,10 @@ impl DataStreams {
         Ok(stream.info())
     }
 
-    /// Forgets closed shards whose every record has expired and whose children are all
-    /// known (a reader past retention has nothing to read in them).
+    /// Forgets closed shards closed longer than the retention period ago: every record they
+    /// held has expired, so a reader has nothing to read in them (their children keep their
+    /// ids as parents, as on AWS, where expired parents leave the listings too). Runs at each
+    /// reshard; listings filter such shards out in between (`visible` callers).
     fn prune(&self, st: &mut State, now: u64) {
         let retention_ms = u64::from(st.retention_hours) * 3_600_000;
         st.meta.shards.retain(|s| {
@@ -558,7 +601,7 @@ impl DataStreams {
         records: Vec<NewRecord>,
     ) -> Result<Vec<std::result::Result<Put, Arc<StoreError>>>> {
         let stream = self.stream(name)?;
-        let _gate = stream.gate.read().await;
+        let gate = stream.gate.clone().read_owned().await;
         // Deleted while this waited for the gate?
         self.stream(name)
             .ok()
@@ -595,46 +638,62 @@ impl DataStreams {
                 None => by_shard.push((shard, vec![i], vec![entry])),
             }
         }
-        let mut pending = Vec::with_capacity(by_shard.len());
-        for (shard, idx, entries) in by_shard {
-            let bytes: usize = entries.iter().map(|e| e.data.len() + e.key.len()).sum();
-            let append = if bytes > SEAL_INLINE_MAX_BYTES {
-                let store = self.0.store.clone();
-                let group = stream.group;
-                tokio::task::spawn_blocking(move || store.append_log(group, shard, &entries))
-                    .await
-                    .map_err(|e| {
-                        StoreError::InvalidArgument(format!("the append task failed: {e}"))
-                    })
-                    .and_then(|r| r)
-            } else {
-                self.0.store.append_log(stream.group, shard, &entries)
-            };
-            pending.push((shard, idx, append));
-        }
-        let mut out: Vec<Option<std::result::Result<Put, Arc<StoreError>>>> =
-            vec![None; records.len()];
-        for (shard, idx, append) in pending {
-            let result = match append {
-                Ok(a) => a.wait().await.map_err(Arc::new),
-                Err(e) => Err(Arc::new(e)),
-            };
-            for (k, i) in idx.into_iter().enumerate() {
-                let r = match &result {
-                    Ok(a) => Ok(Put {
-                        shard,
-                        sequence: SequenceNumber::new(
-                            Position::new(a.first.batch(), u16::try_from(k).unwrap_or(u16::MAX)),
-                            shard,
-                        ),
-                    }),
-                    Err(e) => Err(e.clone()),
+        // The appends and their waits run in a task that owns the gate: if this future is
+        // dropped (the client went away), batches already queued still become durable before
+        // a reshard may read the shards' last positions.
+        let store = self.0.store.clone();
+        let group = stream.group;
+        let count = records.len();
+        let task = tokio::spawn(async move {
+            let _gate = gate;
+            let mut pending = Vec::with_capacity(by_shard.len());
+            for (shard, idx, entries) in by_shard {
+                let bytes: usize = entries.iter().map(|e| e.data.len() + e.key.len()).sum();
+                let append = if bytes > SEAL_INLINE_MAX_BYTES {
+                    let store = store.clone();
+                    tokio::task::spawn_blocking(move || store.append_log(group, shard, &entries))
+                        .await
+                        .map_err(|e| {
+                            StoreError::InvalidArgument(format!("the append task failed: {e}"))
+                        })
+                        .and_then(|r| r)
+                } else {
+                    store.append_log(group, shard, &entries)
                 };
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = Some(r);
+                pending.push((shard, idx, append));
+            }
+            let mut out: Vec<Option<std::result::Result<Put, Arc<StoreError>>>> = vec![None; count];
+            for (shard, idx, append) in pending {
+                let result = match append {
+                    Ok(a) => a.wait().await.map_err(Arc::new),
+                    Err(e) => Err(Arc::new(e)),
+                };
+                for (k, i) in idx.into_iter().enumerate() {
+                    let r = match &result {
+                        Ok(a) => Ok(Put {
+                            shard,
+                            sequence: SequenceNumber::new(
+                                Position::new(
+                                    a.first.batch(),
+                                    u16::try_from(k).unwrap_or(u16::MAX),
+                                ),
+                                shard,
+                            ),
+                        }),
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(r);
+                    }
                 }
             }
-        }
+            out
+        });
+        let out = task.await.map_err(|e| {
+            Error::Store(StoreError::InvalidArgument(format!(
+                "the put task failed: {e}"
+            )))
+        })?;
         Ok(out
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Arc::new(StoreError::Closed))))
@@ -669,7 +728,12 @@ impl DataStreams {
         let after_end = |s: &ShardMeta| -> Result<Position> {
             match s.ending {
                 Some(e) => Ok(Position::from_u128(e).next()),
-                None => Ok(self.0.store.log_bounds(stream.group, shard)?.next()),
+                None => Ok(self
+                    .0
+                    .store
+                    .log_bounds(stream.group, shard)
+                    .map_err(|e| gone(name, e))?
+                    .next()),
             }
         };
         let pos = match at {
@@ -678,7 +742,12 @@ impl DataStreams {
             StartAt::AtSequence(seq) => check(seq)?,
             StartAt::AfterSequence(seq) => check(seq)?.next(),
             StartAt::AtTimestamp(ts) => {
-                match self.0.store.position_at_time(stream.group, shard, ts)? {
+                match self
+                    .0
+                    .store
+                    .position_at_time(stream.group, shard, ts)
+                    .map_err(|e| gone(name, e))?
+                {
                     Some(p) => p,
                     None => after_end(&s)?,
                 }
@@ -791,6 +860,9 @@ impl DataStreams {
                 shard: crate::model::shard_id(shard),
             });
         }
-        Ok(self.0.store.subscribe_log(stream.group, shard)?)
+        self.0
+            .store
+            .subscribe_log(stream.group, shard)
+            .map_err(|e| gone(name, e))
     }
 }

@@ -45,10 +45,12 @@ impl SequenceNumber {
         }
         let v: u128 = rest.parse().ok()?;
         let shard = u32::try_from(v & ((1 << SHARD_BITS) - 1)).ok()?;
-        Some(Self {
+        let seq = Self {
             position: Position::from_u128(v >> SHARD_BITS),
             shard,
-        })
+        };
+        // Only the numbers this engine writes (a position is at most 80 bits).
+        (seq.to_string() == s).then_some(seq)
     }
 
     /// Whether `s` has the shape the service model accepts (`0|([1-9]\d{0,128})`).

@@ -1,7 +1,7 @@
 //! The server's wiring: one HTTP front over every service crate.
 //!
 //! Each AWS service is its own crate (`vigil-api-kvs`, `vigil-api-playback`,
-//! `vigil-api-rekognition`), none of which imports another; this crate builds their states
+//! `vigil-api-rekognition`, `vigil-api-kinesis`), none of which imports another; this crate builds their states
 //! over one store and one authenticator, puts them behind one [`Front`] in the order their
 //! claims are asked (Rekognition and Kinesis by `X-Amz-Target`, archived media by path, then
 //! the KVS control and media planes, which are also the fallback that answers unknown paths),

@@ -551,8 +551,12 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
+    // Blocking: it reads the data streams' records from the store.
+    let state_store = store.clone();
     let state = Arc::new(
-        ServerState::new(store.clone(), server_cfg, auth)
+        tokio::task::spawn_blocking(move || ServerState::new(state_store, server_cfg, auth))
+            .await
+            .context("loading the data streams from the store")?
             .context("loading the data streams from the store")?,
     );
     let faces = faces_options(&args);

@@ -518,6 +518,16 @@ def test_reshards_keep_every_record_once_in_order():
                 assert int(child["SequenceNumberRange"]["StartingSequenceNumber"]) >= int(end)
     # ListShards filters.
     assert {s["ShardId"] for s in K.list_shards(StreamName="reshard", ShardFilter={"Type": "AT_TRIM_HORIZON"})["Shards"]} == {"shardId-000000000000"}
+    # A filter holds across pages.
+    latest, token = [], None
+    while True:
+        kw = {"NextToken": token} if token else {"StreamName": "reshard", "ShardFilter": {"Type": "AT_LATEST"}}
+        p = K.list_shards(MaxResults=1, **kw)
+        latest.extend(p["Shards"])
+        token = p.get("NextToken")
+        if not token:
+            break
+    assert len(latest) == 4 and all("EndingSequenceNumber" not in s["SequenceNumberRange"] for s in latest), latest
     page = K.list_shards(StreamName="reshard", MaxResults=2)
     assert len(page["Shards"]) == 2 and "NextToken" in page
     rest = K.list_shards(NextToken=page["NextToken"])
