@@ -295,10 +295,31 @@ mod tests {
         assert_eq!(get("PartitionKey"), Cbor::Text("pk".into()));
     }
 
+    #[test]
+    fn the_fuzz_corpus_replays() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/kinesis_wire");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            crate::fuzzing::wire(&data);
+            n += 1;
+        }
+        assert!(n >= 6, "{} holds {n} seeds", dir.display());
+        // The Java SDK's bodies in the corpus decode.
+        let put = std::fs::read(dir.join("java-put-record.cbor")).unwrap();
+        assert_eq!(to_json(&put).unwrap()["PartitionKey"], "pk");
+        let gsi = std::fs::read(dir.join("java-get-shard-iterator.cbor")).unwrap();
+        assert_eq!(
+            to_json(&gsi).unwrap()["Timestamp"].as_f64(),
+            Some(1_459_799_926.48)
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn any_bytes_decode_or_fail_cleanly(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            let _ = to_json(&body);
+            crate::fuzzing::wire(&body);
         }
     }
 }

@@ -23,13 +23,15 @@
 //! - [`records`]: PutRecord, PutRecords, GetShardIterator, GetRecords.
 //! - [`tokens`]: shard iterators and pagination tokens.
 //! - [`validate`]: the model's constraints, answered as AWS answers them.
-//! - [`error`], [`metrics`], [`ops`], [`wire`], [`cbor`].
+//! - [`error`], [`metrics`], [`ops`], [`wire`], [`cbor`]; [`fuzzing`], the body of the
+//!   `kinesis_wire` fuzz target.
 //!
 //! Streams belong to the server (its account) and region, like KVS streams; their ARNs carry
 //! the configured region and account id: `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`.
 
 pub mod cbor;
 pub mod error;
+pub mod fuzzing;
 pub mod metrics;
 pub mod ops;
 pub mod records;

@@ -187,17 +187,32 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
     })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsInput<'a> {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    #[serde(borrow)]
+    records: Option<Bounded<Entry<'a>>>,
+}
+
+/// PutRecords' JSON input and its records, as the handler reads them (for the fuzz target).
+pub(crate) fn parse_put_records(body: &[u8]) -> KinesisResult<Vec<NewRecord>> {
+    let input: PutRecordsInput =
+        crate::wire::input("PutRecords", crate::wire::Encoding::Json, body)?;
+    input
+        .records
+        .map(|r| r.items)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| record(&format!("records.{}.member.", i + 1), e))
+        .collect()
+}
+
 pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Input<'a> {
-        stream_name: Option<String>,
-        #[serde(rename = "StreamARN")]
-        stream_arn: Option<String>,
-        #[serde(borrow)]
-        records: Option<Bounded<Entry<'a>>>,
-    }
-    let input: Input = call.input()?;
+    let input: PutRecordsInput = call.input()?;
     let entries = input
         .records
         .ok_or_else(|| KinesisError::validation("null", "records", "Member must not be null"))?;

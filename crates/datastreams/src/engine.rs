@@ -782,19 +782,16 @@ impl DataStreams {
                 stream: name.to_owned(),
                 shard: crate::model::shard_id(shard),
             })?;
-        let bounds = self.0.store.log_bounds(stream.group, shard)?;
-        let entries: Vec<LogEntry> =
-            match self
-                .0
-                .store
-                .read_log(stream.group, shard, from, max_records, max_bytes)
-            {
-                Ok(e) => e,
-                Err(StoreError::LogGroupNotFound(_)) => {
-                    return Err(Error::StreamNotFound(name.to_owned()));
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let bounds = self
+            .0
+            .store
+            .log_bounds(stream.group, shard)
+            .map_err(|e| gone(name, e))?;
+        let entries: Vec<LogEntry> = self
+            .0
+            .store
+            .read_log(stream.group, shard, from, max_records, max_bytes)
+            .map_err(|e| gone(name, e))?;
         let last_read = entries.last().map(|e| e.position);
         let caught_up = match (last_read, bounds.last) {
             (_, None) => true,

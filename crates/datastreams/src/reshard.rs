@@ -193,11 +193,10 @@ pub fn uniform(meta: &StreamMeta, target: u32) -> Result<Plan> {
 }
 
 fn open_shard(meta: &StreamMeta, index: u32) -> Result<&ShardMeta> {
-    let s = meta.shard(index).ok_or_else(|| {
-        Error::Invalid(format!(
-            "There is no shard {} in the stream.",
-            crate::model::shard_id(index)
-        ))
+    // The engine fills in the stream's name.
+    let s = meta.shard(index).ok_or_else(|| Error::ShardNotFound {
+        stream: String::new(),
+        shard: crate::model::shard_id(index),
     })?;
     if !s.is_open() {
         return Err(Error::InUse(format!(
