@@ -87,20 +87,14 @@ struct Entry<'a> {
 
 /// A request entry as the engine takes it; `at` names it in messages (`records.3`).
 fn record(at: &str, e: Entry<'_>) -> KinesisResult<NewRecord> {
-    let data = e.data.ok_or_else(|| {
-        KinesisError::validation("null", &format!("{at}data"), "Member must not be null")
-    })?;
+    let data = e.data.ok_or_else(|| validate::null(&format!("{at}data")))?;
     let data = BASE64.decode(data.as_bytes()).map_err(|_| {
         let shown: String = data.chars().take(40).collect();
         KinesisError::SerializationException(format!("{at}Data is not base64: {shown}"))
     })?;
-    let key = e.partition_key.ok_or_else(|| {
-        KinesisError::validation(
-            "null",
-            &format!("{at}partitionKey"),
-            "Member must not be null",
-        )
-    })?;
+    let key = e
+        .partition_key
+        .ok_or_else(|| validate::null(&format!("{at}partitionKey")))?;
     let chars = key.chars().count();
     if chars == 0 || chars > 256 {
         return Err(KinesisError::validation(
@@ -213,9 +207,7 @@ pub(crate) fn parse_put_records(body: &[u8]) -> KinesisResult<Vec<NewRecord>> {
 
 pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
     let input: PutRecordsInput = call.input()?;
-    let entries = input
-        .records
-        .ok_or_else(|| KinesisError::validation("null", "records", "Member must not be null"))?;
+    let entries = input.records.ok_or_else(|| validate::null("records"))?;
     if entries.total == 0 || entries.total > MAX_PUT_RECORDS {
         return Err(KinesisError::validation(
             &format!("{} records", entries.total),
@@ -300,12 +292,10 @@ pub(crate) fn get_shard_iterator(call: &Call) -> KinesisResult<Option<Value>> {
         timestamp: Option<EpochMs>,
     }
     let input: Input = call.input()?;
-    let shard = input
-        .shard_id
-        .ok_or_else(|| KinesisError::validation("null", "shardId", "Member must not be null"))?;
-    let kind = input.shard_iterator_type.ok_or_else(|| {
-        KinesisError::validation("null", "shardIteratorType", "Member must not be null")
-    })?;
+    let shard = input.shard_id.ok_or_else(|| validate::null("shardId"))?;
+    let kind = input
+        .shard_iterator_type
+        .ok_or_else(|| validate::null("shardIteratorType"))?;
     let kind = validate::one_of(
         "shardIteratorType",
         &kind,
@@ -403,9 +393,9 @@ pub(crate) fn get_records(call: &Call) -> KinesisResult<Option<Value>> {
         stream_arn: Option<String>,
     }
     let input: Input = call.input()?;
-    let text = input.shard_iterator.ok_or_else(|| {
-        KinesisError::validation("null", "shardIterator", "Member must not be null")
-    })?;
+    let text = input
+        .shard_iterator
+        .ok_or_else(|| validate::null("shardIterator"))?;
     if text.is_empty() || text.len() > 512 {
         return Err(KinesisError::validation(
             &text,

@@ -180,9 +180,10 @@ pub(crate) fn list_shards(call: &Call) -> KinesisResult<Option<Value>> {
     let filtered: Vec<&ShardMeta> = match &listing.filter {
         None => visible,
         Some(f) => {
-            let kind = f.kind.as_deref().ok_or_else(|| {
-                KinesisError::validation("null", "shardFilter.type", "Member must not be null")
-            })?;
+            let kind = f
+                .kind
+                .as_deref()
+                .ok_or_else(|| validate::null("shardFilter.type"))?;
             let kind = validate::one_of(
                 "shardFilter.type",
                 kind,
@@ -283,13 +284,13 @@ pub(crate) fn update_shard_count(call: &Call) -> KinesisResult<Option<Value>> {
         scaling_type: Option<String>,
     }
     let input: Input = call.input()?;
-    let target = input.target_shard_count.ok_or_else(|| {
-        KinesisError::validation("null", "targetShardCount", "Member must not be null")
-    })?;
+    let target = input
+        .target_shard_count
+        .ok_or_else(|| validate::null("targetShardCount"))?;
     validate::range("targetShardCount", target, 1, 100_000)?;
-    let scaling = input.scaling_type.ok_or_else(|| {
-        KinesisError::validation("null", "scalingType", "Member must not be null")
-    })?;
+    let scaling = input
+        .scaling_type
+        .ok_or_else(|| validate::null("scalingType"))?;
     validate::one_of("scalingType", &scaling, &["UNIFORM_SCALING"])?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let target = u32::try_from(target).unwrap_or(u32::MAX);
@@ -322,12 +323,12 @@ pub(crate) fn split_shard(call: &Call) -> KinesisResult<Option<Value>> {
         new_starting_hash_key: Option<String>,
     }
     let input: Input = call.input()?;
-    let shard = input.shard_to_split.ok_or_else(|| {
-        KinesisError::validation("null", "shardToSplit", "Member must not be null")
-    })?;
-    let key = input.new_starting_hash_key.ok_or_else(|| {
-        KinesisError::validation("null", "newStartingHashKey", "Member must not be null")
-    })?;
+    let shard = input
+        .shard_to_split
+        .ok_or_else(|| validate::null("shardToSplit"))?;
+    let key = input
+        .new_starting_hash_key
+        .ok_or_else(|| validate::null("newStartingHashKey"))?;
     let key = validate::hash_key("newStartingHashKey", &key)?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let index = shard_index(call, &name, "shardToSplit", &shard)?;
@@ -350,12 +351,12 @@ pub(crate) fn merge_shards(call: &Call) -> KinesisResult<Option<Value>> {
         adjacent_shard_to_merge: Option<String>,
     }
     let input: Input = call.input()?;
-    let a = input.shard_to_merge.ok_or_else(|| {
-        KinesisError::validation("null", "shardToMerge", "Member must not be null")
-    })?;
-    let b = input.adjacent_shard_to_merge.ok_or_else(|| {
-        KinesisError::validation("null", "adjacentShardToMerge", "Member must not be null")
-    })?;
+    let a = input
+        .shard_to_merge
+        .ok_or_else(|| validate::null("shardToMerge"))?;
+    let b = input
+        .adjacent_shard_to_merge
+        .ok_or_else(|| validate::null("adjacentShardToMerge"))?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let ia = shard_index(call, &name, "shardToMerge", &a)?;
     let ib = shard_index(call, &name, "adjacentShardToMerge", &b)?;

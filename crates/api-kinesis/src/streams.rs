@@ -145,7 +145,7 @@ pub(crate) fn create_stream(call: &Call) -> KinesisResult<Option<Value>> {
     let input: CreateStreamInput = call.input()?;
     let name = input
         .stream_name
-        .ok_or_else(|| KinesisError::validation("null", "streamName", "Member must not be null"))?;
+        .ok_or_else(|| validate::null("streamName"))?;
     validate::stream_name("streamName", &name)?;
     call.authorize(Some(&name))?;
     let mode = match &input.stream_mode_details {
@@ -390,9 +390,9 @@ struct RetentionInput {
 
 fn retention(call: &Call, increase: bool) -> KinesisResult<Option<Value>> {
     let input: RetentionInput = call.input()?;
-    let hours = input.retention_period_hours.ok_or_else(|| {
-        KinesisError::validation("null", "retentionPeriodHours", "Member must not be null")
-    })?;
+    let hours = input
+        .retention_period_hours
+        .ok_or_else(|| validate::null("retentionPeriodHours"))?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let (min, max) = (
         i64::from(vigil_datastreams::engine::DEFAULT_RETENTION_HOURS),
@@ -483,9 +483,7 @@ pub(crate) fn add_tags_to_stream(call: &Call) -> KinesisResult<Option<Value>> {
         tags: Option<BTreeMap<String, String>>,
     }
     let input: Input = call.input()?;
-    let tags = input
-        .tags
-        .ok_or_else(|| KinesisError::validation("null", "tags", "Member must not be null"))?;
+    let tags = input.tags.ok_or_else(|| validate::null("tags"))?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     add_tags(call, &name, tags)?;
     Ok(None)
@@ -501,9 +499,7 @@ pub(crate) fn remove_tags_from_stream(call: &Call) -> KinesisResult<Option<Value
         tag_keys: Option<Vec<String>>,
     }
     let input: Input = call.input()?;
-    let keys = input
-        .tag_keys
-        .ok_or_else(|| KinesisError::validation("null", "tagKeys", "Member must not be null"))?;
+    let keys = input.tag_keys.ok_or_else(|| validate::null("tagKeys"))?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     remove_tags(call, &name, &keys)?;
     Ok(None)
@@ -556,9 +552,7 @@ struct ResourceInput {
 
 /// The stream a `ResourceARN` names (a consumer ARN names none here: Vigil has no consumers).
 fn resource(call: &Call, arn: Option<&str>) -> KinesisResult<String> {
-    let arn = arn.ok_or_else(|| {
-        KinesisError::validation("null", "resourceARN", "Member must not be null")
-    })?;
+    let arn = arn.ok_or_else(|| validate::null("resourceARN"))?;
     if arn.contains("/consumer/") {
         return Err(KinesisError::ResourceNotFoundException(format!(
             "Consumer {arn} not found: Vigil has no stream consumers."
@@ -570,9 +564,7 @@ fn resource(call: &Call, arn: Option<&str>) -> KinesisResult<String> {
 pub(crate) fn tag_resource(call: &Call) -> KinesisResult<Option<Value>> {
     let input: ResourceInput = call.input()?;
     let name = resource(call, input.resource_arn.as_deref())?;
-    let tags = input
-        .tags
-        .ok_or_else(|| KinesisError::validation("null", "tags", "Member must not be null"))?;
+    let tags = input.tags.ok_or_else(|| validate::null("tags"))?;
     add_tags(call, &name, tags)?;
     Ok(None)
 }
@@ -580,9 +572,7 @@ pub(crate) fn tag_resource(call: &Call) -> KinesisResult<Option<Value>> {
 pub(crate) fn untag_resource(call: &Call) -> KinesisResult<Option<Value>> {
     let input: ResourceInput = call.input()?;
     let name = resource(call, input.resource_arn.as_deref())?;
-    let keys = input
-        .tag_keys
-        .ok_or_else(|| KinesisError::validation("null", "tagKeys", "Member must not be null"))?;
+    let keys = input.tag_keys.ok_or_else(|| validate::null("tagKeys"))?;
     remove_tags(call, &name, &keys)?;
     Ok(None)
 }
@@ -614,18 +604,16 @@ struct EncryptionInput {
 
 fn encryption_input(call: &Call) -> KinesisResult<(String, String)> {
     let input: EncryptionInput = call.input()?;
-    let kind = input.encryption_type.ok_or_else(|| {
-        KinesisError::validation("null", "encryptionType", "Member must not be null")
-    })?;
+    let kind = input
+        .encryption_type
+        .ok_or_else(|| validate::null("encryptionType"))?;
     validate::one_of("encryptionType", &kind, &["NONE", "KMS"])?;
     if kind != "KMS" {
         return Err(KinesisError::invalid(
             "EncryptionType must be KMS (the only server-side encryption Kinesis has).",
         ));
     }
-    let key = input
-        .key_id
-        .ok_or_else(|| KinesisError::validation("null", "keyId", "Member must not be null"))?;
+    let key = input.key_id.ok_or_else(|| validate::null("keyId"))?;
     if key.is_empty() || key.len() > 2048 {
         return Err(KinesisError::validation(
             &key,
@@ -674,9 +662,9 @@ fn monitoring_change(call: &Call, enable: bool) -> KinesisResult<Option<Value>> 
         shard_level_metrics: Option<Vec<String>>,
     }
     let input: Input = call.input()?;
-    let asked = input.shard_level_metrics.ok_or_else(|| {
-        KinesisError::validation("null", "shardLevelMetrics", "Member must not be null")
-    })?;
+    let asked = input
+        .shard_level_metrics
+        .ok_or_else(|| validate::null("shardLevelMetrics"))?;
     if asked.is_empty() || asked.len() > 7 {
         return Err(KinesisError::validation(
             &format!("{} metrics", asked.len()),
@@ -756,10 +744,10 @@ pub(crate) fn update_stream_mode(call: &Call) -> KinesisResult<Option<Value>> {
     let input: Input = call.input()?;
     let arn = input
         .stream_arn
-        .ok_or_else(|| KinesisError::validation("null", "streamARN", "Member must not be null"))?;
-    let details = input.stream_mode_details.ok_or_else(|| {
-        KinesisError::validation("null", "streamModeDetails", "Member must not be null")
-    })?;
+        .ok_or_else(|| validate::null("streamARN"))?;
+    let details = input
+        .stream_mode_details
+        .ok_or_else(|| validate::null("streamModeDetails"))?;
     let mode = mode_of(&details)?;
     let name = call.stream(None, Some(&arn))?;
     engine(
@@ -788,9 +776,9 @@ pub(crate) fn update_max_record_size(call: &Call) -> KinesisResult<Option<Value>
         max_record_size_in_kib: Option<i64>,
     }
     let input: Input = call.input()?;
-    let kib = input.max_record_size_in_kib.ok_or_else(|| {
-        KinesisError::validation("null", "maxRecordSizeInKiB", "Member must not be null")
-    })?;
+    let kib = input
+        .max_record_size_in_kib
+        .ok_or_else(|| validate::null("maxRecordSizeInKiB"))?;
     validate::range(
         "maxRecordSizeInKiB",
         kib,

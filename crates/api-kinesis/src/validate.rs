@@ -173,6 +173,11 @@ pub fn shard(member: &str, id: &str) -> KinesisResult<Option<u32>> {
     Ok(vigil_datastreams::model::parse_shard_id(id))
 }
 
+/// A required member that is missing (AWS's message).
+pub fn null(member: &str) -> KinesisError {
+    KinesisError::validation("null", member, "Member must not be null")
+}
+
 /// Checks an integer against an inclusive range.
 pub fn range(member: &str, v: i64, min: i64, max: i64) -> KinesisResult<()> {
     if v < min {

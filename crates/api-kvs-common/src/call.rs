@@ -207,6 +207,74 @@ pub fn media_response(body: axum::body::Body) -> Response {
         .into_response()
 }
 
+/// The operation a request names by its path (`from_path`), which must be a `POST`
+/// (`UnknownOperationException`, 404, otherwise, as KVS answers), counted in
+/// `vigil_api_requests_total`.
+pub fn route<O: Operation>(
+    req: &axum::extract::Request,
+    from_path: impl Fn(&str) -> Option<O>,
+) -> KvsResult<O> {
+    let op = from_path(req.uri().path()).ok_or_else(|| {
+        KvsError::UnknownOperationException(format!(
+            "No Kinesis Video Streams operation at {}.",
+            req.uri().path()
+        ))
+    })?;
+    if req.method() != axum::http::Method::POST {
+        return Err(KvsError::UnknownOperationException(format!(
+            "{} takes POST, not {}.",
+            op.name(),
+            req.method()
+        )));
+    }
+    vigil_api_common::metrics::global()
+        .api_requests
+        .inc(&[op.name()]);
+    Ok(op)
+}
+
+/// The call of a JSON operation: the signature's head checked before the body is read (at
+/// most [`ApiConfig::max_json_body`] bytes), then the signature over the body.
+pub async fn json_call<O: Operation, S: Context>(
+    state: Arc<S>,
+    op: O,
+    parts: Parts,
+    body: axum::body::Body,
+) -> KvsResult<Call<O, S>> {
+    let auth = state.auth();
+    auth.precheck(&parts, vigil_api_common::Service::KinesisVideo)?;
+    let bytes = vigil_api_common::body::read(body, state.config().max_json_body).await?;
+    let principal = auth.authenticate(
+        &parts,
+        vigil_api_common::Payload::Body(&bytes),
+        vigil_api_common::Service::KinesisVideo,
+    )?;
+    tracing::debug!(op = op.name(), key = principal.access_key_id, "call");
+    Ok(Call {
+        op,
+        parts,
+        principal,
+        body: bytes,
+        state,
+        origin: Origin::Api,
+    })
+}
+
+/// A request answered by `call`: its error, if any, logged with the path and sent in the KVS
+/// form.
+pub async fn answer(
+    path: String,
+    call: impl std::future::Future<Output = KvsResult<Response>>,
+) -> Response {
+    match call.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::info!(path, error = e.aws_code(), "{}", e.message());
+            e.into_response()
+        }
+    }
+}
+
 /// Runs a handler on the blocking pool: the control plane's store calls commit to the index
 /// durably (an fsync) and take the store's locks, which must not stall the runtime's workers
 /// (they carry every ack and every live frame).

@@ -52,5 +52,8 @@ pub mod model;
 pub mod readers;
 pub mod validate;
 
-pub use call::{Call, Context, Operation, blocking, json, media_response, resolve_stream};
+pub use call::{
+    Call, Context, Operation, answer, blocking, json, json_call, media_response, resolve_stream,
+    route,
+};
 pub use error::{KvsError, KvsResult};

@@ -13,12 +13,11 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use axum::body::Bytes;
 use axum::extract::Request;
-use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use vigil_api_common::front::{Api, BoxFuture};
 use vigil_api_common::{ApiConfig, Authenticator, Origin, Payload, Service};
 use vigil_api_kvs_common::model::ArnContext;
-use vigil_api_kvs_common::{Context, KvsError, KvsResult, blocking};
+use vigil_api_kvs_common::{Context, KvsError, KvsResult, answer, blocking, json_call, route};
 use vigil_store::Store;
 
 use crate::cameras::{self, CameraService};
@@ -93,36 +92,13 @@ impl Api for Kvs {
     }
 
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Response> {
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            match call(self.0.clone(), req).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    tracing::info!(path, error = e.aws_code(), "{}", e.message());
-                    e.into_response()
-                }
-            }
-        })
+        let path = req.uri().path().to_owned();
+        Box::pin(answer(path, call(self.0.clone(), req)))
     }
 }
 
 async fn call(state: Arc<KvsState>, req: Request) -> KvsResult<Response> {
-    let op = Operation::from_path(req.uri().path()).ok_or_else(|| {
-        KvsError::UnknownOperationException(format!(
-            "No Kinesis Video Streams operation at {}.",
-            req.uri().path()
-        ))
-    })?;
-    if req.method() != Method::POST {
-        return Err(KvsError::UnknownOperationException(format!(
-            "{} takes POST, not {}.",
-            op.name(),
-            req.method()
-        )));
-    }
-    vigil_api_common::metrics::global()
-        .api_requests
-        .inc(&[op.name()]);
+    let op = route(&req, Operation::from_path)?;
     let (parts, body) = req.into_parts();
     if op.streams_request_body() {
         let principal =
@@ -139,22 +115,7 @@ async fn call(state: Arc<KvsState>, req: Request) -> KvsResult<Response> {
         };
         return media::put_media(call, body).await;
     }
-    state.auth.precheck(&parts, Service::KinesisVideo)?;
-    let bytes = vigil_api_common::body::read(body, state.cfg.max_json_body).await?;
-    let principal =
-        state
-            .auth
-            .authenticate(&parts, Payload::Body(&bytes), Service::KinesisVideo)?;
-    let call = Call {
-        op,
-        parts,
-        principal,
-        body: bytes,
-        state,
-        origin: Origin::Api,
-    };
-    tracing::debug!(op = op.name(), key = call.principal.access_key_id, "call");
-    run(call).await
+    run(json_call(state, op, parts, body).await?).await
 }
 
 /// Runs an authenticated JSON call: the one dispatch `match`.
