@@ -36,13 +36,16 @@ use crate::model::{
 };
 use crate::reshard::{self, Plan};
 use crate::seq::SequenceNumber;
+use crate::writer::Writers;
 
 /// Retention of a new stream, in hours.
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
 /// The longest retention, in hours.
 pub const MAX_RETENTION_HOURS: u32 = 8760;
-/// Batches larger than this are sealed on the blocking pool rather than on the runtime.
-const SEAL_INLINE_MAX_BYTES: usize = 256 << 10;
+
+/// The longest partition key, in Unicode characters (at most 1,024 bytes of UTF-8, what the
+/// store takes as an entry's key).
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 /// The server's limits.
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +175,8 @@ struct Stream {
     /// Shared by puts until their batches are durable; exclusive for changes (module docs).
     gate: Arc<tokio::sync::RwLock<()>>,
     state: RwLock<State>,
+    /// The shards' writers, which make the puts queued for a shard one batch.
+    writers: Arc<Writers>,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +274,7 @@ impl DataStreams {
                         name: name.to_owned(),
                         created_ms: rec.creation_time_ms,
                         gate: Arc::new(tokio::sync::RwLock::new(())),
+                        writers: Arc::default(),
                         state: RwLock::new(State {
                             retention_hours: rec.retention_hours,
                             meta,
@@ -398,6 +404,7 @@ impl DataStreams {
             name: new.name.clone(),
             created_ms: rec.creation_time_ms,
             gate: Arc::new(tokio::sync::RwLock::new(())),
+            writers: Arc::default(),
             state: RwLock::new(State {
                 retention_hours: rec.retention_hours,
                 meta,
@@ -611,6 +618,14 @@ impl DataStreams {
         let limit = st.meta.max_record_size_kib as usize * 1024;
         let mut by_shard: Vec<(u32, Vec<usize>, Vec<NewEntry>)> = Vec::new();
         for (i, r) in records.iter().enumerate() {
+            // Checked here, not by the store: a batch the store refuses fails every put
+            // combined into it (`writer`).
+            let chars = r.partition_key.chars().count();
+            if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
+                return Err(Error::Invalid(format!(
+                    "Record {i}: a partition key has 1 to {MAX_PARTITION_KEY_CHARS} characters, not {chars}."
+                )));
+            }
             let size = r.data.len() + r.partition_key.len();
             if size > limit {
                 return Err(Error::RecordTooLarge {
@@ -639,43 +654,34 @@ impl DataStreams {
             }
         }
         // The appends and their waits run in a task that owns the gate: if this future is
-        // dropped (the client went away), batches already queued still become durable before
+        // dropped (the client went away), records already queued still become durable before
         // a reshard may read the shards' last positions.
         let store = self.0.store.clone();
         let group = stream.group;
+        let writers = stream.writers.clone();
         let count = records.len();
         let task = tokio::spawn(async move {
             let _gate = gate;
-            let mut pending = Vec::with_capacity(by_shard.len());
-            for (shard, idx, entries) in by_shard {
-                let bytes: usize = entries.iter().map(|e| e.data.len() + e.key.len()).sum();
-                let append = if bytes > SEAL_INLINE_MAX_BYTES {
-                    let store = store.clone();
-                    tokio::task::spawn_blocking(move || store.append_log(group, shard, &entries))
-                        .await
-                        .map_err(|e| {
-                            StoreError::InvalidArgument(format!("the append task failed: {e}"))
-                        })
-                        .and_then(|r| r)
-                } else {
-                    store.append_log(group, shard, &entries)
-                };
-                pending.push((shard, idx, append));
-            }
+            let pending: Vec<_> = by_shard
+                .into_iter()
+                .map(|(shard, idx, entries)| {
+                    (shard, idx, writers.submit(&store, group, shard, entries))
+                })
+                .collect();
             let mut out: Vec<Option<std::result::Result<Put, Arc<StoreError>>>> = vec![None; count];
-            for (shard, idx, append) in pending {
-                let result = match append {
-                    Ok(a) => a.wait().await.map_err(Arc::new),
-                    Err(e) => Err(Arc::new(e)),
-                };
+            for (shard, idx, reply) in pending {
+                let first = reply
+                    .await
+                    .unwrap_or_else(|_| Err(Arc::new(StoreError::Closed)));
                 for (k, i) in idx.into_iter().enumerate() {
-                    let r = match &result {
-                        Ok(a) => Ok(Put {
+                    let r = match &first {
+                        Ok(p) => Ok(Put {
                             shard,
                             sequence: SequenceNumber::new(
                                 Position::new(
-                                    a.first.batch(),
-                                    u16::try_from(k).unwrap_or(u16::MAX),
+                                    p.batch(),
+                                    p.index()
+                                        .saturating_add(u16::try_from(k).unwrap_or(u16::MAX)),
                                 ),
                                 shard,
                             ),

@@ -10,6 +10,7 @@
 //! - [`hash`]: partition keys to hash keys (MD5), and even hash ranges.
 //! - [`seq`]: sequence numbers, which sort as the records' store positions do.
 //! - [`reshard`]: splits, merges and uniform scaling, planned without I/O.
+//! - `writer`: each shard's writer, which makes the puts queued for it one store batch.
 //!
 //! # On the store
 //!
@@ -26,6 +27,7 @@ pub mod hash;
 pub mod model;
 pub mod reshard;
 pub mod seq;
+mod writer;
 
 pub use engine::{
     Child, DataStreams, Limits, NewRecord, NewStream, Put, ReadBatch, Record, StartAt,

@@ -11,8 +11,9 @@
 //! The store is in `$VIGIL_BENCH_DIR` (default `$TMPDIR`), which must be on the disk to be
 //! measured. Clients are in process, over loopback TCP with keep-alive, without signatures
 //! (the server runs with anonymous access: SigV4 costs about 10 µs a request, measured by
-//! `crates/auth`'s tests); each PutRecords carries 10 records. The reference appends the same
-//! batches to the store's logs directly, from as many tasks.
+//! `crates/auth`'s tests); each PutRecords carries 100 records, as a producer that batches does
+//! (the KPL sends up to 500 a call). The reference appends the same batches to the store's logs
+//! directly, from as many tasks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -36,7 +37,7 @@ use tokio::net::TcpStream;
 use vigil_server::{Anonymous, ServerConfig, ServerState, router};
 use vigil_store::{NewEntry, NewLogGroup, Store, StoreConfig, SystemClock};
 
-const RECORDS_PER_PUT: usize = 10;
+const RECORDS_PER_PUT: usize = 100;
 
 /// One keep-alive connection speaking Kinesis JSON.
 struct Conn {
@@ -140,12 +141,16 @@ fn quantiles(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-/// Records/s and MB/s of `producers` tasks each appending batches of 10 entries of `size`
+/// Records/s and MB/s of `producers` tasks each appending batches of [`RECORDS_PER_PUT`] entries of `size`
 /// bytes straight to the store's logs for `secs`.
 async fn raw_appends(store: &Store, producers: usize, size: usize, secs: f64) -> (f64, f64) {
-    let group = store
-        .create_log_group(NewLogGroup::new(format!("raw-{producers}-{size}")))
-        .unwrap();
+    // A fresh group per call: full runs measure each configuration twice.
+    static GROUPS: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "raw-{producers}-{size}-{}",
+        GROUPS.fetch_add(1, Ordering::Relaxed)
+    );
+    let group = store.create_log_group(NewLogGroup::new(name)).unwrap();
     let entries: Arc<Vec<NewEntry>> = Arc::new(
         (0..RECORDS_PER_PUT)
             .map(|i| NewEntry {
@@ -227,7 +232,10 @@ async fn engine_puts(
     (n / took, n * (size + 5) as f64 / took / 1e6)
 }
 
-/// The same through PutRecords over HTTP to a 4-shard stream.
+/// The same through PutRecords over HTTP to a 4-shard stream. Each producer's request bodies
+/// (up to 64 of them, each with its own partition keys, within 256 MiB in all) are built before the clock starts and its
+/// answers are checked by a byte search: the client shares the machine's cores with the server,
+/// and a real one is elsewhere, so the figure should be the server's work, not the client's.
 async fn put_records(
     addr: SocketAddr,
     stream: &str,
@@ -237,27 +245,41 @@ async fn put_records(
 ) -> (f64, f64) {
     let count = Arc::new(AtomicU64::new(0));
     let data = BASE64.encode(vec![b'x'; size]);
+    let body_len = RECORDS_PER_PUT * (data.len() + 40);
+    let bodies_each = ((256 << 20) / (producers * body_len)).clamp(1, 64);
+    let bodies: Vec<Arc<Vec<Vec<u8>>>> = (0..producers)
+        .map(|p| {
+            Arc::new(
+                (0..bodies_each)
+                    .map(|n| {
+                        let records: Vec<Value> = (0..RECORDS_PER_PUT)
+                            .map(|i| json!({"Data": data, "PartitionKey": format!("{p}-{n}-{i}")}))
+                            .collect();
+                        json!({"StreamName": stream, "Records": records})
+                            .to_string()
+                            .into_bytes()
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for p in 0..producers {
+    for bodies in bodies {
         let count = count.clone();
-        let data = data.clone();
-        let stream = stream.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::open(addr).await;
-            let mut n = 0u64;
+            let mut n = 0usize;
             while Instant::now() < deadline {
-                let records: Vec<Value> = (0..RECORDS_PER_PUT)
-                    .map(|i| json!({"Data": data, "PartitionKey": format!("{p}-{n}-{i}")}))
-                    .collect();
-                let out = c
-                    .ok(
-                        "PutRecords",
-                        &json!({"StreamName": stream, "Records": records}),
-                    )
-                    .await;
-                assert_eq!(out["FailedRecordCount"], 0);
+                let (status, out) = c.call("PutRecords", &bodies[n % bodies.len()]).await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+                const NONE_FAILED: &[u8] = b"\"FailedRecordCount\":0";
+                assert!(
+                    out.windows(NONE_FAILED.len()).any(|w| w == NONE_FAILED),
+                    "{}",
+                    String::from_utf8_lossy(&out)
+                );
                 n += 1;
                 count.fetch_add(RECORDS_PER_PUT as u64, Ordering::Relaxed);
             }
@@ -376,7 +398,7 @@ fn main() {
             title: "vigil-server kinesis",
             mode,
             pairs: 0,
-            input: "PutRecords of 10 records; 4 shards",
+            input: "PutRecords of 100 records; 4 shards",
             took: started.elapsed(),
             load_before: &load_before,
         },
@@ -454,8 +476,8 @@ async fn run(quick: bool) -> Vec<Row> {
             visible.len()
         ),
         ratio: format!("{:.2} of durable", v99 / p99.max(1e-9)),
-        target: "<= durable + 5 ms".into(),
-        pass: Some(v99 <= p99 + 5.0 && visible.len() == put.len()),
+        target: "p99 <= 5 ms".into(),
+        pass: Some(v99 <= 5.0 && visible.len() == put.len()),
     });
 
     // GetRecords from disk: 10,000 records of 1 KB (quick: 2,000) in one shard, then the

@@ -7,7 +7,8 @@
 //!
 //! 1. checks free space, deleting the oldest segments while it is under the floor, or fails
 //!    the batch with `DiskFull` if nothing is left to delete;
-//! 2. appends each record to its lane's active segment (rotating by size and age);
+//! 2. appends each record to its lane's active segment (rotating by size and age), small
+//!    neighbouring records with one `pwrite`;
 //! 3. `fdatasync`s each segment it wrote to: **from here the records are durable**;
 //! 4. adds their entries to the index in one transaction, visible to readers at once and made
 //!    durable by the next checkpoint (every `checkpoint_interval_ms`; until then the segments
@@ -138,6 +139,21 @@ impl Append {
     }
 }
 
+/// Records under this size are gathered for one `pwrite` with the ones next to them in their
+/// segment: a group commit of many small log batches costs a few system calls, not one each.
+/// Larger records are written as they are (copying them would cost more than the call).
+const COALESCE_RECORD_MAX: usize = 16 << 10;
+/// The most bytes gathered before they are written.
+const COALESCE_BUFFER_MAX: usize = 256 << 10;
+
+/// Bytes gathered for one segment, to be written at `offset`.
+#[derive(Default)]
+struct Gathered {
+    segment: u64,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
 struct Active {
     id: u64,
     len: u64,
@@ -161,6 +177,7 @@ pub(crate) struct Committer {
     window: WindowLimits,
     next_segment: u64,
     active: HashMap<u32, Active>,
+    gathered: Gathered,
     counters: Arc<Counters>,
 }
 
@@ -193,6 +210,7 @@ impl Committer {
             window: cfg.live_window,
             next_segment,
             active: HashMap::new(),
+            gathered: Gathered::default(),
             counters,
         }
     }
@@ -304,6 +322,11 @@ impl Committer {
                     break;
                 }
             }
+        }
+        match failure {
+            None => failure = self.flush_gathered().err(),
+            // Cut back below: what was gathered is never written.
+            Some(_) => self.gathered.buf.clear(),
         }
         let written = Instant::now();
         // Segments this batch rotated out were synced when they were (see `append`).
@@ -451,6 +474,7 @@ impl Committer {
             }
         };
         if rotate {
+            self.flush_gathered()?;
             // What this batch appended to the lane's segment must be on disk before a newer
             // segment exists: recovery takes damage at the end of a lane's newest segment for a
             // torn write and cuts it off, but in an older segment for damage, and reports it.
@@ -480,7 +504,6 @@ impl Committer {
             .get_mut(&a.lane)
             .ok_or_else(|| StoreError::Index("no active segment".into()))?;
         before.entry(seg.id).or_insert(seg.len);
-        self.blobs.write(seg.id, seg.len, &a.record)?;
         let location = Location {
             segment: seg.id,
             offset: seg.len,
@@ -488,7 +511,41 @@ impl Committer {
         };
         seg.len += len;
         seg.max_server_ts_ms = seg.max_server_ts_ms.max(a.time_ms());
+        self.write(location.segment, location.offset, &a.record)?;
         Ok(location)
+    }
+
+    /// Writes a record at `offset` of `segment`, or gathers it with the ones before it
+    /// ([`COALESCE_RECORD_MAX`]); [`Self::flush_gathered`] writes what was gathered, before any
+    /// fsync.
+    fn write(&mut self, segment: u64, offset: u64, record: &[u8]) -> Result<()> {
+        if record.len() >= COALESCE_RECORD_MAX {
+            self.flush_gathered()?;
+            return self.blobs.write(segment, offset, record);
+        }
+        let g = &self.gathered;
+        let follows = !g.buf.is_empty()
+            && g.segment == segment
+            && g.offset + g.buf.len() as u64 == offset
+            && g.buf.len() + record.len() <= COALESCE_BUFFER_MAX;
+        if !follows {
+            self.flush_gathered()?;
+            self.gathered.segment = segment;
+            self.gathered.offset = offset;
+        }
+        self.gathered.buf.extend_from_slice(record);
+        Ok(())
+    }
+
+    /// Writes the gathered records (the buffer is empty afterwards, written or not).
+    fn flush_gathered(&mut self) -> Result<()> {
+        if self.gathered.buf.is_empty() {
+            return Ok(());
+        }
+        let g = &self.gathered;
+        let written = self.blobs.write(g.segment, g.offset, &g.buf);
+        self.gathered.buf.clear();
+        written
     }
 
     /// Seals the lane's active segment (if any) and starts a new one.

@@ -1,6 +1,6 @@
 //! The data streams engine over a real store in a temporary directory: puts and reads,
-//! routing, reshards read through their lineage, reopening, subscriptions, deletion, and puts
-//! racing a reshard.
+//! routing, reshards read through their lineage, reopening, subscriptions, deletion, puts
+//! racing a reshard, and concurrent puts sharing a shard's batches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -481,4 +481,83 @@ async fn limits_and_modes() {
     })
     .await
     .unwrap();
+}
+
+/// Producers putting at once to one shard share its batches (the shard writer): every put
+/// still gets its own sequence numbers, in the order of its records and above the producer's
+/// previous put, and the shard reads back each put's records together, in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_to_one_shard_keep_each_producers_order() {
+    const PRODUCERS: usize = 24;
+    const PUTS: usize = 25;
+    const EACH: usize = 7;
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, ds) = open(dir.path());
+    let d = ds.clone();
+    tokio::task::spawn_blocking(move || create(&d, "one", 1))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for p in 0..PRODUCERS {
+        let ds = ds.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = None;
+            let mut mine = Vec::new();
+            for n in 0..PUTS {
+                let records = (0..EACH)
+                    .map(|i| record(&format!("{p}"), &format!("{p}/{n}/{i}")))
+                    .collect();
+                let puts = ds.put("one", records).await.unwrap();
+                assert_eq!(puts.len(), EACH);
+                for put in puts {
+                    let put = put.unwrap();
+                    assert_eq!(put.shard, 0);
+                    assert!(Some(put.sequence) > last, "producer {p} put {n}");
+                    last = Some(put.sequence);
+                    mine.push(put.sequence);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for t in tasks {
+        for s in t.await.unwrap() {
+            assert!(all.insert(s), "sequence number {s:?} given twice");
+        }
+    }
+    assert_eq!(all.len(), PRODUCERS * PUTS * EACH);
+    let d = ds.clone();
+    let (read, children) = tokio::task::spawn_blocking(move || read_shard(&d, "one", 0))
+        .await
+        .unwrap();
+    assert!(children.is_empty());
+    assert_eq!(read.len(), all.len());
+    // Read order is sequence order, and is exactly the set the puts were given.
+    let read_seqs: Vec<_> = read.iter().map(|r| r.sequence).collect();
+    assert_eq!(read_seqs, all.iter().copied().collect::<Vec<_>>());
+    // Each put's records are adjacent and in order; each producer's puts in order.
+    let mut next: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for r in &read {
+        let text = String::from_utf8(r.data.to_vec()).unwrap();
+        let v: Vec<usize> = text.split('/').map(|x| x.parse().unwrap()).collect();
+        let (p, n, i) = (v[0], v[1], v[2]);
+        let want = next.get(&p).copied().unwrap_or((0, 0));
+        assert_eq!((n, i), want, "producer {p}");
+        next.insert(
+            p,
+            if i + 1 == EACH {
+                (n + 1, 0)
+            } else {
+                (n, i + 1)
+            },
+        );
+        if i > 0 {
+            // The record before this one in the shard is the put's previous record.
+            let k = read_seqs.binary_search(&r.sequence).unwrap();
+            let prev = String::from_utf8(read[k - 1].data.to_vec()).unwrap();
+            assert_eq!(prev, format!("{p}/{n}/{}", i - 1));
+        }
+    }
+    assert!(next.values().all(|&v| v == (PUTS, 0)));
 }

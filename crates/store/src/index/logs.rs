@@ -323,6 +323,8 @@ pub(super) fn insert_all(
     let mut members = txn.open_table(SEGMENT_LOG_BATCHES)?;
     let groups = txn.open_table(LOG_GROUPS)?;
     let mut active: HashMap<u64, bool> = HashMap::new();
+    // Segment accounting, summed per segment: one row update each, not one per batch.
+    let mut seg_delta: HashMap<u64, (u64, u64)> = HashMap::new();
     for m in metas {
         let live = match active.get(&m.group) {
             Some(&l) => l,
@@ -342,13 +344,18 @@ pub(super) fn insert_all(
         rows.insert((m.group, m.log, m.batch), m.encode().as_slice())?;
         by_time.insert((m.group, m.log, m.arrival_ms, m.batch), ())?;
         members.insert((m.location.segment, m.group, m.log, m.batch), ())?;
+        let d = seg_delta.entry(m.location.segment).or_default();
+        d.0 += 1;
+        d.1 += u64::from(m.location.len);
+    }
+    for (seg, (n, bytes)) in seg_delta {
         let row = segs
-            .get(m.location.segment)?
-            .and_then(|v| SegmentRow::decode(m.location.segment, v.value()));
+            .get(seg)?
+            .and_then(|v| SegmentRow::decode(seg, v.value()));
         if let Some(mut row) = row {
-            row.live_fragments += 1;
-            row.live_bytes += u64::from(m.location.len);
-            segs.insert(m.location.segment, row.encode().as_slice())?;
+            row.live_fragments += n;
+            row.live_bytes += bytes;
+            segs.insert(seg, row.encode().as_slice())?;
         }
     }
     Ok(())

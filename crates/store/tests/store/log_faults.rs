@@ -325,6 +325,144 @@ fn disk_full_fails_a_batch_cleanly() {
     );
 }
 
+/// A full disk under group commits of many small batches, which the commit thread writes
+/// with one `pwrite` per run of neighbouring records: batches that fail with `DiskFull` never
+/// appear (then or after a reopen), every acknowledged one reads back, and once there is room
+/// the next commit writes only its own records.
+#[test]
+fn disk_full_under_gathered_writes() {
+    let small = |tag: u64, rng: &mut Rng| -> Vec<NewEntry> {
+        let n = 1 + rng.below(4) as usize;
+        (0..n)
+            .map(|i| {
+                let len = 1 + rng.below(1500) as usize;
+                NewEntry {
+                    key: Bytes::from(format!("{tag}/{i}/{n}/{len}")),
+                    data: Bytes::from(payload(tag << 16 | i as u64, len)),
+                }
+            })
+            .collect()
+    };
+    // Outcomes seen: (some acknowledged under the budget, some failed with DiskFull).
+    let mut seen_outcomes = BTreeSet::new();
+    let mut went_on = 0;
+    let budgets = [0u64, 2_000, 10_000, 40_000, 100_000, 250_000];
+    for (i, &budget) in budgets.iter().enumerate() {
+        let fs = FaultFs::new();
+        let store = open(&fs, config(3_600_000));
+        let (groups, _) = setup(&store);
+        let mut rng = Rng::new(100 + i as u64);
+        let mut tag = 0u64;
+        // Each lane's segment exists before the disk fills.
+        let mut acked = Vec::new();
+        for &group in &groups {
+            tag += 1;
+            acked.push(append(&store, group, 0, tag, &mut rng).unwrap());
+        }
+        let before = acked.len();
+        fs.set_write_budget(Some(budget));
+        let mut failed = Vec::new();
+        // Waves of 20 queued without waiting, so that the commit thread finds them together,
+        // in runs of 5 per group (each group is in its own lane, so its own segment).
+        'waves: for wave in 0..10usize {
+            let mut queued = Vec::new();
+            for j in 0..20usize {
+                tag += 1;
+                let entries = small(tag, &mut rng);
+                let (group, log) = (groups[(j / 5) % 2], ((wave + j) % 3) as u32);
+                match store.append_log(group, log, &entries) {
+                    Ok(a) => queued.push((group, log, tag, entries.len(), a)),
+                    Err(StoreError::DiskFull(_) | StoreError::Poisoned(_)) => break,
+                    Err(e) => panic!("budget {budget}: append {tag}: {e:?}"),
+                }
+            }
+            let mut stop = false;
+            for (group, log, tag, len, a) in queued {
+                match a.wait_blocking() {
+                    Ok(done) => acked.push(Acked {
+                        group,
+                        log,
+                        tag,
+                        done,
+                        len,
+                    }),
+                    Err(StoreError::DiskFull(_)) => {
+                        failed.push(tag);
+                        stop = true;
+                    }
+                    // The index's own write ran out after the records were durable: they
+                    // are indexed on restart, so they may come back (as after a timeout).
+                    Err(StoreError::Poisoned(_)) => stop = true,
+                    Err(e) => panic!("budget {budget}: batch {tag}: {e:?}"),
+                }
+            }
+            if stop {
+                break 'waves;
+            }
+        }
+        seen_outcomes.insert((acked.len() > before, !failed.is_empty()));
+        let visible = |store: &Store| -> BTreeSet<u64> {
+            let mut seen = BTreeSet::new();
+            for &g in &groups {
+                for log in 0..3 {
+                    seen.extend(verify_log(store, g, log).into_keys());
+                }
+            }
+            seen
+        };
+        for a in &acked {
+            assert_acked(&store, a);
+        }
+        let seen = visible(&store);
+        assert!(
+            failed.iter().all(|t| !seen.contains(t)),
+            "budget {budget}: a batch that failed with DiskFull is visible"
+        );
+        fs.set_write_budget(None);
+        // The commit after a failed one writes only its own records (unless the store
+        // stopped: the index's own write ran out of room).
+        for group in [groups[0], groups[1]] {
+            tag += 1;
+            let after = small(tag, &mut rng);
+            match store
+                .append_log(group, 0, &after)
+                .and_then(|a| a.wait_blocking())
+            {
+                Ok(done) => {
+                    went_on += 1;
+                    acked.push(Acked {
+                        group,
+                        log: 0,
+                        tag,
+                        len: after.len(),
+                        done,
+                    });
+                }
+                Err(StoreError::Poisoned(_)) => {}
+                Err(e) => panic!("budget {budget}: with room again: {e:?}"),
+            }
+        }
+        drop(store);
+        let store = open(&fs, config(3_600_000));
+        for a in &acked {
+            assert_acked(&store, a);
+        }
+        let seen = visible(&store);
+        assert!(
+            failed.iter().all(|t| !seen.contains(t)),
+            "budget {budget}: a batch that failed with DiskFull came back"
+        );
+        tag += 1;
+        append(&store, existing(&store)[0], 1, tag, &mut rng).unwrap();
+        assert_clean(&store);
+    }
+    assert!(
+        seen_outcomes.contains(&(true, true)),
+        "no budget let some commits through and failed a later one: {seen_outcomes:?}"
+    );
+    assert!(went_on > 0, "no store took appends after its disk was full");
+}
+
 /// A failed fsync: the append waiting on it fails and is never visible, every later write
 /// fails with `Poisoned` (appends, new groups, fragments), reads go on, and reopening (on the
 /// same disk, or after a power cut) has every acknowledged batch and takes appends at larger
