@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_api_common::wire::EpochMs;
@@ -86,20 +86,34 @@ struct Entry<'a> {
 }
 
 /// A request entry as the engine takes it; `at` names it in messages (`records.3`).
-fn record(at: &str, e: Entry<'_>) -> KinesisResult<NewRecord> {
-    let data = e.data.ok_or_else(|| validate::null(&format!("{at}data")))?;
-    let data = BASE64.decode(data.as_bytes()).map_err(|_| {
+/// Where a member is, in validation messages: `records.3.member.` for PutRecords' third
+/// record, nothing for PutRecord's.
+fn member(at: Option<usize>) -> String {
+    at.map_or_else(String::new, |i| format!("records.{}.member.", i + 1))
+}
+
+/// One record of the input, its data decoded into `buf`'s spare room (it grows if need be):
+/// the records of a PutRecords share one allocation.
+fn record(at: Option<usize>, e: Entry<'_>, buf: &mut BytesMut) -> KinesisResult<NewRecord> {
+    let data = e
+        .data
+        .ok_or_else(|| validate::null(&format!("{}data", member(at))))?;
+    buf.clear();
+    buf.resize(base64::decoded_len_estimate(data.len()), 0);
+    let n = BASE64.decode_slice(data.as_bytes(), buf).map_err(|_| {
         let shown: String = data.chars().take(40).collect();
-        KinesisError::SerializationException(format!("{at}Data is not base64: {shown}"))
+        KinesisError::SerializationException(format!("{}Data is not base64: {shown}", member(at)))
     })?;
+    buf.truncate(n);
+    let data = buf.split().freeze();
     let key = e
         .partition_key
-        .ok_or_else(|| validate::null(&format!("{at}partitionKey")))?;
+        .ok_or_else(|| validate::null(&format!("{}partitionKey", member(at))))?;
     let chars = key.chars().count();
     if chars == 0 || chars > 256 {
         return Err(KinesisError::validation(
             &key,
-            &format!("{at}partitionKey"),
+            &format!("{}partitionKey", member(at)),
             "Member must have length between 1 and 256",
         ));
     }
@@ -110,8 +124,26 @@ fn record(at: &str, e: Entry<'_>) -> KinesisResult<NewRecord> {
     Ok(NewRecord {
         partition_key: key.into_owned(),
         explicit_hash_key,
-        data: Bytes::from(data),
+        data,
     })
+}
+
+/// PutRecords' records, their data in one allocation.
+fn records(entries: Vec<Entry<'_>>) -> KinesisResult<Vec<NewRecord>> {
+    let room = entries
+        .iter()
+        .map(|e| {
+            e.data
+                .as_ref()
+                .map_or(0, |d| base64::decoded_len_estimate(d.len()))
+        })
+        .sum();
+    let mut buf = BytesMut::with_capacity(room);
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| record(Some(i), e, &mut buf))
+        .collect()
 }
 
 fn describe(call: &Call, name: &str) -> KinesisResult<vigil_datastreams::StreamInfo> {
@@ -141,12 +173,13 @@ pub(crate) async fn put_record(call: Call) -> KinesisResult<Option<Value>> {
         validate::sequence_shape("sequenceNumberForOrdering", s)?;
     }
     let rec = record(
-        "",
+        None,
         Entry {
             data: input.data,
             partition_key: input.partition_key,
             explicit_hash_key: input.explicit_hash_key,
         },
+        &mut BytesMut::new(),
     )?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     // Described before the put: once a record is stored, nothing may fail the call (the
@@ -195,14 +228,7 @@ struct PutRecordsInput<'a> {
 pub(crate) fn parse_put_records(body: &[u8]) -> KinesisResult<Vec<NewRecord>> {
     let input: PutRecordsInput =
         crate::wire::input("PutRecords", crate::wire::Encoding::Json, body)?;
-    input
-        .records
-        .map(|r| r.items)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| record(&format!("records.{}.member.", i + 1), e))
-        .collect()
+    records(input.records.map(|r| r.items).unwrap_or_default())
 }
 
 pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
@@ -215,12 +241,7 @@ pub(crate) async fn put_records(call: Call) -> KinesisResult<Option<Value>> {
             &format!("Member must have length between 1 and {MAX_PUT_RECORDS}"),
         ));
     }
-    let records: Vec<NewRecord> = entries
-        .items
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| record(&format!("records.{}.member.", i + 1), e))
-        .collect::<KinesisResult<_>>()?;
+    let records = records(entries.items)?;
     let name = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let info = describe(&call, &name)?;
     let total: usize = records

@@ -104,7 +104,17 @@ impl ShardMeta {
 
 /// The id of shard `index`.
 pub fn shard_id(index: u32) -> String {
-    format!("shardId-{index:012}")
+    // Not `format!("shardId-{index:012}")`, which pads a character at a time: every record
+    // of a PutRecords answer names its shard.
+    let digits = index.to_string();
+    let mut id = String::with_capacity(20);
+    id.push_str("shardId-");
+    id.extend(std::iter::repeat_n(
+        '0',
+        12usize.saturating_sub(digits.len()),
+    ));
+    id.push_str(&digits);
+    id
 }
 
 /// The index of a shard id: `shardId-000000000003` (as Kinesis also takes `3` and
@@ -229,6 +239,16 @@ mod tests {
     #[test]
     fn shard_ids() {
         assert_eq!(shard_id(3), "shardId-000000000003");
+        for i in [
+            0,
+            9,
+            10,
+            123_456,
+            999_999_999_999u64.min(u64::from(u32::MAX)) as u32,
+            u32::MAX,
+        ] {
+            assert_eq!(shard_id(i), format!("shardId-{i:012}"));
+        }
         assert_eq!(parse_shard_id("shardId-000000000003"), Some(3));
         assert_eq!(parse_shard_id("shardId-3"), Some(3));
         assert_eq!(parse_shard_id("3"), Some(3));

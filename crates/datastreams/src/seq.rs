@@ -67,7 +67,24 @@ impl std::fmt::Display for SequenceNumber {
         // Positions are below 2^80 (a 64-bit batch number and a 16-bit index), so the value
         // is below 2^104 < 10^32: well within 55 digits and u128.
         let v = (self.position.as_u128() << SHARD_BITS) | u128::from(self.shard & 0xff_ffff);
-        write!(f, "4{v:055}")
+        // By hand, not `write!(f, "4{v:055}")`: every PutRecords answer and GetRecords record
+        // carries one, and the formatter pads a character at a time and divides in u128.
+        const TEN_19: u128 = 10_000_000_000_000_000_000;
+        let (mut high, mut low) = ((v / TEN_19) as u64, (v % TEN_19) as u64);
+        let mut digits = [b'0'; DIGITS];
+        let mut slots = digits.iter_mut().rev();
+        for slot in slots.by_ref().take(19) {
+            *slot = b'0' + (low % 10) as u8;
+            low /= 10;
+        }
+        for slot in slots {
+            *slot = b'0' + (high % 10) as u8;
+            high /= 10;
+        }
+        if let Some(first) = digits.first_mut() {
+            *first = b'4';
+        }
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -105,6 +122,8 @@ mod tests {
             let x = SequenceNumber::new(Position::new(b1, i1), s1);
             let y = SequenceNumber::new(Position::new(b2, i2), s2);
             prop_assert_eq!(SequenceNumber::parse(&x.to_string()), Some(x));
+            let v = (x.position.as_u128() << SHARD_BITS) | u128::from(s1);
+            prop_assert_eq!(x.to_string(), format!("4{v:055}"));
             if x.position != y.position {
                 prop_assert_eq!(x.position < y.position, x.to_string() < y.to_string());
             }
