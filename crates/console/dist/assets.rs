@@ -12,10 +12,10 @@ static INDEX: Asset = Asset {
 /// Every built file, by path under `/console/`.
 static ASSETS: &[Asset] = &[
     Asset {
-        path: "app-GNMH6VYX.js",
+        path: "app-4K5GZAPT.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("app-GNMH6VYX.js"),
-        gzip: Some(include_bytes!("app-GNMH6VYX.js.gz")),
+        body: include_bytes!("app-4K5GZAPT.js"),
+        gzip: Some(include_bytes!("app-4K5GZAPT.js.gz")),
         immutable: true,
     },
     Asset {

@@ -299,13 +299,22 @@ export class StreamPage implements Page {
       this.thumbs.append(h("p.muted.small", null, "No recordings in view."));
       return;
     }
-    // Times spread across the view, kept where there are recordings; GetImages takes at most
-    // 300 s per call, so one small call per time.
+    // Times spread evenly over the recorded time in view, gaps skipped (a minute's recording in
+    // a five-minute view gets a full row, not two), at least a second apart; GetImages takes at
+    // most 300 s per call, so one small call per time.
+    const pieces = spans.map((s) => [Math.max(s.Start, a), Math.min(s.End, b)]).filter(([s, e]) => e > s);
+    const recorded = pieces.reduce((sum, [s, e]) => sum + (e - s), 0);
+    const count = Math.min(THUMBS, Math.max(1, Math.floor(recorded / 1000)));
     const times: number[] = [];
-    for (let i = 0; i < THUMBS; i++) {
-      const t = a + ((b - a) * (i + 0.5)) / THUMBS;
-      const span = spans.find((s) => s.Start <= t && t < s.End);
-      if (span) times.push(Math.min(t, span.End - 1000));
+    for (let i = 0; i < count; i++) {
+      let at = (recorded * (i + 0.5)) / count;
+      for (const [s, e] of pieces) {
+        if (at < e - s) {
+          times.push(Math.max(s, Math.min(s + at, e - 1000)));
+          break;
+        }
+        at -= e - s;
+      }
     }
     try {
       const imgs = (await mapLimit(times, 4, (t) => api.images(this.name, t, t + 1000, 1))).flat();
