@@ -1,4 +1,5 @@
-//! Encodings the JSON protocols share: epoch-second timestamps, UUIDs.
+//! Encodings the JSON protocols share: epoch-second timestamps, UUIDs, and KVS fragment
+//! numbers (which Rekognition's stream processor records carry too).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -32,6 +33,31 @@ pub fn seconds_to_ms(secs: f64) -> Option<u64> {
         return None;
     }
     Some((secs * 1000.0).round() as u64)
+}
+
+/// Digits of a fragment number on the wire: a `9` and the store's number zero-padded to 20
+/// digits, so that string order is number order (clients sort them as strings) and every
+/// number has the same width, as KVS's 47-digit numbers do.
+pub const FRAGMENT_NUMBER_DIGITS: usize = 21;
+
+/// A store fragment number as the API writes it.
+pub fn fragment_number(n: u64) -> String {
+    format!("9{n:020}")
+}
+
+/// Parses a fragment number the API wrote. `None` for any other string of digits (which
+/// names no fragment) or for something that is not a fragment number at all.
+pub fn parse_fragment_number(s: &str) -> Option<u64> {
+    let rest = s.strip_prefix('9')?;
+    if s.len() != FRAGMENT_NUMBER_DIGITS || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
+}
+
+/// Whether `s` has the shape KVS accepts for a fragment number (`^[0-9]+$`, 1–128).
+pub fn is_fragment_number_shape(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A 128-bit value in the UUID layout (`8-4-4-4-12` lower-case hex digits).

@@ -31,7 +31,7 @@
 //! object naming the stream and the next sample time; the follow-up request repeats the other
 //! fields.
 
-pub mod decode;
+pub use vigil_video::decode;
 
 use std::collections::BTreeMap;
 

@@ -8,11 +8,11 @@
 //! compete for the same cores; the runtime's workers, which carry every PutMedia ack and live
 //! frame, never run them.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use image::RgbImage;
 use tokio::sync::Semaphore;
-use vigil_faces::{DetectedFace, Embedding, Engine, EngineOptions, ImageError};
+use vigil_faces::{DetectedFace, Embedding, Engine, ImageError};
 
 use super::error::{RekResult, RekognitionError};
 
@@ -36,39 +36,11 @@ impl Default for FaceEngine {
     }
 }
 
-/// The options the process's engine loads with (the backend, the detection size).
-static OPTIONS: OnceLock<EngineOptions> = OnceLock::new();
+pub use vigil_analysis::engine::configure;
 
-/// Sets the options the engine will load with. Call before the engine's first use (the binary
-/// does, at start); `false` when options were already set, which then stay.
-pub fn configure(options: EngineOptions) -> bool {
-    OPTIONS.set(options).is_ok()
-}
-
-/// The process's engine, loaded on first use (blocking: it parses and optimises the embedded
-/// models) with the options of [`configure`], or the defaults (tract).
+/// The process's engine ([`vigil_analysis::engine::engine`]).
 pub fn engine() -> RekResult<Arc<Engine>> {
-    static ENGINE: OnceLock<Result<Arc<Engine>, String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let started = std::time::Instant::now();
-            let options = OPTIONS.get_or_init(EngineOptions::default).clone();
-            let e = Engine::with_options(options)
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            match &e {
-                Ok(engine) => tracing::info!(
-                    model = vigil_faces::MODEL_VERSION,
-                    backend = engine.backend_description(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "face engine loaded"
-                ),
-                Err(e) => tracing::error!("the face engine did not load: {e}"),
-            }
-            e
-        })
-        .clone()
-        .map_err(|e| RekognitionError::InternalServerError(format!("face engine: {e}")))
+    Ok(vigil_analysis::engine::engine()?)
 }
 
 /// A decoded image.

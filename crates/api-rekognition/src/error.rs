@@ -23,6 +23,13 @@ pub enum RekognitionError {
     /// A collection by that id exists.
     #[error("{0}")]
     ResourceAlreadyExistsException(String),
+    /// The resource is in a state that does not allow the call (a stream processor that runs
+    /// cannot be started again, updated or deleted).
+    #[error("{0}")]
+    ResourceInUseException(String),
+    /// A limit of the service (stream processors).
+    #[error("{0}")]
+    LimitExceededException(String),
     /// An input parameter violated a constraint the operation checks (no face in the image, a
     /// face id not in the collection).
     #[error("{0}")]
@@ -72,6 +79,8 @@ impl RekognitionError {
         match self {
             Self::ResourceNotFoundException(_) => "ResourceNotFoundException",
             Self::ResourceAlreadyExistsException(_) => "ResourceAlreadyExistsException",
+            Self::ResourceInUseException(_) => "ResourceInUseException",
+            Self::LimitExceededException(_) => "LimitExceededException",
             Self::InvalidParameterException(_) => "InvalidParameterException",
             Self::ValidationException(_) => "ValidationException",
             Self::InvalidImageFormatException(_) => "InvalidImageFormatException",
@@ -102,6 +111,8 @@ impl RekognitionError {
         match self {
             Self::ResourceNotFoundException(m)
             | Self::ResourceAlreadyExistsException(m)
+            | Self::ResourceInUseException(m)
+            | Self::LimitExceededException(m)
             | Self::InvalidParameterException(m)
             | Self::ValidationException(m)
             | Self::InvalidImageFormatException(m)
@@ -194,6 +205,37 @@ impl From<StoreError> for RekognitionError {
             other => {
                 tracing::error!("store error: {other}");
                 Self::InternalServerError("An internal error occurred.".into())
+            }
+        }
+    }
+}
+
+impl From<vigil_analysis::Error> for RekognitionError {
+    fn from(e: vigil_analysis::Error) -> Self {
+        use vigil_analysis::Error as A;
+        match e {
+            A::ProcessorNotFound(name) => Self::ResourceNotFoundException(format!(
+                "The stream processor {name} does not exist."
+            )),
+            A::ProcessorExists(name) => Self::ResourceInUseException(format!(
+                "A stream processor named {name} already exists."
+            )),
+            A::InUse(m) => Self::ResourceInUseException(m),
+            A::Invalid(m) => Self::InvalidParameterException(m),
+            A::LimitExceeded(m) => Self::LimitExceededException(m),
+            A::Store(e) => e.into(),
+            A::DataStream(vigil_datastreams::Error::StreamNotFound(name)) => {
+                Self::InvalidParameterException(format!(
+                    "The Kinesis data stream {name} does not exist."
+                ))
+            }
+            A::DataStream(other) => {
+                tracing::error!("data stream error: {other}");
+                Self::InternalServerError("An internal error occurred.".into())
+            }
+            A::Internal(m) => {
+                tracing::error!("analysis error: {m}");
+                Self::InternalServerError(m)
             }
         }
     }

@@ -243,11 +243,14 @@ pub fn delete_faces(call: &RekCall) -> RekResult<Value> {
         .map(|s| parse_uuid(s, "faceIds"))
         .collect::<RekResult<_>>()?;
     let state = &call.state;
-    let removed = state.collections.write(&state.store, id, |_, loaded| {
-        let removed = state.store.delete_faces(id, &ids)?;
-        loaded.remove(&removed);
-        Ok(removed)
-    })?;
+    let removed =
+        state
+            .collections
+            .write::<_, RekognitionError>(&state.store, id, |_, loaded| {
+                let removed = state.store.delete_faces(id, &ids)?;
+                loaded.remove(&removed);
+                Ok(removed)
+            })?;
     let missing: Vec<Value> = ids
         .iter()
         .filter(|i| !removed.contains(i))
@@ -314,21 +317,23 @@ pub fn search_faces(call: &RekCall) -> RekResult<Value> {
     let state = &call.state;
     let rec = state.store.collection(id)?;
     model_check(&rec)?;
-    let found = state.collections.read(&state.store, &rec, |loaded| {
-        let query = loaded.index.vector(face_id).ok_or_else(|| {
-            RekognitionError::invalid(format!(
-                "The face {} is not in the collection {id}.",
-                uuid(face_id)
+    let found = state
+        .collections
+        .read::<_, RekognitionError>(&state.store, &rec, |loaded| {
+            let query = loaded.index.vector(face_id).ok_or_else(|| {
+                RekognitionError::invalid(format!(
+                    "The face {} is not in the collection {id}.",
+                    uuid(face_id)
+                ))
+            })?;
+            Ok(matches(
+                loaded,
+                query,
+                usize::try_from(k).unwrap_or(1),
+                threshold,
+                Some(face_id),
             ))
         })?;
-        Ok(matches(
-            loaded,
-            query,
-            usize::try_from(k).unwrap_or(1),
-            threshold,
-            Some(face_id),
-        ))
-    })?;
     Ok(json!({
         "SearchedFaceId": uuid(face_id),
         "FaceMatches": found,
@@ -428,14 +433,16 @@ pub async fn index_faces(call: RekCall) -> RekResult<Value> {
     let to_store = stored.clone();
     let name = id.clone();
     tokio::task::spawn_blocking(move || {
-        state.collections.write(&state.store, &name, |rec, loaded| {
-            model_check(rec)?;
-            if to_store.is_empty() {
-                return Ok(());
-            }
-            state.store.add_faces(&name, &to_store)?;
-            loaded.add(&to_store)
-        })
+        state
+            .collections
+            .write::<_, RekognitionError>(&state.store, &name, |rec, loaded| {
+                model_check(rec)?;
+                if to_store.is_empty() {
+                    return Ok(());
+                }
+                state.store.add_faces(&name, &to_store)?;
+                Ok(loaded.add(&to_store)?)
+            })
     })
     .await
     .map_err(|e| RekognitionError::InternalServerError(e.to_string()))??;
@@ -514,15 +521,17 @@ pub async fn search_faces_by_image(call: RekCall) -> RekResult<Value> {
         .await?;
     let state = call.state.clone();
     let found = tokio::task::spawn_blocking(move || {
-        state.collections.read(&state.store, &rec, |loaded| {
-            Ok(matches(
-                loaded,
-                &emb.0,
-                usize::try_from(k).unwrap_or(1),
-                threshold,
-                None,
-            ))
-        })
+        state
+            .collections
+            .read::<_, RekognitionError>(&state.store, &rec, |loaded| {
+                Ok(matches(
+                    loaded,
+                    &emb.0,
+                    usize::try_from(k).unwrap_or(1),
+                    threshold,
+                    None,
+                ))
+            })
     })
     .await
     .map_err(|e| RekognitionError::InternalServerError(e.to_string()))??;

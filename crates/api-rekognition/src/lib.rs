@@ -32,11 +32,12 @@
 //! Collections belong to the server (its account), like streams: they are not per region,
 //! and their ARNs carry the configured region and account id.
 
-pub mod collections;
+pub use vigil_analysis::collections;
 pub mod engine;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod processors;
 pub mod wire;
 
 use std::sync::Arc;
@@ -80,11 +81,21 @@ pub enum Op {
     SearchFacesByImage,
     DetectFaces,
     CompareFaces,
+    CreateStreamProcessor,
+    StartStreamProcessor,
+    StopStreamProcessor,
+    DescribeStreamProcessor,
+    ListStreamProcessors,
+    UpdateStreamProcessor,
+    DeleteStreamProcessor,
+    TagResource,
+    UntagResource,
+    ListTagsForResource,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 21] = [
         Op::CreateCollection,
         Op::DescribeCollection,
         Op::ListCollections,
@@ -96,6 +107,16 @@ impl Op {
         Op::SearchFacesByImage,
         Op::DetectFaces,
         Op::CompareFaces,
+        Op::CreateStreamProcessor,
+        Op::StartStreamProcessor,
+        Op::StopStreamProcessor,
+        Op::DescribeStreamProcessor,
+        Op::ListStreamProcessors,
+        Op::UpdateStreamProcessor,
+        Op::DeleteStreamProcessor,
+        Op::TagResource,
+        Op::UntagResource,
+        Op::ListTagsForResource,
     ];
 
     /// The AWS name (`IndexFaces`).
@@ -112,6 +133,16 @@ impl Op {
             Op::SearchFacesByImage => "SearchFacesByImage",
             Op::DetectFaces => "DetectFaces",
             Op::CompareFaces => "CompareFaces",
+            Op::CreateStreamProcessor => "CreateStreamProcessor",
+            Op::StartStreamProcessor => "StartStreamProcessor",
+            Op::StopStreamProcessor => "StopStreamProcessor",
+            Op::DescribeStreamProcessor => "DescribeStreamProcessor",
+            Op::ListStreamProcessors => "ListStreamProcessors",
+            Op::UpdateStreamProcessor => "UpdateStreamProcessor",
+            Op::DeleteStreamProcessor => "DeleteStreamProcessor",
+            Op::TagResource => "TagResource",
+            Op::UntagResource => "UntagResource",
+            Op::ListTagsForResource => "ListTagsForResource",
         }
     }
 
@@ -181,21 +212,30 @@ pub struct RekognitionState {
     /// Authentication.
     pub auth: Arc<dyn Authenticator>,
     /// Face indexes in memory.
-    pub collections: collections::Collections,
+    pub collections: Arc<collections::Collections>,
     /// The engine's pool.
     pub engine: engine::FaceEngine,
+    /// Stream processors.
+    pub analysis: vigil_analysis::Analysis,
 }
 
 impl RekognitionState {
-    /// A state over `store`.
-    pub fn new(store: Store, cfg: ApiConfig, auth: Arc<dyn Authenticator>) -> Self {
+    /// A state over the analysis' store, collections and processors.
+    pub fn new(
+        analysis: vigil_analysis::Analysis,
+        collections: Arc<collections::Collections>,
+        cfg: ApiConfig,
+        auth: Arc<dyn Authenticator>,
+    ) -> Self {
         metrics::metrics();
+        metrics::register_processors(analysis.clone());
         Self {
-            store,
+            store: analysis.store().clone(),
             cfg,
             auth,
-            collections: collections::Collections::default(),
+            collections,
             engine: engine::FaceEngine::default(),
+            analysis,
         }
     }
 }
@@ -302,6 +342,16 @@ async fn call(state: Arc<RekognitionState>, req: Request) -> RekResult<Value> {
         Op::SearchFacesByImage => handlers::search_faces_by_image(call).await,
         Op::DetectFaces => handlers::detect_faces(call).await,
         Op::CompareFaces => handlers::compare_faces(call).await,
+        Op::CreateStreamProcessor => blocking(call, processors::create).await,
+        Op::StartStreamProcessor => blocking(call, processors::start).await,
+        Op::StopStreamProcessor => blocking(call, processors::stop).await,
+        Op::DescribeStreamProcessor => blocking(call, processors::describe).await,
+        Op::ListStreamProcessors => blocking(call, processors::list).await,
+        Op::UpdateStreamProcessor => blocking(call, processors::update).await,
+        Op::DeleteStreamProcessor => blocking(call, processors::delete).await,
+        Op::TagResource => blocking(call, processors::tag_resource).await,
+        Op::UntagResource => blocking(call, processors::untag_resource).await,
+        Op::ListTagsForResource => blocking(call, processors::list_tags).await,
     }
 }
 

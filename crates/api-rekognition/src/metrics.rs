@@ -5,8 +5,18 @@
 //! | `vigil_faces_indexed_total` | counter | | faces IndexFaces added to collections |
 //! | `vigil_face_search_seconds` | histogram | | SearchFaces/SearchFacesByImage: searching a collection's index (not the engine) |
 //! | `vigil_face_engine_seconds` | histogram | | Rekognition calls that run the engine: decoding, detection and embeddings |
+//! | `vigil_processor_frames_decoded_total` | counter | `processor` | frames a stream processor decoded |
+//! | `vigil_processor_frames_analysed_total` | counter | `processor` | frames it searched for faces |
+//! | `vigil_processor_frames_still_total` | counter | `processor` | sampled frames not searched: nothing moved |
+//! | `vigil_processor_frames_skipped_total` | counter | `processor` | frames skipped: behind live, or before a key frame |
+//! | `vigil_processor_decode_errors_total` | counter | `processor` | samples or fragments the decoder refused |
+//! | `vigil_processor_faces_total` | counter | `processor` | faces seen in analysed frames |
+//! | `vigil_processor_searches_total` | counter | `processor` | faces embedded and searched in the collection |
+//! | `vigil_processor_records_total` | counter | `processor` | records written to the data stream |
+//! | `vigil_processor_latency_milliseconds` | gauge | `processor` | how far behind its arrival the last analysed frame was |
 
-use std::sync::Once;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, Once};
 
 use vigil_api_common::metrics::{CounterVec, Family, Histogram, global};
 
@@ -50,4 +60,97 @@ pub fn metrics() -> &'static RekognitionMetrics {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| global().register(&METRICS));
     &METRICS
+}
+
+/// The processors whose statistics `/metrics` shows: those of the latest state built (a
+/// process serves one; tests build several in turn).
+static PROCESSORS: Mutex<Option<vigil_analysis::Analysis>> = Mutex::new(None);
+
+/// Shows `analysis`' processors in the metrics.
+pub fn register_processors(analysis: vigil_analysis::Analysis) {
+    *PROCESSORS.lock().unwrap_or_else(|e| e.into_inner()) = Some(analysis);
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| global().add_collector(std::sync::Arc::new(render_processors)));
+}
+
+fn render_processors(out: &mut String) {
+    use std::fmt::Write as _;
+    use vigil_analysis::ProcessorStats as S;
+    let stats = match PROCESSORS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        Some(a) => a.stats(),
+        None => return,
+    };
+    type Field = fn(&S) -> &std::sync::atomic::AtomicU64;
+    let families: [(&str, &str, &str, Field); 9] = [
+        (
+            "vigil_processor_frames_decoded_total",
+            "counter",
+            "Frames a stream processor decoded.",
+            |s| &s.frames_decoded,
+        ),
+        (
+            "vigil_processor_frames_analysed_total",
+            "counter",
+            "Frames a stream processor searched for faces.",
+            |s| &s.frames_analysed,
+        ),
+        (
+            "vigil_processor_frames_still_total",
+            "counter",
+            "Sampled frames not searched because nothing moved.",
+            |s| &s.frames_still,
+        ),
+        (
+            "vigil_processor_frames_skipped_total",
+            "counter",
+            "Frames skipped: behind live, or before a key frame.",
+            |s| &s.frames_skipped,
+        ),
+        (
+            "vigil_processor_decode_errors_total",
+            "counter",
+            "Samples or fragments the decoder refused.",
+            |s| &s.decode_errors,
+        ),
+        (
+            "vigil_processor_faces_total",
+            "counter",
+            "Faces seen in analysed frames.",
+            |s| &s.faces,
+        ),
+        (
+            "vigil_processor_searches_total",
+            "counter",
+            "Faces embedded and searched in the collection.",
+            |s| &s.searches,
+        ),
+        (
+            "vigil_processor_records_total",
+            "counter",
+            "Records written to the data stream.",
+            |s| &s.records_out,
+        ),
+        (
+            "vigil_processor_latency_milliseconds",
+            "gauge",
+            "How far behind its arrival the last analysed frame was.",
+            |s| &s.latency_ms,
+        ),
+    ];
+    for (name, kind, help, field) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (processor, s) in &stats {
+            let label = processor.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "{name}{{processor=\"{label}\"}} {}",
+                field(s).load(Ordering::Relaxed)
+            );
+        }
+    }
 }

@@ -107,7 +107,9 @@ pub fn external_image_id(id: &Option<String>) -> RekResult<Option<&str>> {
     }
 }
 
-fn check_id(
+/// Checks an identifier's length (1 to `max` characters) and characters, with the model's
+/// messages.
+pub fn check_id(
     id: &str,
     member: &str,
     max: usize,

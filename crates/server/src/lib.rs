@@ -22,6 +22,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::Serialize;
+use vigil_analysis::{Analysis, AnalysisConfig};
 use vigil_api_common::front::{Front, dispatch};
 use vigil_api_common::{ApiConfig, Authenticator};
 use vigil_api_kinesis::{Kinesis, KinesisState};
@@ -48,6 +49,19 @@ pub struct ServerConfig {
     pub console: ConsoleConfig,
     /// Data streams: shard limits.
     pub datastreams: vigil_datastreams::Limits,
+    /// Stream processors: limits, how far behind live a run may fall.
+    pub analysis: AnalysisConfig,
+}
+
+/// Why the server's state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data streams did not load.
+    #[error("loading the data streams: {0}")]
+    DataStreams(#[from] vigil_datastreams::Error),
+    /// The stream processors did not load.
+    #[error("loading the stream processors: {0}")]
+    Analysis(#[from] vigil_analysis::Error),
 }
 
 /// Every service's state, over one store and one authenticator.
@@ -73,12 +87,13 @@ pub struct ServerState {
 
 impl ServerState {
     /// Every service over `store`, configured as `cfg` says. Blocking: it loads the data
-    /// streams from the store.
+    /// streams from the store. Call it within the tokio runtime (stream processors run on
+    /// it); none runs until [`ServerState::resume_processors`].
     pub fn new(
         store: Store,
         cfg: ServerConfig,
         auth: Arc<dyn Authenticator>,
-    ) -> vigil_datastreams::Result<Self> {
+    ) -> Result<Self, StartError> {
         let kvs = Arc::new(KvsState::new(
             store.clone(),
             cfg.api.clone(),
@@ -91,13 +106,23 @@ impl ServerState {
             cfg.playback.clone(),
             auth.clone(),
         ));
-        let rekognition = Arc::new(RekognitionState::new(
+        let datastreams = DataStreams::open(store.clone(), cfg.datastreams)?;
+        let collections = Arc::new(vigil_analysis::Collections::default());
+        let analysis = Analysis::open(
             store.clone(),
+            datastreams.clone(),
+            collections.clone(),
+            Arc::new(vigil_api_rekognition::processors::RekognitionOutput),
+            cfg.analysis.clone(),
+        )?;
+        let rekognition = Arc::new(RekognitionState::new(
+            analysis,
+            collections,
             cfg.api.clone(),
             auth.clone(),
         ));
         let kinesis = Arc::new(KinesisState::new(
-            DataStreams::open(store.clone(), cfg.datastreams)?,
+            datastreams,
             cfg.api.clone(),
             auth.clone(),
         ));
@@ -112,6 +137,18 @@ impl ServerState {
             kinesis,
             console_sessions: console::Sessions::default(),
         })
+    }
+
+    /// Runs again the stream processors that were running when the server stopped; how many.
+    /// Blocking.
+    pub fn resume_processors(&self) -> vigil_analysis::Result<usize> {
+        self.rekognition.analysis.resume()
+    }
+
+    /// Ends the stream processors' runs (at shutdown; they resume at the next start).
+    /// Blocking.
+    pub fn stop_processors(&self) {
+        self.rekognition.analysis.shutdown();
     }
 
     /// The front: every API, in the order their claims are asked.

@@ -255,6 +255,25 @@ impl Store {
         Ok(record)
     }
 
+    /// Changes a face collection's tags with `f` (under the store's control lock, so that
+    /// concurrent changes do not lose each other's); durable on return.
+    pub fn update_collection_tags<E: From<StoreError>>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut BTreeMap<String, String>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<CollectionRecord, E> {
+        self.check_writable()?;
+        let _g = lock(&self.0.control);
+        let rec = self
+            .0
+            .index
+            .collection(name)?
+            .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
+        let mut tags = rec.tags;
+        f(&mut tags)?;
+        Ok(self.0.index.set_collection_tags(name, &tags)?)
+    }
+
     /// A face collection.
     pub fn collection(&self, name: &str) -> Result<CollectionRecord> {
         self.0

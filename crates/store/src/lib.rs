@@ -73,6 +73,7 @@ pub mod clock;
 mod commit;
 pub mod conformance;
 pub mod crypto;
+pub mod documents;
 mod engine;
 pub mod error;
 pub mod faces;

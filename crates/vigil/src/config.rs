@@ -31,6 +31,11 @@
 //! backend = "onnxruntime"   # or "tract" (the default)
 //! onnxruntime_library = "/var/lib/vigil/onnxruntime/libonnxruntime.so.1.23.2"
 //!
+//! [analysis]
+//! fps = 5                   # frames a stream processor analyses per second of video
+//! max_lag_ms = 1000         # further behind live than this, a processor skips ahead
+//! max_processors = 20
+//!
 //! [[camera]]
 //! name = "front-door"
 //! url = "rtsp://viewer:secret@192.168.1.20:554/stream1"
@@ -78,6 +83,9 @@ pub struct FileConfig {
     /// The face engine.
     #[serde(default)]
     pub faces: FacesFileConfig,
+    /// Stream processors.
+    #[serde(default)]
+    pub analysis: AnalysisFileConfig,
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -111,6 +119,18 @@ pub struct FacesFileConfig {
     pub backend: Option<String>,
     /// `--onnxruntime-library`.
     pub onnxruntime_library: Option<PathBuf>,
+}
+
+/// The `[analysis]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisFileConfig {
+    /// `--analysis-fps`.
+    pub fps: Option<u32>,
+    /// `--analysis-max-lag-ms`.
+    pub max_lag_ms: Option<u64>,
+    /// `--max-stream-processors`.
+    pub max_processors: Option<usize>,
 }
 
 /// The `[tls]` table.

@@ -170,6 +170,38 @@ pub struct Args {
     #[arg(long, env = "VIGIL_ONNXRUNTIME_LIBRARY", value_name = "PATH")]
     pub onnxruntime_library: Option<PathBuf>,
 
+    /// Frames a stream processor analyses per second of video (1-25); the others are only
+    /// decoded.
+    #[arg(
+        long,
+        env = "VIGIL_ANALYSIS_FPS",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=25)
+    )]
+    pub analysis_fps: u32,
+
+    /// How far behind live (ms) a stream processor may fall before it skips to the next key
+    /// frame.
+    #[arg(
+        long,
+        env = "VIGIL_ANALYSIS_MAX_LAG_MS",
+        value_name = "MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
+    pub analysis_max_lag_ms: u64,
+
+    /// Most stream processors the server keeps.
+    #[arg(
+        long,
+        env = "VIGIL_MAX_STREAM_PROCESSORS",
+        value_name = "N",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=1000)
+    )]
+    pub max_stream_processors: u64,
+
     /// Cameras, from the configuration file's `[[camera]]` tables.
     #[arg(skip)]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -287,6 +319,38 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
             );
         }
         args.console_session_hours = v;
+    }
+    if let Some(v) = f.analysis.fps.filter(|_| defaulted(m, "analysis_fps")) {
+        if !(1..=25).contains(&v) {
+            bail!("{}: {v} is not between 1 and 25", ctx("[analysis] fps"));
+        }
+        args.analysis_fps = v;
+    }
+    if let Some(v) = f
+        .analysis
+        .max_lag_ms
+        .filter(|_| defaulted(m, "analysis_max_lag_ms"))
+    {
+        if !(100..=600_000).contains(&v) {
+            bail!(
+                "{}: {v} is not between 100 and 600000",
+                ctx("[analysis] max_lag_ms")
+            );
+        }
+        args.analysis_max_lag_ms = v;
+    }
+    if let Some(v) = f
+        .analysis
+        .max_processors
+        .filter(|_| defaulted(m, "max_stream_processors"))
+    {
+        if !(1..=1000).contains(&v) {
+            bail!(
+                "{}: {v} is not between 1 and 1000",
+                ctx("[analysis] max_processors")
+            );
+        }
+        args.max_stream_processors = v as u64;
     }
     if let Some(v) = f.faces.backend.filter(|_| defaulted(m, "faces_backend")) {
         if !FACES_BACKENDS.contains(&v.as_str()) {
@@ -478,7 +542,7 @@ fn warm_up_faces(state: Arc<vigil_api_rekognition::RekognitionState>) {
                     "face collections and engine ready"
                 );
             }
-            Err(e) => warn!("loading face collections: {}", e.message()),
+            Err(e) => warn!("loading face collections: {}", e),
         }
     });
 }
@@ -549,6 +613,12 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
                 u64::from(args.console_session_hours) * 3600,
             ),
         },
+        analysis: vigil_analysis::AnalysisConfig {
+            fps: args.analysis_fps as f32,
+            max_lag_ms: args.analysis_max_lag_ms,
+            max_processors: usize::try_from(args.max_stream_processors).unwrap_or(20),
+            ..vigil_analysis::AnalysisConfig::default()
+        },
         ..ServerConfig::default()
     };
     // Blocking: it reads the data streams' records from the store.
@@ -556,8 +626,8 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let state = Arc::new(
         tokio::task::spawn_blocking(move || ServerState::new(state_store, server_cfg, auth))
             .await
-            .context("loading the data streams from the store")?
-            .context("loading the data streams from the store")?,
+            .context("loading the data streams and stream processors from the store")?
+            .context("loading the data streams and stream processors from the store")?,
     );
     let faces = faces_options(&args);
     let backend = faces.backend.name();
@@ -571,6 +641,16 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("loading the face engine ({backend} backend)"))?;
     }
     warm_up_faces(state.rekognition.clone());
+    let resumed = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.resume_processors())
+            .await
+            .context("resuming the stream processors")?
+            .context("resuming the stream processors")?
+    };
+    if resumed > 0 {
+        info!(processors = resumed, "stream processors running again");
+    }
     let app = vigil_server::router(state.clone());
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,
@@ -618,6 +698,11 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         .is_err()
     {
         info!("closing connections still open (live readers)");
+    }
+    info!("stopping the stream processors' runs");
+    {
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.stop_processors()).await;
     }
     drop(state);
     tokio::task::spawn_blocking(move || store.close())

@@ -88,6 +88,25 @@ pub(super) fn delete_collection(ix: &RedbIndex, name: &str) -> Result<Option<Col
     })
 }
 
+pub(super) fn set_collection_tags(
+    ix: &RedbIndex,
+    name: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<CollectionRecord> {
+    ix.write(true, |txn| {
+        let mut t = txn.open_table(COLLECTIONS)?;
+        let mut rec = t
+            .get(name)?
+            .map(|v| decode_collection(v.value()))
+            .transpose()?
+            .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?;
+        rec.tags = tags.clone();
+        let json = encode_collection(&rec)?;
+        t.insert(name, json.as_str())?;
+        Ok(rec)
+    })
+}
+
 pub(super) fn add_faces(
     ix: &RedbIndex,
     name: &str,

@@ -51,6 +51,7 @@ use crate::faces::CollectionRecord;
 use crate::logs::{LogBatchMeta, LogGroupRecord};
 use crate::types::{FragmentMeta, Page, PageCursor, StreamRecord, StreamUsage, TimestampKind};
 
+mod documents;
 mod faces;
 mod logs;
 mod redb;
@@ -268,6 +269,13 @@ pub trait Index: Send + Sync + Debug {
     fn collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
     /// Face collections in name order after `after`, at most `limit`.
     fn list_collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionRecord>>;
+    /// Replaces a face collection's tags, durably; the updated record, or
+    /// [`StoreError::CollectionNotFound`](crate::StoreError::CollectionNotFound).
+    fn set_collection_tags(
+        &self,
+        name: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<CollectionRecord>;
     /// A face collection's wrapped key.
     fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>>;
     /// Deletes a face collection, its key and every face in it, durably (one transaction);
@@ -342,4 +350,18 @@ pub trait Index: Send + Sync + Debug {
     fn expire_log_batches(&self, group: u64, log: u32, cutoff_ms: u64, max: usize) -> Result<u64>;
     /// Removes these batches' rows (e.g. ones whose records are damaged), durably.
     fn remove_log_batches(&self, batches: &[LogBatchMeta]) -> Result<()>;
+
+    /// Stores a document (`kind`, `name`) durably, replacing any before it.
+    fn put_document(&self, kind: &str, name: &str, body: &[u8]) -> Result<()>;
+    /// A document.
+    fn document(&self, kind: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Documents of `kind` in name order after `after`, at most `limit`.
+    fn documents(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Deletes a document durably; whether it was there.
+    fn delete_document(&self, kind: &str, name: &str) -> Result<bool>;
 }

@@ -8,7 +8,9 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use super::{CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, faces, logs};
+use super::{
+    CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, documents, faces, logs,
+};
 use crate::error::{Result, StoreError};
 use crate::faces::{COLLECTION_RECORD_VERSION, CollectionRecord};
 use crate::fs::{File, RedbBackend};
@@ -85,6 +87,7 @@ impl RedbIndex {
             txn.open_table(COLLECTIONS)?;
             txn.open_table(COLLECTION_KEYS)?;
             txn.open_table(FACES)?;
+            txn.open_table(documents::DOCUMENTS)?;
             logs::create_tables(&txn)?;
         }
         txn.set_durability(Durability::Immediate)?;
@@ -639,6 +642,14 @@ impl Index for RedbIndex {
         faces::list_collections(self, after, limit)
     }
 
+    fn set_collection_tags(
+        &self,
+        name: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<CollectionRecord> {
+        faces::set_collection_tags(self, name, tags)
+    }
+
     fn collection_key(&self, id: u64) -> Result<Option<WrappedKey>> {
         faces::collection_key(self, id)
     }
@@ -746,6 +757,27 @@ impl Index for RedbIndex {
 
     fn remove_log_batches(&self, batches: &[LogBatchMeta]) -> Result<()> {
         self.write(true, |txn| logs::remove_all(txn, batches))
+    }
+
+    fn put_document(&self, kind: &str, name: &str, body: &[u8]) -> Result<()> {
+        documents::put(self, kind, name, body)
+    }
+
+    fn document(&self, kind: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        documents::get(self, kind, name)
+    }
+
+    fn documents(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        documents::list(self, kind, after, limit)
+    }
+
+    fn delete_document(&self, kind: &str, name: &str) -> Result<bool> {
+        documents::delete(self, kind, name)
     }
 }
 

@@ -43,7 +43,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The python of `scripts/aws-venv.sh` (made from PyPI if missing).
-fn aws_python() -> String {
+pub(crate) fn aws_python() -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/aws-venv.sh");
     let out = Command::new("bash").arg(&script).output().unwrap();
     assert!(

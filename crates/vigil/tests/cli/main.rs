@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod analysis;
 mod aws_sdk;
 mod camera;
 mod check;
@@ -53,6 +54,9 @@ fn vigil() -> Command {
         "VIGIL_SECRET_ACCESS_KEY",
         "VIGIL_SHUTDOWN_TIMEOUT",
         "VIGIL_FACES_BACKEND",
+        "VIGIL_ANALYSIS_FPS",
+        "VIGIL_ANALYSIS_MAX_LAG_MS",
+        "VIGIL_MAX_STREAM_PROCESSORS",
         "VIGIL_ONNXRUNTIME_LIBRARY",
         "ORT_DYLIB_PATH",
     ] {

@@ -16,7 +16,7 @@ use vigil_faces::EMBEDDING_DIM;
 use vigil_faces::index::{FaceIndex, IndexConfig};
 use vigil_store::{CollectionRecord, Store, StoredFace};
 
-use super::error::{RekResult, RekognitionError};
+use crate::error::{Error, Result};
 
 /// Faces read from the store per page while loading.
 const LOAD_PAGE: usize = 1000;
@@ -61,13 +61,10 @@ pub struct Loaded {
 
 impl Loaded {
     /// Adds faces already stored.
-    pub fn add(&mut self, faces: &[StoredFace]) -> RekResult<()> {
+    pub fn add(&mut self, faces: &[StoredFace]) -> Result<()> {
         for f in faces {
             self.index.insert(f.face_id, &f.embedding).map_err(|e| {
-                RekognitionError::InternalServerError(format!(
-                    "face {:032x} cannot be indexed: {e}",
-                    f.face_id
-                ))
+                Error::Internal(format!("face {:032x} cannot be indexed: {e}", f.face_id))
             })?;
             self.faces.insert(f.face_id, FaceMeta::of(f));
         }
@@ -95,8 +92,8 @@ pub struct Collections {
     cfg: IndexConfig,
 }
 
-fn not_loaded() -> RekognitionError {
-    RekognitionError::InternalServerError("a face collection did not load".into())
+fn not_loaded() -> Error {
+    Error::Internal("a face collection did not load".into())
 }
 
 impl Default for Collections {
@@ -137,7 +134,7 @@ impl Collections {
         store: &Store,
         rec: &CollectionRecord,
         state: &mut Option<Loaded>,
-    ) -> RekResult<()> {
+    ) -> Result<()> {
         if state.as_ref().is_some_and(|l| l.id == rec.id) {
             return Ok(());
         }
@@ -168,12 +165,12 @@ impl Collections {
     }
 
     /// The collection `rec`, loaded, for searching. Blocking (may load from the store).
-    pub fn read<T>(
+    pub fn read<T, E: From<Error>>(
         &self,
         store: &Store,
         rec: &CollectionRecord,
-        f: impl FnOnce(&Loaded) -> RekResult<T>,
-    ) -> RekResult<T> {
+        f: impl FnOnce(&Loaded) -> Result<T, E>,
+    ) -> Result<T, E> {
         let slot = self.slot(&rec.name);
         {
             let guard = slot.state.read().unwrap_or_else(|e| e.into_inner());
@@ -185,36 +182,36 @@ impl Collections {
         self.ensure(store, rec, &mut guard)?;
         match guard.as_ref() {
             Some(loaded) => f(loaded),
-            None => Err(not_loaded()),
+            None => Err(not_loaded().into()),
         }
     }
 
     /// The collection `name`, loaded and locked for writing, with its current record: for
     /// changes, which go to the store and then to `Loaded` under this lock. Blocking.
-    pub fn write<T>(
+    pub fn write<T, E: From<Error>>(
         &self,
         store: &Store,
         name: &str,
-        f: impl FnOnce(&CollectionRecord, &mut Loaded) -> RekResult<T>,
-    ) -> RekResult<T> {
+        f: impl FnOnce(&CollectionRecord, &mut Loaded) -> Result<T, E>,
+    ) -> Result<T, E> {
         let slot = self.slot(name);
         let mut guard = slot.state.write().unwrap_or_else(|e| e.into_inner());
-        let rec = store.collection(name)?;
+        let rec = store.collection(name).map_err(Error::from)?;
         self.ensure(store, &rec, &mut guard)?;
         match guard.as_mut() {
             Some(loaded) => f(&rec, loaded),
-            None => Err(not_loaded()),
+            None => Err(not_loaded().into()),
         }
     }
 
     /// Loads every collection of the store (at server start, on the blocking pool).
-    pub fn warm_up(&self, store: &Store) -> RekResult<usize> {
+    pub fn warm_up(&self, store: &Store) -> Result<usize> {
         let mut after: Option<String> = None;
         let mut n = 0;
         loop {
             let page = store.list_collections(after.as_deref(), 100)?;
             for rec in &page {
-                self.read(store, rec, |_| Ok(()))?;
+                self.read::<_, Error>(store, rec, |_| Ok(()))?;
                 n += 1;
             }
             match page.last() {

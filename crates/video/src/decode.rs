@@ -1,4 +1,5 @@
-//! Pixels for GetImages: H.264 decoding (OpenH264, built from its bundled source; or, with the
+//! Pictures out of stored video, one call per run of samples (what GetImages does per fragment):
+//! H.264 decoding (OpenH264, built from its bundled source; or, with the
 //! `ffmpeg` feature, H.264 and H.265 with the system's libavcodec, [`libav`]), YUV 4:2:0 to
 //! RGB, resizing and JPEG/PNG encoding.
 //!
@@ -44,6 +45,9 @@ pub enum PixelError {
     /// The encoder failed.
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// This build has no decoder for the codec.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The parameter sets and NAL length size of an `avcC` record.
@@ -220,16 +224,16 @@ impl Colour {
 }
 
 /// The three planes of an 8-bit 4:2:0 picture, each with its stride.
-struct Planes<'a> {
-    width: usize,
-    height: usize,
-    y: (&'a [u8], usize),
-    u: (&'a [u8], usize),
-    v: (&'a [u8], usize),
+pub(crate) struct Planes<'a> {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) y: (&'a [u8], usize),
+    pub(crate) u: (&'a [u8], usize),
+    pub(crate) v: (&'a [u8], usize),
 }
 
 /// 8-bit YUV 4:2:0 to RGB, chroma nearest (see the module docs).
-fn planes_to_rgb(p: Planes<'_>, colour: Colour) -> Rgb {
+pub(crate) fn planes_to_rgb(p: Planes<'_>, colour: Colour) -> Rgb {
     let (width, height) = (p.width, p.height);
     let (ky, kvr, kug, kvg, kub) = colour.coefficients();
     let y_off = if colour.full_range { 0 } else { 16 };
@@ -322,11 +326,11 @@ pub mod libav {
         H265,
     }
 
-    fn err(e: ff::Error) -> PixelError {
+    pub(crate) fn err(e: ff::Error) -> PixelError {
         PixelError::Decode(e.to_string())
     }
 
-    fn rgb_of(frame: &ff::frame::Video) -> Result<Rgb, PixelError> {
+    pub(crate) fn colour_of(frame: &ff::frame::Video) -> Result<Colour, PixelError> {
         use ff::format::Pixel;
         let full = match frame.format() {
             Pixel::YUV420P => frame.color_range() == ff::color::Range::JPEG,
@@ -337,7 +341,14 @@ pub mod libav {
                 )));
             }
         };
-        let bt709 = matches!(frame.color_space(), ff::color::Space::BT709);
+        Ok(Colour {
+            bt709: matches!(frame.color_space(), ff::color::Space::BT709),
+            full_range: full,
+        })
+    }
+
+    fn rgb_of(frame: &ff::frame::Video) -> Result<Rgb, PixelError> {
+        let colour = colour_of(frame)?;
         Ok(planes_to_rgb(
             Planes {
                 width: frame.width() as usize,
@@ -346,24 +357,12 @@ pub mod libav {
                 u: (frame.data(1), frame.stride(1)),
                 v: (frame.data(2), frame.stride(2)),
             },
-            Colour {
-                bt709,
-                full_range: full,
-            },
+            colour,
         ))
     }
 
-    /// As [`super::decode_h264`], with libavcodec.
-    pub fn decode(
-        kind: Kind,
-        config: &AvcConfig,
-        samples: &[(&[u8], bool)],
-        wanted: &[usize],
-    ) -> Result<Vec<Option<Rgb>>, PixelError> {
-        let mut out: Vec<Option<Rgb>> = vec![None; wanted.len()];
-        let Some(&last) = wanted.iter().max() else {
-            return Ok(out);
-        };
+    /// A libavcodec decoder of `kind` on one thread.
+    pub(crate) fn open(kind: Kind) -> Result<ff::decoder::Video, PixelError> {
         ff::init().map_err(err)?;
         ff::util::log::set_level(ff::util::log::Level::Fatal);
         let id = match kind {
@@ -378,7 +377,21 @@ pub mod libav {
             count: 1,
             ..Default::default()
         });
-        let mut decoder = ctx.decoder().video().map_err(err)?;
+        ctx.decoder().video().map_err(err)
+    }
+
+    /// As [`super::decode_h264`], with libavcodec.
+    pub fn decode(
+        kind: Kind,
+        config: &AvcConfig,
+        samples: &[(&[u8], bool)],
+        wanted: &[usize],
+    ) -> Result<Vec<Option<Rgb>>, PixelError> {
+        let mut out: Vec<Option<Rgb>> = vec![None; wanted.len()];
+        let Some(&last) = wanted.iter().max() else {
+            return Ok(out);
+        };
+        let mut decoder = open(kind)?;
         let mut produced = 0usize;
         let mut frame = ff::frame::Video::empty();
         let mut take = |frame: &ff::frame::Video, n: usize| -> Result<(), PixelError> {
