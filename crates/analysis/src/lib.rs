@@ -13,11 +13,13 @@
 //! - [`collections`]: each face collection's index in memory, filled from the store (shared
 //!   with the face API).
 //! - [`engine`]: the process's face engine.
+//! - [`events`]: face events, one per appearance (Vigil's, beyond Rekognition).
 //! - [`track`], [`motion`]: the tracker and the motion test.
 
 pub mod collections;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod motion;
 pub mod processors;

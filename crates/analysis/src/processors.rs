@@ -68,6 +68,8 @@ pub struct ProcessorStats {
     pub searches: AtomicU64,
     /// Records written to the data stream.
     pub records_out: AtomicU64,
+    /// Face events recorded (track decided, track ended).
+    pub events: AtomicU64,
     /// How far the last analysed frame was behind its arrival, ms.
     pub latency_ms: AtomicU64,
 }
@@ -199,6 +201,17 @@ impl Analysis {
         load(&self.0.store, name)
     }
 
+    /// The face events of the processor `name` from `from` on, at most `limit`.
+    pub fn events(
+        &self,
+        name: &str,
+        from: vigil_store::Position,
+        limit: usize,
+    ) -> Result<Vec<crate::events::StoredEvent>> {
+        load(&self.0.store, name)?;
+        crate::events::read(&self.0.store, name, from, limit)
+    }
+
     /// Processors in name order after `after`, at most `limit`.
     pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<ProcessorRecord>> {
         self.0
@@ -295,6 +308,7 @@ impl Analysis {
                 rec.status.as_str()
             )));
         }
+        crate::events::delete(&self.0.store, name)?;
         self.0.store.delete_document(KIND, name)?;
         lock(&self.0.stats).remove(name);
         Ok(())

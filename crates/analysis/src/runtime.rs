@@ -31,10 +31,12 @@ use vigil_mkv::{Demuxer, Event, TrackKind};
 use vigil_store::{FragmentStart, StoreError, StreamRef, TailEvent, TimestampKind};
 use vigil_video::{FrameDecoder, Picture, VideoCodec};
 
+use crate::events::{self, Decision, EventKind, FaceEvent, GOOD_FACE_PX, GOOD_SHARPNESS};
+use crate::events::{THUMBNAIL_PX, UNKNOWN_AFTER};
 use crate::model::{FaceSighting, FrameResult, Match, ProcessorRecord, StartAt};
 use crate::motion;
 use crate::processors::{Analysis, Inner, ProcessorStats, checkpoint, load};
-use crate::track::{RESEARCH_GAIN, Tracker, score};
+use crate::track::{RESEARCH_GAIN, Track, Tracker, score};
 
 /// A still scene is searched for faces again after this long (ms of video): a face that was
 /// too small or blurred when the scene last moved gets another look.
@@ -72,6 +74,8 @@ struct Run<'a> {
     last_detected: Option<i64>,
     last_grid: Option<Vec<f32>>,
     tracker: Tracker,
+    /// The processor's events log group, once looked up.
+    events_group: Option<u64>,
 }
 
 pub(crate) fn run(
@@ -146,6 +150,7 @@ pub(crate) fn run(
         last_detected: None,
         last_grid: None,
         tracker: Tracker::default(),
+        events_group: None,
     };
     loop {
         let event = handle.block_on(async {
@@ -162,8 +167,14 @@ pub(crate) fn run(
             }
         });
         let event = match event {
-            None => return Outcome::Stopped,
-            Some(Err(())) => return Outcome::Finished,
+            None => {
+                run.end_run();
+                return Outcome::Stopped;
+            }
+            Some(Err(())) => {
+                run.end_run();
+                return Outcome::Finished;
+            }
             Some(Ok(Ok(e))) => e,
             Some(Ok(Err(e))) => return Outcome::Failed(input_gone(&run.rec, &e)),
         };
@@ -171,6 +182,7 @@ pub(crate) fn run(
             return outcome;
         }
         if *stop.borrow() {
+            run.end_run();
             return Outcome::Stopped;
         }
     }
@@ -186,7 +198,38 @@ fn input_gone(rec: &ProcessorRecord, e: &StoreError) -> String {
     }
 }
 
+/// A JPEG of the face's box widened by half, at most [`THUMBNAIL_PX`] on its long side.
+fn thumbnail(image: &RgbImage, r: &vigil_faces::Rect) -> Option<Vec<u8>> {
+    let (iw, ih) = (image.width() as f32, image.height() as f32);
+    let (cx, cy) = (r.left + r.width / 2.0, r.top + r.height / 2.0);
+    let side = r.width.max(r.height) * 1.5;
+    let x0 = (cx - side / 2.0).clamp(0.0, iw - 1.0);
+    let y0 = (cy - side / 2.0).clamp(0.0, ih - 1.0);
+    let w = side.min(iw - x0).max(1.0);
+    let h = side.min(ih - y0).max(1.0);
+    let crop =
+        image::imageops::crop_imm(image, x0 as u32, y0 as u32, w as u32, h as u32).to_image();
+    let (cw, ch) = (crop.width() as usize, crop.height() as usize);
+    let rgb = vigil_video::Rgb {
+        width: cw,
+        height: ch,
+        data: crop.into_raw(),
+    };
+    let scale = (THUMBNAIL_PX as f32 / cw.max(ch) as f32).min(1.0);
+    let (tw, th) = (
+        ((cw as f32 * scale).round() as usize).max(1),
+        ((ch as f32 * scale).round() as usize).max(1),
+    );
+    vigil_video::decode::jpeg(&vigil_video::decode::resize(&rgb, tw, th), 80).ok()
+}
+
 impl Run<'_> {
+    /// Ends the tracks alive when the run ends (their end events).
+    fn end_run(&mut self) {
+        let ended = self.tracker.clear();
+        let _ = self.end_tracks(ended);
+    }
+
     fn on_event(&mut self, event: TailEvent) -> Result<(), Outcome> {
         match event {
             TailEvent::Start(f) => {
@@ -217,6 +260,69 @@ impl Run<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Records that these tracks ended.
+    fn end_tracks(&mut self, ended: Vec<Track>) -> Result<(), Outcome> {
+        for track in ended {
+            self.announce(EventKind::FaceTrackEnded, &track)?;
+        }
+        Ok(())
+    }
+
+    /// Records an event of `track` in the processor's events (durably; a failure to do so is
+    /// logged, and analysis goes on).
+    fn announce(&mut self, kind: EventKind, track: &Track) -> Result<(), Outcome> {
+        let story = &track.story;
+        if story.frames == 0 {
+            return Ok(());
+        }
+        let group = match self.events_group {
+            Some(g) => g,
+            None => {
+                match events::group(&self.inner.store, &self.rec.name, &self.rec.input_stream) {
+                    Ok(g) => *self.events_group.insert(g),
+                    Err(e) => {
+                        tracing::warn!(processor = self.rec.name, "face events: {e}");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let decision = story.decision.unwrap_or(Decision::Undetermined);
+        let event = FaceEvent {
+            kind,
+            processor: self.rec.name.clone(),
+            stream: self.rec.input_stream.clone(),
+            stream_arn: self.rec.input_arn.clone(),
+            session: self.session.clone(),
+            track: track.id,
+            decision,
+            face_id: story.best.as_ref().map(|m| m.face_id),
+            external_image_id: story
+                .best
+                .as_ref()
+                .and_then(|m| m.meta.external_image_id.clone()),
+            similarity: story.best.as_ref().map(|m| m.similarity),
+            start_ms: story.first_ms,
+            end_ms: story.last_ms,
+            fragment_number: story.first_fragment,
+        };
+        tracing::info!(
+            processor = self.rec.name,
+            track = track.id,
+            decision = decision.as_str(),
+            who = event.external_image_id.as_deref().unwrap_or_default(),
+            "{}",
+            kind.as_str()
+        );
+        if let Err(e) = events::record(&self.inner.store, group, &event, story.thumbnail.as_deref())
+        {
+            tracing::warn!(processor = self.rec.name, "recording a face event: {e}");
+        } else {
+            ProcessorStats::add(&self.stats.events, 1);
+        }
+        Ok(())
     }
 
     /// Fails the run if its collection or data stream is gone (checked at every fragment, so
@@ -308,8 +414,8 @@ impl Run<'_> {
         {
             // Behind live: skip to the next key frame.
             if !decoder.waiting_for_key_frame() {
+                // Tracks live on across the skip (they end after TRACK_TIMEOUT_MS unseen).
                 decoder.reset();
-                self.tracker.clear();
                 self.last_grid = None;
             }
             ProcessorStats::add(&self.stats.frames_skipped, 1);
@@ -409,7 +515,10 @@ impl Run<'_> {
             })
             .collect();
         let rects: Vec<vigil_faces::Rect> = faces.iter().map(|f| f.rect).collect();
-        let (ids, _ended) = self.tracker.update(&rects);
+        let (ids, ended) = self.tracker.update(&rects, picture.pts);
+        self.end_tracks(ended)?;
+        let pts_ms = u64::try_from(picture.pts).unwrap_or(0);
+        let mut decided = Vec::new();
         ProcessorStats::add(&self.stats.faces, faces.len() as u64);
         let mut sightings = Vec::with_capacity(faces.len());
         for (face, id) in faces.into_iter().zip(ids) {
@@ -417,7 +526,15 @@ impl Run<'_> {
             let Some(track) = self.tracker.get_mut(id) else {
                 continue;
             };
+            let story = &mut track.story;
+            if story.frames == 0 {
+                story.first_ms = pts_ms;
+                story.first_fragment = fragment.number;
+            }
+            story.last_ms = pts_ms;
+            story.frames += 1;
             if track.best_score == 0.0 || s > track.best_score * RESEARCH_GAIN {
+                track.story.thumbnail = thumbnail(&image, &face.rect);
                 match engine.embed(&image, &face) {
                     Ok(emb) => {
                         ProcessorStats::add(&self.stats.searches, 1);
@@ -445,6 +562,20 @@ impl Run<'_> {
                         );
                         match found {
                             Ok(m) => {
+                                let story = &mut track.story;
+                                if face.rect.width >= GOOD_FACE_PX
+                                    && face.quality.sharpness >= GOOD_SHARPNESS
+                                {
+                                    story.good_search = true;
+                                }
+                                if let Some(best) = m.first()
+                                    && story
+                                        .best
+                                        .as_ref()
+                                        .is_none_or(|b| best.similarity > b.similarity)
+                                {
+                                    story.best = Some(best.clone());
+                                }
                                 track.matches = m;
                                 track.best_score = s;
                             }
@@ -461,11 +592,28 @@ impl Run<'_> {
                     }
                 }
             }
+            let story = &mut track.story;
+            let decision = if story.best.is_some() {
+                Some(Decision::Known)
+            } else if story.good_search && story.frames >= UNKNOWN_AFTER {
+                Some(Decision::Unknown)
+            } else {
+                None
+            };
+            if let Some(d) = decision
+                && story.decision.is_none()
+            {
+                story.decision = Some(d);
+                decided.push(track.clone());
+            }
             sightings.push(FaceSighting {
                 face,
                 matches: track.matches.clone(),
                 track: id,
             });
+        }
+        for track in decided {
+            self.announce(EventKind::FaceTrackStarted, &track)?;
         }
         let now = self.inner.store.clock().now_ms();
         let offset_ms = u64::try_from(picture.pts)

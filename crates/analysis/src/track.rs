@@ -1,10 +1,11 @@
 //! Following faces from frame to frame: a greedy IoU tracker.
 //!
 //! Each analysed frame's faces are matched to the tracks alive, best overlap first (IoU of the
-//! boxes at least [`MIN_IOU`], or a centre within half a box of the track's last one, which
-//! holds at 5 analysed frames a second for a person walking across a 720p frame). A face that
-//! matches none starts a track; a track that has matched nothing for [`MAX_MISSES`] analysed
-//! frames ends. A track is embedded (and searched) when it is new, and again when its face is
+//! boxes at least [`MIN_IOU`], or a centre within reach of the track's last one: half a box
+//! at 5 analysed frames a second, which holds for a person walking across a 720p frame, and
+//! a box more for every 200 ms since the track was last seen, so that a track survives the
+//! frames a processor behind live skips). A face that matches none starts a track; a track
+//! that has matched nothing for [`TRACK_TIMEOUT_MS`] of video ends. A track is embedded (and searched) when it is new, and again when its face is
 //! markedly better than the best it has had (larger and sharper), so a person first seen small
 //! or blurred is searched again when they come closer; in between, the track's last result
 //! is reused.
@@ -13,8 +14,8 @@ use vigil_faces::Rect;
 
 /// Least overlap for a face to continue a track.
 pub const MIN_IOU: f32 = 0.2;
-/// Analysed frames a track survives without a face.
-pub const MAX_MISSES: u32 = 5;
+/// Video (ms) a track survives without a face.
+pub const TRACK_TIMEOUT_MS: i64 = 1500;
 /// A face is searched again when its quality score passes the track's best by this factor.
 pub const RESEARCH_GAIN: f32 = 1.3;
 
@@ -25,12 +26,35 @@ pub struct Track {
     pub id: u64,
     /// Its last box.
     pub rect: Rect,
-    /// Analysed frames since it last matched a face.
-    pub misses: u32,
+    /// When it last matched a face (pts, ms).
+    pub seen_ms: i64,
     /// The best quality score searched so far (0 before the first search).
     pub best_score: f32,
     /// The last search's matches (face id, similarity), best first.
     pub matches: Vec<crate::model::Match>,
+    /// What the events know of it.
+    pub story: Story,
+}
+
+/// What a track's events say: when it was seen, what was decided, its best view.
+#[derive(Debug, Clone, Default)]
+pub struct Story {
+    /// First and last seen (pts, ms).
+    pub first_ms: u64,
+    /// ...
+    pub last_ms: u64,
+    /// The fragment it was first seen in.
+    pub first_fragment: u64,
+    /// Analysed frames it was seen in.
+    pub frames: u32,
+    /// Whether a face good enough to trust a miss was searched.
+    pub good_search: bool,
+    /// The best match so far.
+    pub best: Option<crate::model::Match>,
+    /// The decision, once made (and announced).
+    pub decision: Option<crate::events::Decision>,
+    /// The best view, as a JPEG.
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 /// The tracks of one stream.
@@ -50,10 +74,11 @@ fn iou(a: &Rect, b: &Rect) -> f32 {
     if union <= 0.0 { 0.0 } else { inter / union }
 }
 
-fn near(a: &Rect, b: &Rect) -> bool {
+fn near(a: &Rect, b: &Rect, gap_ms: i64) -> bool {
     let (ax, ay) = (a.left + a.width / 2.0, a.top + a.height / 2.0);
     let (bx, by) = (b.left + b.width / 2.0, b.top + b.height / 2.0);
-    let reach = a.width.max(b.width) * 0.5;
+    let steps = (gap_ms.max(200) as f32 / 200.0).min(10.0);
+    let reach = a.width.max(b.width) * (0.5 + (steps - 1.0));
     (ax - bx).abs() <= reach && (ay - by).abs() <= reach
 }
 
@@ -68,15 +93,14 @@ impl Tracker {
         self.tracks.is_empty()
     }
 
-    /// Matches this frame's faces to tracks; returns, per face, its track's index in
-    /// [`Tracker::tracks_mut`] order. Tracks that match nothing age, and end after
-    /// [`MAX_MISSES`] (returned, so that the caller can report their end).
-    pub fn update(&mut self, faces: &[Rect]) -> (Vec<u64>, Vec<Track>) {
+    /// Matches the faces of the frame at `now_ms` (pts) to tracks; returns, per face, its
+    /// track's id, and the tracks that ended: matched nothing for [`TRACK_TIMEOUT_MS`].
+    pub fn update(&mut self, faces: &[Rect], now_ms: i64) -> (Vec<u64>, Vec<Track>) {
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (fi, f) in faces.iter().enumerate() {
             for (ti, t) in self.tracks.iter().enumerate() {
                 let o = iou(f, &t.rect);
-                if o >= MIN_IOU || near(f, &t.rect) {
+                if o >= MIN_IOU || near(f, &t.rect, now_ms - t.seen_ms) {
                     pairs.push((o, fi, ti));
                 }
             }
@@ -93,19 +117,13 @@ impl Tracker {
                 *t = true;
             }
         }
-        for (ti, t) in self.tracks.iter_mut().enumerate() {
-            if taken.get(ti).copied().unwrap_or(false) {
-                t.misses = 0;
-            } else {
-                t.misses += 1;
-            }
-        }
         let mut ids = Vec::with_capacity(faces.len());
         for (fi, f) in faces.iter().enumerate() {
             match face_track.get(fi).copied().flatten() {
                 Some(ti) => {
                     if let Some(t) = self.tracks.get_mut(ti) {
                         t.rect = *f;
+                        t.seen_ms = now_ms;
                         ids.push(t.id);
                     }
                 }
@@ -114,9 +132,10 @@ impl Tracker {
                     self.tracks.push(Track {
                         id: self.next_id,
                         rect: *f,
-                        misses: 0,
+                        seen_ms: now_ms,
                         best_score: 0.0,
                         matches: Vec::new(),
+                        story: Story::default(),
                     });
                     ids.push(self.next_id);
                 }
@@ -124,7 +143,7 @@ impl Tracker {
         }
         let (ended, alive): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
             .into_iter()
-            .partition(|t| t.misses > MAX_MISSES);
+            .partition(|t| now_ms - t.seen_ms > TRACK_TIMEOUT_MS || now_ms < t.seen_ms);
         self.tracks = alive;
         (ids, ended)
     }
@@ -134,9 +153,9 @@ impl Tracker {
         self.tracks.iter_mut().find(|t| t.id == id)
     }
 
-    /// Forgets every track (the stream jumped: a skip, a new run).
-    pub fn clear(&mut self) {
-        self.tracks.clear();
+    /// Ends every track (the stream jumped: a skip, the end of a run); returns them.
+    pub fn clear(&mut self) -> Vec<Track> {
+        std::mem::take(&mut self.tracks)
     }
 }
 
@@ -157,20 +176,21 @@ mod tests {
     #[test]
     fn a_face_moving_keeps_its_track_and_a_new_one_starts_another() {
         let mut t = Tracker::default();
-        let (a, _) = t.update(&[r(0.0, 0.0)]);
-        let (b, _) = t.update(&[r(30.0, 5.0)]);
+        let (a, _) = t.update(&[r(0.0, 0.0)], 0);
+        let (b, _) = t.update(&[r(30.0, 5.0)], 200);
         assert_eq!(a, b);
-        let (c, _) = t.update(&[r(60.0, 5.0), r(600.0, 300.0)]);
+        let (c, _) = t.update(&[r(60.0, 5.0), r(600.0, 300.0)], 400);
         assert_eq!(c[0], a[0]);
         assert_ne!(c[1], a[0]);
-        // Gone for longer than MAX_MISSES: both end, and a face at the old place is new.
-        let mut ended = Vec::new();
-        for _ in 0..=MAX_MISSES {
-            ended.extend(t.update(&[]).1);
-        }
+        // A second skipped (a processor behind live): the face moved further, same track.
+        let (e, ended) = t.update(&[r(200.0, 5.0)], 1400);
+        assert_eq!(e[0], a[0]);
+        assert_eq!(ended.len(), 0);
+        // Gone for longer than TRACK_TIMEOUT_MS: both end, and a face at the old place is new.
+        let (_, ended) = t.update(&[], 1400 + TRACK_TIMEOUT_MS + 1);
         assert_eq!(ended.len(), 2);
         assert!(t.is_empty());
-        let (d, _) = t.update(&[r(60.0, 5.0)]);
+        let (d, _) = t.update(&[r(60.0, 5.0)], 5000);
         assert!(d[0] > c[1]);
     }
 }

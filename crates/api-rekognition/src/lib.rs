@@ -91,11 +91,12 @@ pub enum Op {
     TagResource,
     UntagResource,
     ListTagsForResource,
+    ListFaceEvents,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 22] = [
         Op::CreateCollection,
         Op::DescribeCollection,
         Op::ListCollections,
@@ -117,6 +118,7 @@ impl Op {
         Op::TagResource,
         Op::UntagResource,
         Op::ListTagsForResource,
+        Op::ListFaceEvents,
     ];
 
     /// The AWS name (`IndexFaces`).
@@ -143,6 +145,7 @@ impl Op {
             Op::TagResource => "TagResource",
             Op::UntagResource => "UntagResource",
             Op::ListTagsForResource => "ListTagsForResource",
+            Op::ListFaceEvents => "ListFaceEvents",
         }
     }
 
@@ -352,6 +355,7 @@ async fn call(state: Arc<RekognitionState>, req: Request) -> RekResult<Value> {
         Op::TagResource => blocking(call, processors::tag_resource).await,
         Op::UntagResource => blocking(call, processors::untag_resource).await,
         Op::ListTagsForResource => blocking(call, processors::list_tags).await,
+        Op::ListFaceEvents => blocking(call, processors::list_face_events).await,
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `vigil_processor_faces_total` | counter | `processor` | faces seen in analysed frames |
 //! | `vigil_processor_searches_total` | counter | `processor` | faces embedded and searched in the collection |
 //! | `vigil_processor_records_total` | counter | `processor` | records written to the data stream |
+//! | `vigil_processor_events_total` | counter | `processor` | face events recorded (a track decided, a track ended) |
 //! | `vigil_processor_latency_milliseconds` | gauge | `processor` | how far behind its arrival the last analysed frame was |
 
 use std::sync::atomic::Ordering;
@@ -85,7 +86,7 @@ fn render_processors(out: &mut String) {
         None => return,
     };
     type Field = fn(&S) -> &std::sync::atomic::AtomicU64;
-    let families: [(&str, &str, &str, Field); 9] = [
+    let families: [(&str, &str, &str, Field); 10] = [
         (
             "vigil_processor_frames_decoded_total",
             "counter",
@@ -133,6 +134,12 @@ fn render_processors(out: &mut String) {
             "counter",
             "Records written to the data stream.",
             |s| &s.records_out,
+        ),
+        (
+            "vigil_processor_events_total",
+            "counter",
+            "Face events recorded: a track decided, a track ended.",
+            |s| &s.events,
         ),
         (
             "vigil_processor_latency_milliseconds",

@@ -803,6 +803,86 @@ pub fn list_tags(call: &RekCall) -> RekResult<Value> {
     Ok(json!({ "Tags": tags }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FaceEventsInput {
+    stream_processor_name: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    include_thumbnails: Option<bool>,
+}
+
+/// `ListFaceEvents` (Vigil's extension): a processor's face events, oldest first, one per
+/// decided track and one per ended track, with the track's best view.
+pub fn list_face_events(call: &RekCall) -> RekResult<Value> {
+    use base64::Engine as _;
+    let input: FaceEventsInput = call.input()?;
+    let name = processor_name(&input.stream_processor_name, "streamProcessorName")?;
+    let limit =
+        usize::try_from(wire::int_in(input.max_results, "maxResults", 1, 100, 100)?).unwrap_or(100);
+    let from = match wire::parse_token(&input.next_token)? {
+        None => vigil_store::Position::MIN,
+        Some(t) => t
+            .parse::<u128>()
+            .map(vigil_store::Position::from_u128)
+            .map_err(|_| {
+                RekognitionError::InvalidPaginationTokenException("Invalid token".into())
+            })?,
+    };
+    let thumbnails = input.include_thumbnails.unwrap_or(true);
+    let page = call.state.analysis.events(name, from, limit + 1)?;
+    let more = page.len() > limit;
+    let events: Vec<Value> = page
+        .iter()
+        .take(limit)
+        .map(|s| {
+            let e = &s.event;
+            let mut v = json!({
+                "EventId": s.position.as_u128().to_string(),
+                "Type": e.kind.as_str(),
+                "StreamProcessorName": e.processor,
+                "StreamArn": e.stream_arn,
+                "SessionId": e.session,
+                "TrackId": e.track,
+                "Decision": e.decision.as_str(),
+                "StartTimestamp": e.start_ms as f64 / 1000.0,
+                "EndTimestamp": e.end_ms as f64 / 1000.0,
+                "FragmentNumber": fragment_number(e.fragment_number),
+                "RecordedTimestamp": s.recorded_ms as f64 / 1000.0,
+            });
+            if let Some(o) = v.as_object_mut() {
+                if let (Some(id), Some(sim)) = (e.face_id, e.similarity) {
+                    let mut m =
+                        json!({ "FaceId": vigil_api_common::wire::uuid(id), "Similarity": sim });
+                    if let (Some(ext), Some(mo)) = (&e.external_image_id, m.as_object_mut()) {
+                        mo.insert("ExternalImageId".into(), json!(ext));
+                    }
+                    o.insert("MatchedFace".into(), m);
+                }
+                if let (true, Some(t)) = (thumbnails, &s.thumbnail) {
+                    o.insert(
+                        "Thumbnail".into(),
+                        json!(base64::engine::general_purpose::STANDARD.encode(t)),
+                    );
+                }
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "FaceEvents": events });
+    if let (true, Some(last), Some(o)) =
+        (more, page.get(limit.saturating_sub(1)), out.as_object_mut())
+    {
+        o.insert(
+            "NextToken".into(),
+            json!(wire::next_token(
+                &last.position.next().as_u128().to_string()
+            )),
+        );
+    }
+    Ok(out)
+}
+
 /// The records stream processors write, in Rekognition's JSON (`../shared/spec/analysis-chain.md`
 /// §3): one per analysed frame with faces, partitioned by the video stream's ARN so that a
 /// camera's results stay in order on one shard.

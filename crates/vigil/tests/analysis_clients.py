@@ -20,9 +20,16 @@ import sys
 import time
 import traceback
 
+import base64
+import urllib.error
+import urllib.request
+
 import boto3
 import botocore
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 ENDPOINT, KEY, SECRET, REGION, ACCOUNT, VIGIL, MEDIA = sys.argv[1:8]
@@ -59,6 +66,37 @@ def expect_error(code, fn, *args, **kwargs):
         assert status == (500 if code == "InternalServerError" else 400), (code, status)
         return e.response["Error"]["Message"]
     raise AssertionError(f"expected {code}, the call succeeded")
+
+
+def rek_raw(operation, body):
+    """A Rekognition call botocore has no method for (Vigil's extensions), signed as boto3
+    signs: (status, JSON body)."""
+    data = json.dumps(body).encode()
+    req = AWSRequest("POST", ENDPOINT + "/", data=data, headers={
+        "X-Amz-Target": f"RekognitionService.{operation}",
+        "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(KEY, SECRET), "rekognition", REGION).add_auth(req)
+    r = urllib.request.Request(req.url, data=data, headers=dict(req.headers), method="POST")
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def face_events(processor):
+    """Every face event of a processor, page by page."""
+    out, token = [], None
+    while True:
+        body = {"StreamProcessorName": processor, "MaxResults": 3}
+        if token:
+            body["NextToken"] = token
+        status, page = rek_raw("ListFaceEvents", body)
+        assert status == 200, (status, page)
+        out.extend(page["FaceEvents"])
+        token = page.get("NextToken")
+        if not token:
+            return out
 
 
 def video_stream(name):
@@ -314,6 +352,32 @@ def test_three_cameras_known_and_unknown():
     for cam in cams:
         REK.stop_stream_processor(Name=f"watch-{cam}")
         assert REK.describe_stream_processor(Name=f"watch-{cam}")["Status"] == "STOPPED"
+    # Vigil's face events: per camera, one appearance of Obama decided KNOWN and one of Biden
+    # decided UNKNOWN, each started once and ended once, with a thumbnail.
+    for cam in cams:
+        events = face_events(f"watch-{cam}")
+        summary = [(e["Type"], e["Decision"], round(e["StartTimestamp"] - start[cam], 1),
+                    round(e["EndTimestamp"] - start[cam], 1)) for e in events]
+        print(f"  {cam}: events {summary}", flush=True)
+        started = [e for e in events if e["Type"] == "FaceTrackStarted"]
+        ended = [e for e in events if e["Type"] == "FaceTrackEnded"]
+        assert [e["Decision"] for e in started] == ["KNOWN", "UNKNOWN"], summary
+        assert [e["Decision"] for e in ended] == ["KNOWN", "UNKNOWN"], summary
+        obama, biden = started
+        assert obama["MatchedFace"]["FaceId"] == face_id, obama
+        assert obama["MatchedFace"]["ExternalImageId"] == "obama", obama
+        assert "MatchedFace" not in biden, biden
+        assert 0.9 <= obama["StartTimestamp"] - start[cam] <= 6.1, obama
+        assert 7.9 <= biden["StartTimestamp"] - start[cam] <= 13.1, biden
+        for e in events:
+            assert e["StreamArn"] == arns[cam] and e["FragmentNumber"] in numbers[cam], e
+            assert base64.b64decode(e["Thumbnail"])[:2] == b"\xff\xd8", "a JPEG thumbnail"
+        assert ended[0]["TrackId"] == obama["TrackId"] and ended[1]["TrackId"] == biden["TrackId"]
+    status, err = rek_raw("ListFaceEvents", {"StreamProcessorName": "missing"})
+    assert status == 400 and err["__type"] == "ResourceNotFoundException", (status, err)
+    status, err = rek_raw("ListFaceEvents", {"StreamProcessorName": "watch-garden",
+                                             "NextToken": "garbage"})
+    assert status == 400 and err["__type"] == "InvalidPaginationTokenException", (status, err)
 
 
 def test_restart_phase_1():
