@@ -3,8 +3,8 @@
 //! Each analysed frame's faces are matched to the tracks alive, best overlap first (IoU of the
 //! boxes at least [`MIN_IOU`], or a centre within reach of the track's last one: half a box
 //! at 5 analysed frames a second, which holds for a person walking across a 720p frame, and
-//! a box more for every 200 ms since the track was last seen, so that a track survives the
-//! frames a processor behind live skips). A face that matches none starts a track; a track
+//! a quarter of a box more for every 200 ms since the track was last seen, so that a track
+//! survives the frames a processor behind live skips). A face that matches none starts a track; a track
 //! that has matched nothing for [`TRACK_TIMEOUT_MS`] of video ends. A track is embedded (and searched) when it is new, and again when its face is
 //! markedly better than the best it has had (larger and sharper), so a person first seen small
 //! or blurred is searched again when they come closer; in between, the track's last result
@@ -77,8 +77,8 @@ fn iou(a: &Rect, b: &Rect) -> f32 {
 fn near(a: &Rect, b: &Rect, gap_ms: i64) -> bool {
     let (ax, ay) = (a.left + a.width / 2.0, a.top + a.height / 2.0);
     let (bx, by) = (b.left + b.width / 2.0, b.top + b.height / 2.0);
-    let steps = (gap_ms.max(200) as f32 / 200.0).min(10.0);
-    let reach = a.width.max(b.width) * (0.5 + (steps - 1.0));
+    let steps = gap_ms.clamp(200, TRACK_TIMEOUT_MS) as f32 / 200.0;
+    let reach = a.width.max(b.width) * (0.5 + 0.25 * (steps - 1.0));
     (ax - bx).abs() <= reach && (ay - by).abs() <= reach
 }
 
@@ -96,6 +96,11 @@ impl Tracker {
     /// Matches the faces of the frame at `now_ms` (pts) to tracks; returns, per face, its
     /// track's id, and the tracks that ended: matched nothing for [`TRACK_TIMEOUT_MS`].
     pub fn update(&mut self, faces: &[Rect], now_ms: i64) -> (Vec<u64>, Vec<Track>) {
+        // Tracks unseen for too long end first: no face may continue them.
+        let (ended, alive): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| now_ms - t.seen_ms > TRACK_TIMEOUT_MS || now_ms < t.seen_ms);
+        self.tracks = alive;
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (fi, f) in faces.iter().enumerate() {
             for (ti, t) in self.tracks.iter().enumerate() {
@@ -141,10 +146,6 @@ impl Tracker {
                 }
             }
         }
-        let (ended, alive): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
-            .into_iter()
-            .partition(|t| now_ms - t.seen_ms > TRACK_TIMEOUT_MS || now_ms < t.seen_ms);
-        self.tracks = alive;
         (ids, ended)
     }
 
@@ -186,11 +187,13 @@ mod tests {
         let (e, ended) = t.update(&[r(200.0, 5.0)], 1400);
         assert_eq!(e[0], a[0]);
         assert_eq!(ended.len(), 0);
-        // Gone for longer than TRACK_TIMEOUT_MS: both end, and a face at the old place is new.
-        let (_, ended) = t.update(&[], 1400 + TRACK_TIMEOUT_MS + 1);
+        // Unseen for longer than TRACK_TIMEOUT_MS: both end, and a face where one was is new,
+        // even in the frame that ends them.
+        let (d, ended) = t.update(&[r(210.0, 5.0)], 1400 + TRACK_TIMEOUT_MS + 1);
         assert_eq!(ended.len(), 2);
-        assert!(t.is_empty());
-        let (d, _) = t.update(&[r(60.0, 5.0)], 5000);
         assert!(d[0] > c[1]);
+        let (_, ended) = t.update(&[], 5000);
+        assert_eq!(ended.len(), 1);
+        assert!(t.is_empty());
     }
 }
