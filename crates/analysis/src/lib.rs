@@ -29,4 +29,4 @@ pub mod track;
 pub use collections::Collections;
 pub use error::{Error, Result};
 pub use model::{OutputFormat, ProcessorRecord, StartAt, Status};
-pub use processors::{Analysis, AnalysisConfig, ProcessorStats};
+pub use processors::{Analysis, AnalysisConfig, ProcessorStats, StatsRegistry};

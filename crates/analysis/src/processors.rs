@@ -96,7 +96,22 @@ pub(crate) struct Inner {
     /// Serialises changes of processor documents.
     control: Mutex<()>,
     runs: Mutex<HashMap<String, Run>>,
-    stats: Mutex<BTreeMap<String, Arc<ProcessorStats>>>,
+    stats: Arc<StatsRegistry>,
+}
+
+/// Every processor's statistics, by name: shareable without holding the store (the metrics
+/// keep it).
+#[derive(Debug, Default)]
+pub struct StatsRegistry(Mutex<BTreeMap<String, Arc<ProcessorStats>>>);
+
+impl StatsRegistry {
+    /// Every processor's statistics since the server started.
+    pub fn all(&self) -> Vec<(String, Arc<ProcessorStats>)> {
+        lock(&self.0)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// The stream processors (see the module docs). Cheap to clone.
@@ -162,7 +177,7 @@ impl Analysis {
             handle,
             control: Mutex::new(()),
             runs: Mutex::new(HashMap::new()),
-            stats: Mutex::new(BTreeMap::new()),
+            stats: Arc::default(),
         })))
     }
 
@@ -183,14 +198,16 @@ impl Analysis {
 
     /// Every processor's statistics since the server started.
     pub fn stats(&self) -> Vec<(String, Arc<ProcessorStats>)> {
-        lock(&self.0.stats)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.0.stats.all()
+    }
+
+    /// The statistics, apart from the rest (which holds the store).
+    pub fn stats_registry(&self) -> Arc<StatsRegistry> {
+        self.0.stats.clone()
     }
 
     pub(crate) fn stats_of(inner: &Inner, name: &str) -> Arc<ProcessorStats> {
-        lock(&inner.stats)
+        lock(&inner.stats.0)
             .entry(name.to_owned())
             .or_default()
             .clone()
@@ -310,7 +327,7 @@ impl Analysis {
         }
         crate::events::delete(&self.0.store, name)?;
         self.0.store.delete_document(KIND, name)?;
-        lock(&self.0.stats).remove(name);
+        lock(&self.0.stats.0).remove(name);
         Ok(())
     }
 

@@ -231,7 +231,7 @@ impl RekognitionState {
         auth: Arc<dyn Authenticator>,
     ) -> Self {
         metrics::metrics();
-        metrics::register_processors(analysis.clone());
+        metrics::register_processors(analysis.stats_registry());
         Self {
             store: analysis.store().clone(),
             cfg,

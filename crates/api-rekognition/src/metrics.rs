@@ -65,11 +65,12 @@ pub fn metrics() -> &'static RekognitionMetrics {
 
 /// The processors whose statistics `/metrics` shows: those of the latest state built (a
 /// process serves one; tests build several in turn).
-static PROCESSORS: Mutex<Option<vigil_analysis::Analysis>> = Mutex::new(None);
+/// (The statistics only: holding the analysis would hold its store open.)
+static PROCESSORS: Mutex<Option<std::sync::Arc<vigil_analysis::StatsRegistry>>> = Mutex::new(None);
 
-/// Shows `analysis`' processors in the metrics.
-pub fn register_processors(analysis: vigil_analysis::Analysis) {
-    *PROCESSORS.lock().unwrap_or_else(|e| e.into_inner()) = Some(analysis);
+/// Shows these processors' statistics in the metrics.
+pub fn register_processors(stats: std::sync::Arc<vigil_analysis::StatsRegistry>) {
+    *PROCESSORS.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| global().add_collector(std::sync::Arc::new(render_processors)));
 }
@@ -82,7 +83,7 @@ fn render_processors(out: &mut String) {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
     {
-        Some(a) => a.stats(),
+        Some(a) => a.all(),
         None => return,
     };
     type Field = fn(&S) -> &std::sync::atomic::AtomicU64;
