@@ -38,6 +38,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod processors;
+pub mod results;
 pub mod wire;
 
 use std::sync::Arc;
@@ -355,7 +356,7 @@ async fn call(state: Arc<RekognitionState>, req: Request) -> RekResult<Value> {
         Op::TagResource => blocking(call, processors::tag_resource).await,
         Op::UntagResource => blocking(call, processors::untag_resource).await,
         Op::ListTagsForResource => blocking(call, processors::list_tags).await,
-        Op::ListFaceEvents => blocking(call, processors::list_face_events).await,
+        Op::ListFaceEvents => blocking(call, results::list_face_events).await,
     }
 }
 

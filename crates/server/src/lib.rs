@@ -112,7 +112,7 @@ impl ServerState {
             store.clone(),
             datastreams.clone(),
             collections.clone(),
-            Arc::new(vigil_api_rekognition::processors::RekognitionOutput),
+            Arc::new(vigil_api_rekognition::results::RekognitionOutput),
             cfg.analysis.clone(),
         )?;
         let rekognition = Arc::new(RekognitionState::new(
