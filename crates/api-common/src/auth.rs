@@ -155,8 +155,20 @@ pub struct SigV4 {
 impl SigV4 {
     /// Verifies signatures scoped to `region` against `keys`, dated by `clock`.
     pub fn new(region: &str, keys: vigil_auth::KeyStore, clock: Arc<dyn Clock>) -> Self {
+        Self::with_regions(region, false, keys, clock)
+    }
+
+    /// [`Self::new`], accepting signatures scoped to any region when `any_region`
+    /// ([`vigil_auth::VerifierConfig::any_region`]).
+    pub fn with_regions(
+        region: &str,
+        any_region: bool,
+        keys: vigil_auth::KeyStore,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let verifier = |service: Service| {
             let mut cfg = vigil_auth::VerifierConfig::new(region);
+            cfg.any_region = any_region;
             cfg.service = service.signing_name().to_owned();
             vigil_auth::Verifier::new(cfg)
         };

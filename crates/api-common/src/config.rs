@@ -19,6 +19,8 @@ pub struct ApiConfig {
     /// Largest JSON request body accepted, in bytes (services with larger inputs, such as
     /// Rekognition's images, set their own).
     pub max_json_body: usize,
+    /// The key of paging tokens ([`crate::token`]), random per process.
+    pub tokens: std::sync::Arc<crate::PageTokens>,
 }
 
 impl Default for ApiConfig {
@@ -29,13 +31,17 @@ impl Default for ApiConfig {
             public_url: None,
             tls: false,
             max_json_body: 1 << 20,
+            tokens: std::sync::Arc::new(crate::PageTokens::generate()),
         }
     }
 }
 
 impl ApiConfig {
     /// The URL clients reach this server at: the configured public URL, or the scheme and
-    /// `Host` of the request (`headers`, else the request line's authority).
+    /// `Host` of the request (`headers`, else the request line's authority). A `Host` without
+    /// a port gets the port the request arrived on ([`LocalAddr`]), unless that is the
+    /// scheme's default: the KVS producer SDK cuts the port off the `Host` it sends (it
+    /// assumes 443), and the data endpoint must still reach this listener.
     pub fn endpoint(&self, parts: &axum::http::request::Parts) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_owned();
@@ -49,6 +55,92 @@ impl ApiConfig {
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             .unwrap_or_else(|| "localhost".into());
-        format!("{scheme}://{host}")
+        let default_port = if self.tls { 443 } else { 80 };
+        match parts.extensions.get::<LocalAddr>() {
+            Some(LocalAddr(local)) if !has_port(&host) && local.port() != default_port => {
+                format!("{scheme}://{host}:{}", local.port())
+            }
+            _ => format!("{scheme}://{host}"),
+        }
+    }
+}
+
+/// The address a request arrived on (the listener's), put in each request's extensions by
+/// the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
+/// The client's address (the TCP peer), put in each request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Whether a `Host` value names a port: `host:port`, `[v6]:port`.
+fn has_port(host: &str) -> bool {
+    match host.rfind(']') {
+        Some(close) => host
+            .get(close + 1..)
+            .is_some_and(|rest| rest.starts_with(':')),
+        None => host.contains(':'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn endpoint(cfg: &ApiConfig, host: &str, local: Option<&str>) -> String {
+        let mut req = axum::http::Request::builder()
+            .uri("/getDataEndpoint")
+            .header("host", host)
+            .body(())
+            .unwrap();
+        if let Some(a) = local {
+            req.extensions_mut().insert(LocalAddr(a.parse().unwrap()));
+        }
+        cfg.endpoint(&req.into_parts().0)
+    }
+
+    #[test]
+    fn a_host_without_its_port_gets_the_listeners() {
+        let plain = ApiConfig::default();
+        let tls = ApiConfig {
+            tls: true,
+            ..ApiConfig::default()
+        };
+        // What the C producer SDK sends to a server on port 4700.
+        assert_eq!(
+            endpoint(&tls, "127.0.0.1", Some("0.0.0.0:4700")),
+            "https://127.0.0.1:4700"
+        );
+        assert_eq!(
+            endpoint(&tls, "127.0.0.1:4700", Some("0.0.0.0:4700")),
+            "https://127.0.0.1:4700"
+        );
+        assert_eq!(
+            endpoint(&tls, "vigil.lan", Some("0.0.0.0:443")),
+            "https://vigil.lan"
+        );
+        assert_eq!(
+            endpoint(&plain, "vigil.lan", Some("[::]:80")),
+            "http://vigil.lan"
+        );
+        assert_eq!(
+            endpoint(&plain, "[::1]", Some("[::]:4567")),
+            "http://[::1]:4567"
+        );
+        assert_eq!(
+            endpoint(&plain, "[::1]:9", Some("[::]:4567")),
+            "http://[::1]:9"
+        );
+        assert_eq!(endpoint(&plain, "vigil.lan", None), "http://vigil.lan");
+        let public = ApiConfig {
+            public_url: Some("https://vigil.example.com/".into()),
+            ..ApiConfig::default()
+        };
+        assert_eq!(
+            endpoint(&public, "127.0.0.1", Some("0.0.0.0:4700")),
+            "https://vigil.example.com"
+        );
     }
 }

@@ -21,6 +21,8 @@
 //!   AWS CBOR 1.1, query/XML).
 //! - [`metrics`]: counters, gauges and histograms rendered as Prometheus text, and the
 //!   process's registry to which each service crate adds its own families.
+//! - [`token`]: paging tokens, sealed with the listener's key so that a client cannot forge
+//!   a cursor.
 //! - [`wire`]: encodings every JSON protocol uses (epoch-second timestamps, UUIDs).
 //!
 //! This crate knows no operation, no stream, no AWS shape beyond those protocol rules: a
@@ -32,9 +34,11 @@ pub mod config;
 pub mod error;
 pub mod front;
 pub mod metrics;
+pub mod token;
 pub mod wire;
 
 pub use auth::{Anonymous, Authenticator, Payload, Principal, Service};
 pub use config::ApiConfig;
 pub use error::{AwsError, CommonError, CommonResult, Protocol};
 pub use front::{Front, Origin};
+pub use token::PageTokens;

@@ -105,8 +105,13 @@ pub fn tags_added(
     existing: &BTreeMap<String, String>,
     added: &BTreeMap<String, String>,
 ) -> KvsResult<()> {
-    if added.is_empty() {
-        return Err(KvsError::invalid("Tags must hold at least one tag."));
+    // The model's bounds on one request (InvalidArgumentException), before the bound on
+    // what the stream would hold (TagsPerResourceExceededLimitException).
+    if added.is_empty() || added.len() > MAX_TAGS {
+        return Err(KvsError::invalid(format!(
+            "Tags must hold 1 to {MAX_TAGS} tags, not {}.",
+            added.len()
+        )));
     }
     for (k, v) in added {
         tag(k, v)?;

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 
 use axum::response::Response;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vigil_store::{NewStream, StreamRef};
@@ -115,10 +113,14 @@ pub(crate) fn create_stream(call: &Call) -> KvsResult<Response> {
         "DataRetentionInHours",
         input.data_retention_in_hours.unwrap_or(0),
     )?;
-    let tags = input.tags.unwrap_or_default();
-    if !tags.is_empty() {
-        validate::tags_added(&BTreeMap::new(), &tags)?;
-    }
+    // Absent: none; present, 1 to 50 (the model).
+    let tags = match input.tags {
+        Some(tags) => {
+            validate::tags_added(&BTreeMap::new(), &tags)?;
+            tags
+        }
+        None => BTreeMap::new(),
+    };
     let mut attributes = BTreeMap::new();
     if let Some(s) = &input.stream_storage_configuration {
         attributes.insert(ATTR_STORAGE.to_owned(), storage_tier(s)?);
@@ -165,17 +167,20 @@ struct NameCondition {
     comparison_value: Option<String>,
 }
 
-/// A control-plane page token: the last name of the page, base64 (the model's pattern is
-/// `[a-zA-Z0-9+/=]*`).
-fn encode_token(last: &str) -> String {
-    BASE64.encode(last.as_bytes())
+/// The model's longest control-plane `NextToken`.
+const TOKEN_MAX: usize = 1024;
+
+/// A ListStreams page token: the last name of the page, sealed with the listener's key
+/// ([`vigil_api_common::token`]; base64, the model's pattern `[a-zA-Z0-9+/=]*`).
+fn encode_token(call: &Call, last: &str) -> String {
+    call.state.cfg.tokens.seal_str("ListStreams", last)
 }
 
-fn decode_token(token: &str) -> KvsResult<String> {
-    BASE64
-        .decode(token.as_bytes())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
+fn decode_token(call: &Call, token: &str) -> KvsResult<String> {
+    call.state
+        .cfg
+        .tokens
+        .open_str("ListStreams", token, TOKEN_MAX)
         .ok_or_else(|| KvsError::invalid("NextToken is not a token this server issued."))
 }
 
@@ -189,15 +194,16 @@ pub(crate) fn list_streams(call: &Call) -> KvsResult<Response> {
             if c.comparison_operator.as_deref().unwrap_or("BEGINS_WITH") != "BEGINS_WITH" {
                 return Err(KvsError::invalid("ComparisonOperator must be BEGINS_WITH."));
             }
-            let v = c.comparison_value.as_deref().unwrap_or("");
-            if !v.is_empty() {
+            // Absent: every name; present, it is a name prefix of 1 to 256 characters.
+            let v = c.comparison_value.as_deref();
+            if let Some(v) = v {
                 validate::stream_name("ComparisonValue", v)?;
             }
-            v
+            v.unwrap_or("")
         }
     };
     let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => Some(decode_token(t)?),
+        Some(t) => Some(decode_token(call, t)?),
         None => None,
     };
     // The streams the caller may see, one more than a page to know whether another follows.
@@ -231,7 +237,10 @@ pub(crate) fn list_streams(call: &Call) -> KvsResult<Response> {
     let mut out = serde_json::Map::new();
     out.insert("StreamInfoList".into(), json!(list));
     if more && let Some(last) = recs.last() {
-        out.insert("NextToken".into(), Value::String(encode_token(&last.name)));
+        out.insert(
+            "NextToken".into(),
+            Value::String(encode_token(call, &last.name)),
+        );
     }
     Ok(ok(&out))
 }
@@ -256,11 +265,13 @@ fn current_version(v: Option<&str>) -> KvsResult<&str> {
 pub(crate) fn update_stream(call: &Call) -> KvsResult<Response> {
     let input: UpdateStreamInput = call.input()?;
     let version = current_version(input.current_version.as_deref())?;
-    let device_name = present(&input.device_name).map(str::to_owned);
+    // Unlike CreateStream (where the C producer sends empty strings for unset), an empty
+    // DeviceName or MediaType here breaks the model's minimum length.
+    let device_name = input.device_name.clone();
     if let Some(d) = &device_name {
         validate::device_name(d)?;
     }
-    let media_type = present(&input.media_type).map(str::to_owned);
+    let media_type = input.media_type.clone();
     if let Some(m) = &media_type {
         validate::media_type(m)?;
     }
@@ -541,10 +552,10 @@ fn resource(call: &Call, arn: Option<&str>) -> KvsResult<vigil_store::StreamReco
     let arn = arn
         .filter(|a| !a.is_empty())
         .ok_or_else(|| KvsError::invalid("ResourceARN is required."))?;
+    // These operations' model has no InvalidResourceFormatException: a malformed ARN breaks
+    // the member's pattern (InvalidArgumentException).
     let parsed = parse_arn(arn).ok_or_else(|| {
-        KvsError::InvalidResourceFormatException(format!(
-            "ResourceARN {arn:?} is not a Kinesis Video ARN."
-        ))
+        KvsError::invalid(format!("ResourceARN {arn:?} is not a Kinesis Video ARN."))
     })?;
     if parsed.kind != "stream" {
         return Err(KvsError::ResourceNotFoundException(format!(
@@ -714,7 +725,8 @@ fn check_image_generation(c: &Value, region: &str) -> KvsResult<()> {
     if let Some(fc) = c.get("FormatConfig").filter(|v| !v.is_null()) {
         let map = fc
             .as_object()
-            .ok_or_else(|| KvsError::invalid("FormatConfig must be a map."))?;
+            .filter(|m| m.len() == 1)
+            .ok_or_else(|| KvsError::invalid("FormatConfig must be a map of one entry."))?;
         for (k, v) in map {
             let q = v.as_str().and_then(|s| s.parse::<u32>().ok());
             if k != "JPEGQuality" || !q.is_some_and(|q| (1..=100).contains(&q)) {

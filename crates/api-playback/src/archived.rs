@@ -6,8 +6,6 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::response::Response;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -97,8 +95,9 @@ pub(crate) fn selector_range(s: &FragmentSelector) -> KvsResult<(TimestampKind, 
     Ok((kind, start, end))
 }
 
-/// What a ListFragments `NextToken` carries: the query and where the next page starts.
-/// Encoded as base64 of a small JSON object (the model's pattern is base64).
+/// What a ListFragments `NextToken` carries: the query and where the next page starts, as a
+/// small JSON object in a token sealed with the listener's key
+/// ([`vigil_api_common::token`]).
 #[derive(Debug, Serialize, Deserialize)]
 struct ListToken {
     /// Stream id: a token is only good for the stream it came from.
@@ -111,15 +110,28 @@ struct ListToken {
     n: u64,
 }
 
-fn encode_list_token(t: &ListToken) -> String {
-    BASE64.encode(serde_json::to_vec(t).unwrap_or_default())
+/// The model's longest `NextToken` of ListFragments and GetImages.
+pub(crate) const TOKEN_MAX: usize = 4096;
+
+/// A sealed token of `value`, for the operation `purpose`.
+pub(crate) fn seal_token<T: Serialize>(call: &Call, purpose: &str, value: &T) -> String {
+    call.state
+        .cfg
+        .tokens
+        .seal(purpose, &serde_json::to_vec(value).unwrap_or_default())
 }
 
-fn decode_list_token(token: &str) -> KvsResult<ListToken> {
-    BASE64
-        .decode(token.as_bytes())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<ListToken>(&b).ok())
+/// What a token sealed for `purpose` carries; `InvalidArgumentException` for anything else.
+pub(crate) fn open_token<T: serde::de::DeserializeOwned>(
+    call: &Call,
+    purpose: &str,
+    token: &str,
+) -> KvsResult<T> {
+    call.state
+        .cfg
+        .tokens
+        .open(purpose, token, TOKEN_MAX)
+        .and_then(|b| serde_json::from_slice::<T>(&b).ok())
         .ok_or_else(|| KvsError::invalid("NextToken is not a token this server issued."))
 }
 
@@ -147,7 +159,10 @@ impl From<&FragmentMeta> for FragmentJson {
 }
 
 /// ListFragments: fragments whose start timestamp lies in the range (inclusive at both ends),
-/// a page at a time. Vigil returns each page in timestamp order (KVS promises no order).
+/// a page at a time. Without a `FragmentSelector`, every fragment of the stream (as KVS
+/// lists them, and as `aws kinesis-video-archived-media list-fragments --stream-name X`
+/// asks), in server-timestamp order. Vigil returns each page in timestamp order (KVS promises
+/// no order).
 pub fn list_fragments(call: &Call) -> KvsResult<Response> {
     let input: ListFragmentsInput = call.input()?;
     let limit = validate::max_results(
@@ -157,9 +172,9 @@ pub fn list_fragments(call: &Call) -> KvsResult<Response> {
     )?;
     let rec = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_retention(&rec)?;
-    let (kind, start, end, after) = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
+    let (kind, start, end, after) = match input.next_token.as_deref() {
         Some(token) => {
-            let t = decode_list_token(token)?;
+            let t: ListToken = open_token(call, "ListFragments", token)?;
             if t.s != rec.id {
                 return Err(KvsError::invalid(
                     "NextToken was issued for another stream.",
@@ -176,13 +191,13 @@ pub fn list_fragments(call: &Call) -> KvsResult<Response> {
             };
             (kind, t.a, t.b, Some(cursor))
         }
-        None => {
-            let sel = input.fragment_selector.as_ref().ok_or_else(|| {
-                KvsError::invalid("FragmentSelector is required without a NextToken.")
-            })?;
-            let (kind, start, end) = selector_range(sel)?;
-            (kind, start, end, None)
-        }
+        None => match input.fragment_selector.as_ref() {
+            Some(sel) => {
+                let (kind, start, end) = selector_range(sel)?;
+                (kind, start, end, None)
+            }
+            None => (TimestampKind::Server, 0, u64::MAX, None),
+        },
     };
     // One more than the page holds: a NextToken only when there is more (the store's cursor
     // comes with every full page, so a last full page would lead to an empty one).
@@ -208,18 +223,22 @@ pub fn list_fragments(call: &Call) -> KvsResult<Response> {
     if let Some(next) = next {
         out.insert(
             "NextToken".into(),
-            json!(encode_list_token(&ListToken {
-                s: rec.id,
-                k: if kind == TimestampKind::Producer {
-                    'p'
-                } else {
-                    's'
-                },
-                a: start,
-                b: end,
-                ts: next.ts_ms,
-                n: next.number,
-            })),
+            json!(seal_token(
+                call,
+                "ListFragments",
+                &ListToken {
+                    s: rec.id,
+                    k: if kind == TimestampKind::Producer {
+                        'p'
+                    } else {
+                        's'
+                    },
+                    a: start,
+                    b: end,
+                    ts: next.ts_ms,
+                    n: next.number,
+                }
+            )),
         );
     }
     Ok(ok(&out))

@@ -38,6 +38,9 @@ impl Default for ClipLimits {
     }
 }
 
+/// The size of the pieces a clip is sent in.
+const CLIP_PIECE: usize = 256 * 1024;
+
 /// The longest range a clip may span.
 const MAX_RANGE_MS: u64 = 24 * 3600 * 1000;
 
@@ -70,6 +73,20 @@ pub async fn get_clip(call: Call) -> KvsResult<Response> {
     }
     let rec = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_retention(&rec)?;
+    // Held until the client has taken the whole clip (the body owns it), or CLIP_HOLD.
+    let permit = call
+        .state
+        .clips
+        .acquire(&crate::heavy::budget_key(&call))
+        .await?;
+    let permit = std::sync::Arc::new(std::sync::Mutex::new(Some(permit)));
+    tokio::spawn({
+        let permit = permit.clone();
+        async move {
+            tokio::time::sleep(crate::heavy::CLIP_HOLD).await;
+            permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    });
     let limits = call.state.playback.clip_limits;
     let store = call.state.store.clone();
     let clip = tokio::task::spawn_blocking(move || -> KvsResult<Bytes> {
@@ -95,10 +112,24 @@ pub async fn get_clip(call: Call) -> KvsResult<Response> {
     })
     .await
     .map_err(|e| KvsError::InternalFailure(format!("the clip task failed: {e}")))??;
+    // Sent in pieces, the permit kept until the last is asked for: a client that does not
+    // read keeps its place in the budget.
+    let length = clip.len();
+    let body = futures_util::stream::unfold((clip, permit), |(mut rest, permit)| async move {
+        if rest.is_empty() {
+            permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return None;
+        }
+        let piece = rest.split_to(rest.len().min(CLIP_PIECE));
+        Some((Ok::<Bytes, std::convert::Infallible>(piece), (rest, permit)))
+    });
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"))],
-        clip,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("video/mp4")),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        ],
+        axum::body::Body::from_stream(body),
     )
         .into_response())
 }

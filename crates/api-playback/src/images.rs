@@ -229,20 +229,22 @@ pub async fn get_images(call: Call) -> KvsResult<Response> {
         .min(PAGE_MAX);
     let rec = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_retention(&rec)?;
-    let first = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
+    // Held while the page is made (decoding is the cost; a page is at most 100 MB of JSON).
+    let _permit = call
+        .state
+        .images
+        .acquire(&crate::heavy::budget_key(&call))
+        .await?;
+    let first = match input.next_token.as_deref() {
         None => start,
         Some(token) => {
-            let t = BASE64
-                .decode(token.as_bytes())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ImagesToken>(&b).ok())
-                .ok_or_else(|| KvsError::invalid("NextToken is not a token this server issued."))?;
+            let t: ImagesToken = crate::archived::open_token(&call, "GetImages", token)?;
             if t.s != rec.id {
                 return Err(KvsError::invalid(
                     "NextToken was issued for another stream.",
                 ));
             }
-            if t.t < start || t.t > end || (t.t - start) % interval != 0 {
+            if t.t < start || t.t > end || !(t.t - start).is_multiple_of(interval) {
                 return Err(KvsError::invalid(
                     "NextToken does not belong to this request's range and interval.",
                 ));
@@ -260,9 +262,8 @@ pub async fn get_images(call: Call) -> KvsResult<Response> {
             break;
         }
     }
-    let next_token = (t <= end && times.len() == page && t != u64::MAX).then(|| {
-        BASE64.encode(serde_json::to_vec(&ImagesToken { s: rec.id, t }).unwrap_or_default())
-    });
+    let next_token = (t <= end && times.len() == page && t != u64::MAX)
+        .then(|| crate::archived::seal_token(&call, "GetImages", &ImagesToken { s: rec.id, t }));
     let store = call.state.store.clone();
     let page_times = times.clone();
     let images =
@@ -271,9 +272,11 @@ pub async fn get_images(call: Call) -> KvsResult<Response> {
             .map_err(|e| KvsError::InternalFailure(format!("the images task failed: {e}")))??;
     let (images, cut_at) = limit_page(images, &page_times, MAX_PAGE_BYTES);
     let next_token = match cut_at {
-        Some(t) => Some(
-            BASE64.encode(serde_json::to_vec(&ImagesToken { s: rec.id, t }).unwrap_or_default()),
-        ),
+        Some(t) => Some(crate::archived::seal_token(
+            &call,
+            "GetImages",
+            &ImagesToken { s: rec.id, t },
+        )),
         None => next_token,
     };
     Ok(ok(&GetImagesOutput { images, next_token }))
@@ -301,6 +304,11 @@ fn limit_page(
 
 fn jpeg_quality(cfg: Option<&BTreeMap<String, String>>) -> KvsResult<u8> {
     let Some(cfg) = cfg else { return Ok(80) };
+    if cfg.len() != 1 {
+        return Err(KvsError::invalid(
+            "FormatConfig must hold one entry, JPEGQuality.",
+        ));
+    }
     let mut quality = 80;
     for (k, v) in cfg {
         if k != "JPEGQuality" {

@@ -10,11 +10,13 @@
 //!   GetDASHStreamingSessionURL, their GETs, low-latency HLS).
 //! - [`clip`]: GetClip (MP4 clips packaged by `vigil-media`).
 //! - [`images`]: GetImages (frames decoded with OpenH264 or libavcodec, then JPEG or PNG).
+//! - [`heavy`]: the caps on concurrent GetClip and GetImages calls, per key and in all.
 //!
 //! Fragments are read as `vigil-api-kvs-common`'s crate docs say they are stored.
 
 pub mod archived;
 pub mod clip;
+pub mod heavy;
 pub mod images;
 pub mod ops;
 pub mod service;

@@ -20,6 +20,7 @@ use vigil_api_kvs_common::{Context, KvsResult, answer, blocking, json_call, rout
 use vigil_store::Store;
 
 use crate::clip::ClipLimits;
+use crate::heavy::{HeavyLimits, HeavyReads};
 use crate::ops::Operation;
 use crate::streaming::llhls::LowLatencyConfig;
 use crate::streaming::session::SessionKey;
@@ -30,12 +31,27 @@ use crate::{archived, clip, images};
 pub type Call = vigil_api_kvs_common::Call<Operation, PlaybackState>;
 
 /// Settings of archived media.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PlaybackConfig {
     /// What one GetClip may hold.
     pub clip_limits: ClipLimits,
+    /// GetClip calls at once ([`crate::heavy`]).
+    pub clip_calls: HeavyLimits,
+    /// GetImages calls at once ([`crate::heavy`]).
+    pub image_calls: HeavyLimits,
     /// Low-latency HLS ([`crate::streaming::llhls`]).
     pub low_latency_hls: LowLatencyConfig,
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        Self {
+            clip_limits: ClipLimits::default(),
+            clip_calls: HeavyLimits::clips(),
+            image_calls: HeavyLimits::images(),
+            low_latency_hls: LowLatencyConfig::default(),
+        }
+    }
 }
 
 /// What the archived-media handlers share.
@@ -52,6 +68,10 @@ pub struct PlaybackState {
     /// The key of playback session tokens: random per server start, so a restart ends every
     /// HLS and DASH session ([`crate::streaming::session`]).
     pub session_key: SessionKey,
+    /// GetClip calls in flight.
+    pub clips: HeavyReads,
+    /// GetImages calls in flight.
+    pub images: HeavyReads,
 }
 
 impl PlaybackState {
@@ -63,12 +83,15 @@ impl PlaybackState {
         auth: Arc<dyn Authenticator>,
     ) -> Self {
         vigil_api_kvs_common::readers::metrics();
+        let (clip_calls, image_calls) = (playback.clip_calls, playback.image_calls);
         Self {
             store,
             cfg,
             playback,
             auth,
             session_key: SessionKey::generate(),
+            clips: HeavyReads::new("GetClip", clip_calls),
+            images: HeavyReads::new("GetImages", image_calls),
         }
     }
 

@@ -113,7 +113,7 @@ struct ListInput {
 pub fn list_collections(call: &RekCall) -> RekResult<Value> {
     let input: ListInput = call.input()?;
     let limit = wire::int_in(input.max_results, "maxResults", 0, 4096, DEFAULT_PAGE)?.max(1);
-    let after = wire::parse_token(&input.next_token)?;
+    let after = wire::parse_token(&call.state.cfg.tokens, "ListCollections", &input.next_token)?;
     let limit = usize::try_from(limit).unwrap_or(1);
     let mut page = call
         .state
@@ -126,7 +126,14 @@ pub fn list_collections(call: &RekCall) -> RekResult<Value> {
         "FaceModelVersions": page.iter().map(|c| c.face_model_version.clone()).collect::<Vec<_>>(),
     });
     if let (true, Some(last), Some(o)) = (more, page.last(), out.as_object_mut()) {
-        o.insert("NextToken".into(), json!(wire::next_token(&last.name)));
+        o.insert(
+            "NextToken".into(),
+            json!(wire::next_token(
+                &call.state.cfg.tokens,
+                "ListCollections",
+                &last.name
+            )),
+        );
     }
     Ok(out)
 }
@@ -163,7 +170,7 @@ pub fn list_faces(call: &RekCall) -> RekResult<Value> {
     let id = wire::collection_id(&input.collection_id)?;
     let limit = wire::int_in(input.max_results, "maxResults", 0, 4096, DEFAULT_PAGE)?.max(1);
     let limit = usize::try_from(limit).unwrap_or(1);
-    let after = match wire::parse_token(&input.next_token)? {
+    let after = match wire::parse_token(&call.state.cfg.tokens, "ListFaces", &input.next_token)? {
         Some(pos) => Some(u128::from_str_radix(&pos, 16).map_err(|_| {
             RekognitionError::InvalidPaginationTokenException("Invalid Token".into())
         })?),
@@ -171,9 +178,10 @@ pub fn list_faces(call: &RekCall) -> RekResult<Value> {
     };
     let only: Option<Vec<u128>> = input
         .face_ids
-        .as_ref()
-        .map(|ids| ids.iter().map(|s| parse_uuid(s, "faceIds")).collect())
+        .as_deref()
+        .map(|ids| wire::face_ids(ids, "faceIds"))
         .transpose()?;
+    wire::user_id(&input.user_id)?;
     let store = &call.state.store;
     let rec = store.collection(id)?;
     let mut faces: Vec<StoredFace> = if input.user_id.is_some() {
@@ -207,7 +215,11 @@ pub fn list_faces(call: &RekCall) -> RekResult<Value> {
     if let (true, Some(next), Some(o)) = (more, next, out.as_object_mut()) {
         o.insert(
             "NextToken".into(),
-            json!(wire::next_token(&format!("{next:032x}"))),
+            json!(wire::next_token(
+                &call.state.cfg.tokens,
+                "ListFaces",
+                &format!("{next:032x}")
+            )),
         );
     }
     Ok(out)
@@ -231,17 +243,7 @@ pub fn delete_faces(call: &RekCall) -> RekResult<Value> {
             "Member must not be null",
         ));
     };
-    if face_ids.is_empty() || face_ids.len() > 4096 {
-        return Err(RekognitionError::validation(
-            &format!("[{} ids]", face_ids.len()),
-            "faceIds",
-            "Member must have length between 1 and 4096",
-        ));
-    }
-    let ids: Vec<u128> = face_ids
-        .iter()
-        .map(|s| parse_uuid(s, "faceIds"))
-        .collect::<RekResult<_>>()?;
+    let ids = wire::face_ids(face_ids, "faceIds")?;
     let state = &call.state;
     let removed =
         state

@@ -313,7 +313,15 @@ pub fn create(call: &RekCall) -> RekResult<Value> {
     let role_arn = required(&input.role_arn, "roleArn")?.clone();
     const ROLE_PATTERN: &str = "arn:aws:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+";
     let role = arn_resource(&role_arn, "iam", "roleArn", ROLE_PATTERN)?;
-    if !role.starts_with("role") || !role_arn.starts_with("arn:aws:iam::") {
+    let role_name = role
+        .strip_prefix("role")
+        .map(|r| r.strip_prefix('/').unwrap_or(r));
+    let role_ok = role_name.is_some_and(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-/".contains(&b))
+    });
+    if !role_ok || !role_arn.starts_with("arn:aws:iam::") {
         return Err(RekognitionError::validation(
             &role_arn,
             "roleArn",
@@ -343,6 +351,20 @@ pub fn create(call: &RekCall) -> RekResult<Value> {
             "kmsKeyId",
             "Member must have length between 1 and 2048",
         ));
+    }
+    // `^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$`
+    if let Some(k) = &input.kms_key_id {
+        let mut bytes = k.bytes();
+        let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b));
+        if !ok {
+            return Err(RekognitionError::validation(
+                k,
+                "kmsKeyId",
+                "Member must satisfy regular expression pattern: \
+                 ^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$",
+            ));
+        }
     }
     let regions_of_interest = regions(&input.regions_of_interest, "regionsOfInterest")?;
     let arn = processor_arn(call, name);
@@ -581,7 +603,11 @@ pub fn list(call: &RekCall) -> RekResult<Value> {
             "Member must have length less than or equal to 255",
         ));
     }
-    let after = wire::parse_token(&input.next_token)?;
+    let after = wire::parse_token(
+        &call.state.cfg.tokens,
+        "ListStreamProcessors",
+        &input.next_token,
+    )?;
     let mut page = call.state.analysis.list(after.as_deref(), limit + 1)?;
     let more = page.len() > limit;
     page.truncate(limit);
@@ -592,7 +618,14 @@ pub fn list(call: &RekCall) -> RekResult<Value> {
             .collect::<Vec<_>>(),
     });
     if let (true, Some(last), Some(o)) = (more, page.last(), out.as_object_mut()) {
-        o.insert("NextToken".into(), json!(wire::next_token(&last.name)));
+        o.insert(
+            "NextToken".into(),
+            json!(wire::next_token(
+                &call.state.cfg.tokens,
+                "ListStreamProcessors",
+                &last.name
+            )),
+        );
     }
     Ok(out)
 }

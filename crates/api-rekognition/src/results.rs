@@ -29,7 +29,8 @@ pub fn list_face_events(call: &RekCall) -> RekResult<Value> {
     let name = processor_name(&input.stream_processor_name, "streamProcessorName")?;
     let limit =
         usize::try_from(wire::int_in(input.max_results, "maxResults", 1, 100, 100)?).unwrap_or(100);
-    let from = match wire::parse_token(&input.next_token)? {
+    let from = match wire::parse_token(&call.state.cfg.tokens, "ListFaceEvents", &input.next_token)?
+    {
         None => vigil_store::Position::MIN,
         Some(t) => t
             .parse::<u128>()
@@ -85,6 +86,8 @@ pub fn list_face_events(call: &RekCall) -> RekResult<Value> {
         o.insert(
             "NextToken".into(),
             json!(wire::next_token(
+                &call.state.cfg.tokens,
+                "ListFaceEvents",
                 &last.position.next().as_u128().to_string()
             )),
         );

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vigil_api_common::PageTokens;
 use vigil_faces::{DetectedFace, Rect};
 
 use super::collections::FaceMeta;
@@ -105,6 +106,35 @@ pub fn external_image_id(id: &Option<String>) -> RekResult<Option<&str>> {
             Ok(Some(id))
         }
     }
+}
+
+/// Checks a `UserId` (1 to 128 of `[a-zA-Z0-9_.\-:]`).
+pub fn user_id(id: &Option<String>) -> RekResult<Option<&str>> {
+    match id {
+        None => Ok(None),
+        Some(id) => {
+            check_id(
+                id,
+                "userId",
+                128,
+                |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'),
+                "[a-zA-Z0-9_.\\-:]+",
+            )?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// Checks a list of face ids' length (1 to 4096, the model's) and parses each.
+pub fn face_ids(ids: &[String], member: &str) -> RekResult<Vec<u128>> {
+    if ids.is_empty() || ids.len() > 4096 {
+        return Err(RekognitionError::validation(
+            &format!("[{} ids]", ids.len()),
+            member,
+            "Member must have length between 1 and 4096",
+        ));
+    }
+    ids.iter().map(|s| parse_uuid(s, member)).collect()
 }
 
 /// Checks an identifier's length (1 to `max` characters) and characters, with the model's
@@ -351,25 +381,39 @@ pub fn face_json(face_id: u128, m: &FaceMeta) -> Value {
     v
 }
 
-/// Pagination tokens: opaque to clients, `v1.` and base64url of the position.
-pub fn next_token(position: &str) -> String {
-    format!(
-        "v1.{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
-    )
+/// The longest `NextToken` taken back. Rekognition's model says 255 (`ValidationException`
+/// beyond); a token this server issued for a position of more than about 170 bytes (a
+/// collection id that long) is longer, and is still taken, up to this bound.
+pub const TOKEN_MAX: usize = 1024;
+
+/// A pagination token for `position`, for the operation `purpose`: sealed with the
+/// listener's key ([`vigil_api_common::token`]), so that a client cannot make one up.
+pub fn next_token(tokens: &PageTokens, purpose: &str, position: &str) -> String {
+    tokens.seal_str(purpose, position)
 }
 
-/// The position in a token this server issued.
-pub fn parse_token(token: &Option<String>) -> RekResult<Option<String>> {
+/// The position in a token this server issued for `purpose`;
+/// `InvalidPaginationTokenException` for anything else.
+pub fn parse_token(
+    tokens: &PageTokens,
+    purpose: &str,
+    token: &Option<String>,
+) -> RekResult<Option<String>> {
     let Some(t) = token else {
         return Ok(None);
     };
-    let bad = || RekognitionError::InvalidPaginationTokenException("Invalid Token".into());
-    let b64 = t.strip_prefix("v1.").ok_or_else(bad)?;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|_| bad())?;
-    String::from_utf8(raw).map(Some).map_err(|_| bad())
+    match tokens.open_str(purpose, t, TOKEN_MAX) {
+        Some(position) => Ok(Some(position)),
+        // The model's bound, for anything this server did not issue.
+        None if t.len() > 255 => Err(RekognitionError::validation(
+            t,
+            "nextToken",
+            "Member must have length less than or equal to 255",
+        )),
+        None => Err(RekognitionError::InvalidPaginationTokenException(
+            "Invalid Token".into(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -446,15 +490,31 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_foreign_tokens_fail() {
-        let t = next_token("people.v2");
-        assert_eq!(parse_token(&Some(t)).unwrap().as_deref(), Some("people.v2"));
-        assert_eq!(parse_token(&None).unwrap(), None);
-        for bad in ["", "abc", "v1.!!!", "v2.cGVvcGxl"] {
+        let keys = PageTokens::generate();
+        let t = next_token(&keys, "ListCollections", "people.v2");
+        assert_eq!(
+            parse_token(&keys, "ListCollections", &Some(t.clone()))
+                .unwrap()
+                .as_deref(),
+            Some("people.v2")
+        );
+        assert_eq!(parse_token(&keys, "ListCollections", &None).unwrap(), None);
+        // What tokens used to be (`v1.` and the base64url of the position) is made up now.
+        for bad in ["", "abc", "v1.!!!", "v1.cGVvcGxlLnYy", &"A".repeat(255)] {
             assert_eq!(
-                parse_token(&Some(bad.into())).unwrap_err().aws_code(),
+                parse_token(&keys, "ListCollections", &Some(bad.into()))
+                    .unwrap_err()
+                    .aws_code(),
                 "InvalidPaginationTokenException"
             );
         }
+        assert!(parse_token(&keys, "ListFaces", &Some(t)).is_err());
+        assert_eq!(
+            parse_token(&keys, "ListCollections", &Some("A".repeat(256)))
+                .unwrap_err()
+                .aws_code(),
+            "ValidationException"
+        );
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //! patterns do not apply to them); Kinesis actions act on a data stream, whose name the stream
 //! patterns must match.
 //!
+//! Operations that make the server reach out ([`NAMED_ONLY`]: `PutCamera`, `DeleteCamera`; a
+//! camera is an address the server dials) are allowed only by a pattern that names them,
+//! without a wildcard: a key allowed `*` or `Put*` cannot add cameras, so a leaked key with
+//! broad KVS rights cannot turn the server into a scanner of its network.
+//!
 //! The root principal may do everything.
 
 use std::sync::Arc;
@@ -39,6 +44,9 @@ pub fn split_service(action: &str) -> Option<(&'static str, &str)> {
         .iter()
         .find_map(|p| action.strip_prefix(p).map(|rest| (*p, rest)))
 }
+
+/// KVS-side operations a pattern must name exactly (no `*` or `?`) to allow.
+pub const NAMED_ONLY: [&str; 2] = ["PutCamera", "DeleteCamera"];
 
 /// The most patterns of each kind in a policy.
 pub const MAX_PATTERNS: usize = 100;
@@ -117,6 +125,9 @@ impl Policy {
                 p.strip_prefix(prefix)
                     .is_some_and(|p| glob_match(p, action))
             }),
+            None if NAMED_ONLY.contains(&operation) => {
+                self.operations.iter().any(|p| p == operation)
+            }
             None => self
                 .operations
                 .iter()
@@ -325,6 +336,23 @@ mod tests {
         };
         assert!(!none.allows("PutMedia", Some("cam-1")));
         assert!(none.allows("ListStreams", None));
+
+        // Adding cameras needs the operation by name: no wildcard grants it.
+        let broad = Policy {
+            operations: vec!["*".into(), "Put*".into(), "*Camera".into()],
+            streams: vec!["*".into()],
+        };
+        assert!(broad.allows("PutMedia", Some("porch")));
+        assert!(broad.allows("ListCameras", None));
+        assert!(!broad.allows("PutCamera", Some("porch")));
+        assert!(!broad.allows("DeleteCamera", Some("porch")));
+        let cameras = Policy {
+            operations: vec!["PutCamera".into(), "DeleteCamera".into()],
+            streams: vec!["porch".into()],
+        };
+        assert!(cameras.allows("PutCamera", Some("porch")));
+        assert!(cameras.allows("DeleteCamera", Some("porch")));
+        assert!(!cameras.allows("PutCamera", Some("garage")));
         assert!(
             !none.allows("rekognition:SearchFacesByImage", None),
             "`*` is every KVS operation, not face collections"

@@ -121,8 +121,14 @@ impl Default for Limits {
 /// What the verifier accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierConfig {
-    /// The server's region: the only region accepted in the credential scope.
+    /// The server's region: what ARNs carry, and with [`Self::any_region`] off the only
+    /// region accepted in the credential scope.
     pub region: String,
+    /// Accept a credential scoped to any well-formed region (`[a-z0-9-]{1,32}`), not only
+    /// [`Self::region`]: one server is every region to its clients, so a client left at its
+    /// SDK's default region (the KVS producer SDK's is `us-west-2`) still gets in. The
+    /// signature is checked with the region the client signed for, as always.
+    pub any_region: bool,
     /// The service name the scope must have: [`SERVICE`].
     pub service: String,
     /// How far `X-Amz-Date` may be from the server's clock, either way (5 minutes, as AWS).
@@ -136,6 +142,7 @@ impl VerifierConfig {
     pub fn new(region: impl Into<String>) -> Self {
         Self {
             region: region.into(),
+            any_region: false,
             service: SERVICE.to_owned(),
             max_skew_ms: 5 * 60 * 1_000,
             limits: Limits::default(),
@@ -454,7 +461,12 @@ impl Verifier {
                 expected: self.config.service.clone(),
             }));
         }
-        if c.region != self.config.region {
+        let well_formed = !c.region.is_empty()
+            && c.region.len() <= 32
+            && c.region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if c.region != self.config.region && !(self.config.any_region && well_formed) {
             return Err(AuthError::CredentialScope(ScopeError::Region {
                 region: c.region.to_owned(),
                 expected: self.config.region.clone(),

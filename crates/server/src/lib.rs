@@ -83,6 +83,8 @@ pub struct ServerState {
     pub kinesis: Arc<KinesisState>,
     /// Signed-in web console sessions.
     pub console_sessions: console::Sessions,
+    /// Failed console sign-ins per client address.
+    pub console_throttle: console::throttle::SignInThrottle,
 }
 
 impl ServerState {
@@ -136,6 +138,7 @@ impl ServerState {
             rekognition,
             kinesis,
             console_sessions: console::Sessions::default(),
+            console_throttle: console::throttle::SignInThrottle::default(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `vigil_console_sessions` | gauge | | signed-in console sessions kept now |
 //! | `vigil_console_logins_total` | counter | | console sign-ins |
+//! | `vigil_console_login_throttled_total` | counter | | sign-ins refused: too many failures from the address |
 //! | `vigil_console_requests_total` | counter | `route` | console API requests, by route |
 
 use std::sync::Once;
@@ -17,6 +18,8 @@ pub struct ConsoleMetrics {
     pub console_sessions: Gauge,
     /// Web console sign-ins.
     pub console_logins: CounterVec,
+    /// Sign-ins refused for too many failures from the address.
+    pub console_login_throttled: CounterVec,
     /// Web console requests, by route.
     pub console_requests: CounterVec,
 }
@@ -25,6 +28,7 @@ impl Family for ConsoleMetrics {
     fn render(&self, out: &mut String) {
         self.console_sessions.render(out);
         self.console_logins.render(out);
+        self.console_login_throttled.render(out);
         self.console_requests.render(out);
     }
 }
@@ -35,6 +39,11 @@ static METRICS: ConsoleMetrics = ConsoleMetrics {
         "Signed-in web console sessions kept now.",
     ),
     console_logins: CounterVec::new("vigil_console_logins_total", "Web console sign-ins.", &[]),
+    console_login_throttled: CounterVec::new(
+        "vigil_console_login_throttled_total",
+        "Web console sign-ins refused because their address failed too often lately.",
+        &[],
+    ),
     console_requests: CounterVec::new(
         "vigil_console_requests_total",
         "Web console API requests, by route.",

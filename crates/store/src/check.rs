@@ -1,11 +1,15 @@
 //! Verifying a store: what `vigil check` runs.
 //!
-//! Opening the store already makes the safe repairs (see [`crate::recovery`]). The check then
-//! reads everything: every record of every segment (checksums), every fragment the index
-//! knows (the record it points to is intact, is that fragment, and authenticates under the
-//! stream's key), and every log batch likewise (under its group's key, its entries decoding
+//! Opening the store already makes the safe repairs (see [`crate::recovery`]), and refuses a
+//! data directory whose index or default master key is missing or damaged (see
+//! [`crate::datadir`]): a check never reports such a store sound. The check then reads
+//! everything: every record of every segment (checksums), every fragment the index knows (the
+//! record it points to is intact, is that fragment, and authenticates under the stream's key;
+//! its track header is in the index), and every log batch likewise (under its group's key, its entries decoding
 //! to the count its header gives). With `repair`, index entries whose records are damaged are
 //! removed, since they can never be read; nothing else is changed.
+
+use std::collections::HashSet;
 
 use crate::engine::Store;
 use crate::error::Result;
@@ -87,6 +91,8 @@ pub fn check(store: &Store, repair: bool, progress: Progress<'_>) -> Result<Chec
         let mut after = None;
         let mut count = 0u64;
         let mut bytes = 0u64;
+        // Track headers seen in the index, so that each is looked up once.
+        let mut headers: HashSet<u64> = HashSet::new();
         loop {
             let page = index.fragments_after(s.id, after, 1000)?;
             let Some(last) = page.last() else { break };
@@ -101,6 +107,17 @@ pub fn check(store: &Store, repair: bool, progress: Progress<'_>) -> Result<Chec
                         .problems
                         .push(format!("fragment {} of stream {:?}: {e}", m.number, s.name));
                     damaged.push(*m);
+                } else if !headers.contains(&m.header_id) {
+                    if index.header(s.id, m.header_id)?.is_some() {
+                        headers.insert(m.header_id);
+                    } else {
+                        // Readable, but not playable: its header was lost with the index (one
+                        // registered after the backup it was restored from).
+                        report.problems.push(format!(
+                            "fragment {} of stream {:?}: its track header {} is not in the index",
+                            m.number, s.name, m.header_id
+                        ));
+                    }
                 }
             }
             progress("fragments", done, total);

@@ -1,9 +1,10 @@
 //! Encryption at rest: AES-256-GCM per fragment under a per-stream data key, data keys wrapped
 //! by a master key.
 //!
-//! - A **master key** is 32 random bytes with an id. The default one is created on first start
-//!   as `keys/<id>.key` in the data directory (mode 0600); others can be supplied through
-//!   configuration. A stream's `KmsKeyId` names the master key that wraps its data keys.
+//! - A **master key** is 32 random bytes with an id. The default one is created when the data
+//!   directory is new, as `keys/default.key` (mode 0600), and never silently replaced (see
+//!   `crate::datadir`); others can be supplied through configuration. A stream's `KmsKeyId`
+//!   names the master key that wraps its data keys.
 //! - A **data key** is 32 random bytes per stream and generation. It is stored only wrapped
 //!   (AES-256-GCM under the master key, the stream id, generation and master key id as
 //!   associated data). Rotating a stream's key adds a generation; new fragments use the newest,
@@ -153,31 +154,40 @@ impl MasterKey {
         Ok(Self::new(id, bytes))
     }
 
-    /// Loads the key file at `path` under the id `id`, creating it with a new random key
-    /// (mode 0600, synced with its directory) if absent.
-    pub fn load_or_create(fs: &dyn Fs, path: &Path, id: &str) -> Result<Self> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        if fs.exists(path) {
-            let file = fs
-                .open(path, false)
-                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-            let len = file.len().map_err(|e| StoreError::io("reading key", e))?;
-            let mut buf = vec![0u8; usize::try_from(len.min(4096)).unwrap_or(4096)];
-            file.read_at(0, &mut buf)
-                .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-            let text = String::from_utf8_lossy(&buf);
-            let mut lines = text.lines();
-            let bad = || StoreError::Corrupt {
-                file: path.display().to_string(),
-                offset: 0,
-                detail: format!("not a master key file (expected \"{MASTER_KEY_MAGIC}\")"),
-            };
-            if lines.next() != Some(MASTER_KEY_MAGIC) {
-                return Err(bad());
-            }
-            let hex = lines.next().ok_or_else(bad)?;
-            return Self::from_hex(id, hex).map_err(|_| bad());
+    /// Loads the key file at `path` under the id `id`; `Ok(None)` if there is no such file.
+    /// A file that is not a master key file is [`StoreError::Corrupt`].
+    pub fn load(fs: &dyn Fs, path: &Path, id: &str) -> Result<Option<Self>> {
+        if !fs.exists(path) {
+            return Ok(None);
         }
+        let file = fs
+            .open(path, false)
+            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+        let len = file
+            .len()
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        let mut buf = vec![0u8; usize::try_from(len.min(4096)).unwrap_or(4096)];
+        file.read_at(0, &mut buf)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        let text = String::from_utf8_lossy(&buf);
+        let mut lines = text.lines();
+        let bad = || StoreError::Corrupt {
+            file: path.display().to_string(),
+            offset: 0,
+            detail: format!("not a master key file (expected \"{MASTER_KEY_MAGIC}\")"),
+        };
+        if lines.next() != Some(MASTER_KEY_MAGIC) {
+            return Err(bad());
+        }
+        let hex = lines.next().ok_or_else(bad)?;
+        Self::from_hex(id, hex).map(Some).map_err(|_| bad())
+    }
+
+    /// Creates the key file at `path` with a new random key under the id `id` (mode 0600,
+    /// synced with its directory). Whether a new key may be made is the caller's decision:
+    /// see `crate::datadir`.
+    pub fn create(fs: &dyn Fs, path: &Path, id: &str) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
         fs.create_dir_all(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let bytes = random_bytes::<KEY_LEN>()?;
@@ -185,7 +195,8 @@ impl MasterKey {
         let file = fs
             .open(path, true)
             .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
-        file.write_at(0, text.as_bytes())
+        file.set_len(0)
+            .and_then(|()| file.write_at(0, text.as_bytes()))
             .and_then(|()| file.sync_data())
             .and_then(|()| fs.sync_dir(dir))
             .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;

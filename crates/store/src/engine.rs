@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
+use crate::backup::IndexBackup;
 use crate::blob::{BlobStore, LocalBlobs};
 use crate::clock::Clock;
 use crate::commit::{Committer, Counters, Job, StoreStats};
 use crate::crypto::{AeadKey, KEY_LEN, KeyRing, MasterKey, NonceSource, random_bytes};
 use crate::error::{Result, StoreError};
 use crate::fs::Fs;
-use crate::index::{Index, RedbIndex, WrappedKey};
+use crate::index::{Index, WrappedKey};
 use crate::live::{LiveStream, WindowLimits};
 use crate::logs::{LogTailLimits, Logs};
 use crate::record::{BODY_HEADER_LEN, FLAG_ENCRYPTED, FRAME_LEN, Frame, check_body};
@@ -54,6 +55,9 @@ pub struct StoreConfig {
     pub checkpoint_interval_ms: u64,
     /// Retention runs this often in the background (default 60 s; 0: only when called).
     pub retention_interval_ms: u64,
+    /// The index backup `index.redb.bak` is refreshed this often when the index's metadata
+    /// changed (default 10 s; 0: only when the store closes). See [`crate::backup`].
+    pub index_backup_interval_ms: u64,
     /// Free disk space kept: below it the oldest segments are deleted, and if that is not
     /// enough, writes fail (default 1 GiB).
     pub min_free_bytes: u64,
@@ -77,6 +81,7 @@ impl StoreConfig {
             segment_max_age_ms: 3600 * 1000,
             checkpoint_interval_ms: 1000,
             retention_interval_ms: 60 * 1000,
+            index_backup_interval_ms: 10 * 1000,
             min_free_bytes: 1 << 30,
             max_batch_bytes: 64 << 20,
             live_window: WindowLimits::default(),
@@ -139,6 +144,8 @@ pub(crate) struct Inner {
     /// Log groups, keys and each log's tail ([`crate::logs`]).
     pub(crate) logs: Logs,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    /// The index backup, for a store opened on its data directory ([`crate::backup`]).
+    backup: Option<IndexBackup>,
     recovery: RecoveryReport,
     closed: AtomicBool,
     _lock: Box<dyn Any + Send + Sync>,
@@ -169,28 +176,31 @@ impl Store {
 
     /// Opens the store on a given filesystem (tests use [`crate::fs::FaultFs`]).
     ///
-    /// Opening recovers from a crash: records written after the last index checkpoint are
-    /// re-indexed, a torn tail (a record cut short or failing its checksum at the end of a
-    /// lane's newest segment) is cut off, and index rows of missing segment files are dropped.
-    /// [`Store::recovery_report`] says what was done.
+    /// Opening refuses a data directory whose index or default master key is missing or
+    /// damaged, with a [`StoreError::DataDir`] naming the file (see [`crate::datadir`]); it
+    /// makes them only in a new data directory. It recovers from a crash: records written
+    /// after the last index checkpoint are re-indexed, a torn tail (a record cut short or
+    /// failing its checksum at the end of a lane's newest segment) is cut off, and index rows
+    /// of missing segment files are dropped. [`Store::recovery_report`] says what was done.
     pub fn open_with(cfg: StoreConfig, clock: Arc<dyn Clock>, fs: Arc<dyn Fs>) -> Result<Self> {
         let dir = cfg.data_dir.clone();
         fs.create_dir_all(&dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
-        let lock_guard = fs.lock(&dir.join("LOCK")).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                StoreError::Locked(dir.display().to_string())
-            } else {
-                StoreError::io(format!("locking {}", dir.display()), e)
-            }
-        })?;
-        let index_file = fs
-            .open(&dir.join("index.redb"), true)
-            .map_err(|e| StoreError::io("opening the index", e))?;
-        let index: Arc<dyn Index> = Arc::new(RedbIndex::open(index_file)?);
+        let lock_guard = crate::datadir::lock_dir(fs.as_ref(), &dir)?;
         let blobs: Arc<dyn BlobStore> =
             Arc::new(LocalBlobs::new(fs.clone(), dir.join("segments"))?);
-        Self::assemble(cfg, clock, fs, index, blobs, lock_guard)
+        let opened = crate::datadir::open_index(fs.as_ref(), &dir, blobs.as_ref())?;
+        let backup = IndexBackup::new(fs.clone(), dir, opened.index.clone());
+        let index: Arc<dyn Index> = opened.index;
+        Self::assemble(
+            cfg,
+            clock,
+            fs,
+            (index, blobs),
+            lock_guard,
+            opened.fresh,
+            Some(backup),
+        )
     }
 
     /// Opens the store over any index and blob backends.
@@ -201,22 +211,27 @@ impl Store {
         index: Arc<dyn Index>,
         blobs: Arc<dyn BlobStore>,
     ) -> Result<Self> {
-        Self::assemble(cfg, clock, fs, index, blobs, Box::new(()))
+        let fresh = index.segments()?.is_empty() && blobs.list()?.is_empty();
+        Self::assemble(cfg, clock, fs, (index, blobs), Box::new(()), fresh, None)
     }
 
     fn assemble(
         mut cfg: StoreConfig,
         clock: Arc<dyn Clock>,
         fs: Arc<dyn Fs>,
-        index: Arc<dyn Index>,
-        blobs: Arc<dyn BlobStore>,
+        (index, blobs): (Arc<dyn Index>, Arc<dyn BlobStore>),
         lock_guard: Box<dyn Any + Send + Sync>,
+        fresh: bool,
+        backup: Option<IndexBackup>,
     ) -> Result<Self> {
         let dir = cfg.data_dir.clone();
-        let file_key = MasterKey::load_or_create(
+        let mut key_repairs = Vec::new();
+        let file_key = crate::datadir::default_key(
             fs.as_ref(),
-            &dir.join("keys").join("default.key"),
-            DEFAULT_MASTER_KEY_ID,
+            &dir,
+            index.as_ref(),
+            fresh,
+            &mut key_repairs,
         )?;
         // A new file is durable only once the directory holding its entry is synced: without
         // this, a power cut soon after the first start could lose `index.redb` (every stream
@@ -231,7 +246,8 @@ impl Store {
             keys.set_default(id)?;
         }
 
-        let (recovery, max_number, max_segment) = recover(index.as_ref(), blobs.as_ref())?;
+        let (mut recovery, max_number, max_segment) = recover(index.as_ref(), blobs.as_ref())?;
+        recovery.repairs.extend(key_repairs);
         let reserved = index.meta("seq_reserved")?.unwrap_or(0);
         let next = reserved.max(max_number.saturating_add(1)).max(1);
         index.set_meta("seq_reserved", next + SEQ_BLOCK)?;
@@ -276,6 +292,7 @@ impl Store {
             collection_keys: Mutex::default(),
             logs,
             stop: stop.clone(),
+            backup,
             recovery,
             closed: AtomicBool::new(false),
             _lock: lock_guard,
@@ -289,7 +306,31 @@ impl Store {
                 .map_err(|e| StoreError::io("starting the retention thread", e))?;
             lock(&inner.threads).push(t);
         }
+        if let Some(b) = &inner.backup {
+            b.opened();
+            if inner.cfg.index_backup_interval_ms > 0 {
+                let weak = Arc::downgrade(&inner);
+                let interval = inner.cfg.index_backup_interval_ms;
+                let stop = inner.stop.clone();
+                let t = std::thread::Builder::new()
+                    .name("vigil-store-backup".into())
+                    .spawn(move || backup_loop(weak, stop, interval))
+                    .map_err(|e| StoreError::io("starting the index backup thread", e))?;
+                lock(&inner.threads).push(t);
+            }
+        }
         Ok(Self(inner))
+    }
+
+    /// Refreshes the index backup `index.redb.bak` now if the index's metadata changed since
+    /// the last one (the store does it by itself every `index_backup_interval_ms` and when it
+    /// closes): see [`crate::backup`]. Returns whether a backup was written; always `false`
+    /// for a store opened with [`Store::open_on`], which keeps none. Blocking.
+    pub fn backup_index(&self) -> Result<bool> {
+        match &self.0.backup {
+            Some(b) => Ok(b.refresh()?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// What opening the store recovered and repaired.
@@ -333,7 +374,9 @@ impl Store {
     /// [`StoreError::Closed`]. Dropping the last handle does the same.
     pub fn close(&self) -> Result<()> {
         self.0.shutdown();
-        self.0.index.checkpoint()
+        self.0.index.checkpoint()?;
+        self.0.final_backup();
+        Ok(())
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
@@ -790,27 +833,56 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// The backup taken on close: a failure is logged, not returned, since everything the
+    /// store holds is durable by now and the previous backup is still whole.
+    fn final_backup(&self) {
+        if let Some(b) = &self.backup
+            && let Err(e) = b.refresh()
+        {
+            tracing::warn!(error = %e, "the index backup on close failed");
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown();
         if let Err(e) = self.index.checkpoint() {
             tracing::warn!(error = %e, "final index checkpoint failed");
         }
+        self.final_backup();
+    }
+}
+
+/// Waits `interval_ms`, or less if the store stops; returns whether it stopped. A stop
+/// signalled before the wait began is seen at once.
+fn wait_or_stop(stop: &(Mutex<bool>, Condvar), interval_ms: u64) -> bool {
+    let (m, cv) = stop;
+    let guard = lock(m);
+    let (guard, _) = cv
+        .wait_timeout_while(
+            guard,
+            std::time::Duration::from_millis(interval_ms),
+            |stopped| !*stopped,
+        )
+        .unwrap_or_else(|e| e.into_inner());
+    *guard
+}
+
+fn backup_loop(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval_ms: u64) {
+    while !wait_or_stop(&stop, interval_ms) {
+        let Some(inner) = weak.upgrade() else { return };
+        if let Some(b) = &inner.backup
+            && let Err(e) = b.refresh()
+        {
+            tracing::warn!(error = %e, "refreshing the index backup failed");
+        }
     }
 }
 
 fn retention_loop(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval_ms: u64) {
-    let (m, cv) = &*stop;
-    loop {
-        {
-            let guard = lock(m);
-            let (guard, _) = cv
-                .wait_timeout(guard, std::time::Duration::from_millis(interval_ms))
-                .unwrap_or_else(|e| e.into_inner());
-            if *guard {
-                return;
-            }
-        }
+    while !wait_or_stop(&stop, interval_ms) {
         let Some(inner) = weak.upgrade() else { return };
         let store = Store(inner);
         if let Err(e) = store.run_retention() {

@@ -88,6 +88,18 @@ pub enum StoreError {
         /// The version this build reads.
         supported: u32,
     },
+    /// A file the data directory cannot do without is missing, unreadable or damaged: the
+    /// index (`index.redb`) or the default master key (`keys/default.key`). The store refuses
+    /// to open rather than start over without it; `remedy` says what to do.
+    #[error("{file} {problem}. {remedy}")]
+    DataDir {
+        /// The file, as a path.
+        file: String,
+        /// What is wrong with it, e.g. "is missing, but the data keys of 3 stream(s) ...".
+        problem: String,
+        /// What to do about it.
+        remedy: String,
+    },
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,

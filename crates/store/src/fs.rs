@@ -30,6 +30,26 @@ pub trait Fs: Send + Sync + Debug + 'static {
     /// Takes an exclusive lock on a lock file, held until the returned guard drops; fails with
     /// `WouldBlock` if another process holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn std::any::Any + Send + Sync>>;
+    /// Renames a file, replacing `to` if it exists; durable once the directory is synced.
+    /// [`StdFs`] and [`FaultFs`] do it atomically; the default copies `from` to `to` (synced)
+    /// and removes `from`, which a crash can leave half done.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let src = self.open(from, false)?;
+        let dst = self.open(to, true)?;
+        dst.set_len(0)?;
+        let len = src.len()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < len {
+            let n = usize::try_from((len - at).min(1 << 20)).unwrap_or(1 << 20);
+            let chunk = buf.get_mut(..n).ok_or(io::ErrorKind::InvalidInput)?;
+            src.read_at(at, chunk)?;
+            dst.write_at(at, chunk)?;
+            at += n as u64;
+        }
+        dst.sync_data()?;
+        self.remove(from)
+    }
 }
 
 /// An open file.
@@ -113,6 +133,9 @@ impl Fs for StdFs {
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn std::any::Any + Send + Sync>> {
         let file = std::fs::OpenOptions::new()
@@ -470,6 +493,16 @@ impl Fs for FaultFs {
     }
     fn exists(&self, path: &Path) -> bool {
         lock(&self.0).files.contains_key(path)
+    }
+    /// Atomic, and, until the directory is synced, a power cut forgets both names (a
+    /// pessimistic model: a real filesystem keeps one of them).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = lock(&self.0);
+        let f = st.files.remove(from).ok_or(io::ErrorKind::NotFound)?;
+        st.durable_entries.remove(from);
+        st.durable_entries.remove(to);
+        st.files.insert(to.to_path_buf(), f);
+        Ok(())
     }
     fn lock(&self, _path: &Path) -> io::Result<Box<dyn std::any::Any + Send + Sync>> {
         Ok(Box::new(()))

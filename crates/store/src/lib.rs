@@ -18,7 +18,10 @@
 //!   LOCK                      held (flock) by the process that has the store open
 //!   index.redb                the index: streams, keys, headers, fragment index, log groups
 //!                             and log batch index (redb; tables in `index`)
-//!   keys/default.key          the default master key (0600), created on first start
+//!   index.redb.bak            the index backup: the tables the segments cannot rebuild
+//!                             (see [`backup`])
+//!   keys/default.key          the default master key (0600), created when the directory is
+//!                             new, never replaced (see [`datadir`])
 //!   segments/<id>.seg         append-only segment files of fragment and log batch records
 //!                             (format in `record`)
 //! ```
@@ -49,6 +52,14 @@
 //! byte-identical; a record torn by the crash (never reported durable) is cut off on open.
 //! A stream with retention 0 persists nothing: its fragments live in a bounded memory window.
 //!
+//! The index backup `index.redb.bak` is at every moment one whole, consistent snapshot of the
+//! index's metadata (everything but what the segments rebuild). A metadata change (a stream
+//! created, a key rotated, a track header registered, ...) is in it at most
+//! `index_backup_interval_ms` after it was made, plus the time a backup takes, and every
+//! change is in it once the store has closed cleanly; a backup that fails is logged and leaves
+//! the previous one whole ([`backup`]). A data directory whose index or default master key is
+//! missing or damaged is refused on open, never started over ([`datadir`]).
+//!
 //! When a log append's [`LogAppend`] resolves `Ok`, the same holds of its batch (one record,
 //! sealed under its group's data key, in a synced segment; its row in the index; the group
 //! record and key durable since the group was created), and moreover the batch is in its
@@ -65,14 +76,17 @@
 //! [`Store::live_edge`] (the fragments in memory and a receiver of the stream's changes).
 //! Logs: [`Store::create_log_group`], [`Store::append_log`] → [`LogAppend`], and
 //! [`Store::read_log`], [`Store::log_bounds`], [`Store::position_at_time`],
-//! [`Store::subscribe_log`]. [`check::check`] verifies a store.
+//! [`Store::subscribe_log`]. [`check::check`] verifies a store; [`backup::restore_index`]
+//! restores a lost or damaged index from its backup.
 
+pub mod backup;
 pub mod blob;
 pub mod check;
 pub mod clock;
 mod commit;
 pub mod conformance;
 pub mod crypto;
+pub mod datadir;
 pub mod documents;
 mod engine;
 pub mod error;

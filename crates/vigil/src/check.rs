@@ -5,14 +5,24 @@
 //! The check then reads every record of every segment and every fragment in the index,
 //! authenticating each one. `--repair` also removes index entries whose records are damaged.
 //! Exit status: 0 when the store is sound, 1 when damage remains.
+//!
+//! A data directory the store refuses to open (its index or `keys/default.key` missing or
+//! damaged: `vigil_store::datadir`) is reported as a problem, with the store's message naming
+//! the file and what to do, and exit status 1; never "ok". `--restore-index` first replaces a
+//! missing or damaged index with the backup the server keeps (`index.redb.bak`, see
+//! `vigil_store::backup`), keeping the damaged one as `index.redb.damaged`, then checks the
+//! store as usual: opening it re-indexes every segment.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use vigil_store::backup::{RestoreReport, restore_index};
 use vigil_store::check::{CheckReport, check};
-use vigil_store::{Store, SystemClock};
+use vigil_store::datadir::{BACKUP_FILE, INDEX_FILE};
+use vigil_store::{Store, StoreError, SystemClock};
 
 use crate::storage::StoreArgs;
 
@@ -29,6 +39,12 @@ pub struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// First restore a missing or damaged index.redb from the backup the server keeps
+    /// (index.redb.bak); the damaged index is kept as index.redb.damaged. Refused while
+    /// index.redb is sound.
+    #[arg(long)]
+    pub restore_index: bool,
 }
 
 #[derive(Serialize)]
@@ -44,19 +60,53 @@ struct JsonReport<'a> {
     reindexed: u64,
     repairs: Vec<&'a str>,
     problems: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored: Option<&'a str>,
 }
 
 /// Runs the check.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.store.data_dir.clone();
-    if !dir.join("index.redb").exists() {
+    let restored = if args.restore_index {
+        let r = restore_index(&dir)
+            .with_context(|| format!("restoring the index of {}", dir.display()))?;
+        let line = restored_line(&dir, &r);
+        if !args.json {
+            println!("{line}");
+        }
+        Some(line)
+    } else {
+        None
+    };
+    if !holds_a_store(&dir) {
         anyhow::bail!("{} holds no Vigil store (no index.redb)", dir.display());
     }
     let mut cfg = args.store.config()?;
     cfg.retention_interval_ms = 0;
     cfg.min_free_bytes = 0;
-    let store = Store::open(cfg, Arc::new(SystemClock))
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let store = match Store::open(cfg, Arc::new(SystemClock)) {
+        Ok(store) => store,
+        Err(e) => {
+            if matches!(e, StoreError::DataDir { .. }) {
+                // Damage like any other: reported, never "ok".
+                let problem = e.to_string();
+                let report = CheckReport {
+                    problems: vec![problem],
+                    ..CheckReport::default()
+                };
+                if args.json {
+                    print_json(&report, restored.as_deref())?;
+                } else {
+                    println!("store {}", dir.display());
+                    for line in &report.problems {
+                        println!("  PROBLEM: {line}");
+                    }
+                }
+            }
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("opening the store in {}", dir.display()));
+        }
+    };
 
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({eta})")
@@ -75,20 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     store.close()?;
 
     if args.json {
-        let json = JsonReport {
-            clean: report.is_clean(),
-            segments: report.segments,
-            segment_bytes: report.segment_bytes,
-            records: report.records,
-            streams: report.streams,
-            fragments: report.fragments,
-            log_groups: report.log_groups,
-            log_batches: report.log_batches,
-            reindexed: report.recovery.reindexed,
-            repairs: all(&report.recovery.repairs, &report.repairs),
-            problems: all(&report.recovery.problems, &report.problems),
-        };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        print_json(&report, restored.as_deref())?;
     } else {
         print_text(&dir, &report);
     }
@@ -103,11 +140,61 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Whether `dir` holds anything of a store: an index, its backup, or segment files.
+fn holds_a_store(dir: &Path) -> bool {
+    let segments = std::fs::read_dir(dir.join("segments"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        })
+        .unwrap_or(false);
+    dir.join(INDEX_FILE).exists() || dir.join(BACKUP_FILE).exists() || segments
+}
+
+fn restored_line(dir: &Path, r: &RestoreReport) -> String {
+    let mut line = format!(
+        "restored {} from {BACKUP_FILE} (it {}): {} stream(s), {} data stream log group(s), {} \
+         face collection(s); every segment is indexed again",
+        dir.join(INDEX_FILE).display(),
+        r.problem,
+        r.streams,
+        r.log_groups,
+        r.collections
+    );
+    if let Some(kept) = &r.kept_damaged {
+        line.push_str(&format!(
+            "; the damaged index is kept as {}",
+            kept.display()
+        ));
+    }
+    line
+}
+
+fn print_json(report: &CheckReport, restored: Option<&str>) -> anyhow::Result<()> {
+    let json = JsonReport {
+        clean: report.is_clean(),
+        segments: report.segments,
+        segment_bytes: report.segment_bytes,
+        records: report.records,
+        streams: report.streams,
+        fragments: report.fragments,
+        log_groups: report.log_groups,
+        log_batches: report.log_batches,
+        reindexed: report.recovery.reindexed,
+        repairs: all(&report.recovery.repairs, &report.repairs),
+        problems: all(&report.recovery.problems, &report.problems),
+        restored,
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
 fn all<'a>(a: &'a [String], b: &'a [String]) -> Vec<&'a str> {
     a.iter().chain(b).map(String::as_str).collect()
 }
 
-fn print_text(dir: &std::path::Path, r: &CheckReport) {
+fn print_text(dir: &Path, r: &CheckReport) {
     println!("store {}", dir.display());
     println!(
         "  {} segment(s), {} bytes, {} intact record(s)",

@@ -6,12 +6,16 @@
 //! listen = "0.0.0.0:4567"
 //! data_dir = "/var/lib/vigil"
 //! region = "eu-west-1"
+//! strict_region = false
 //! public_url = "https://vigil.home.arpa:4567"
 //! account_id = "123456789012"
 //! log_format = "json"
 //! allow_anonymous = false
 //! master_key_id = "vigil/master"
 //! shutdown_timeout = 30
+//! max_connections = 10000
+//! max_connections_per_address = 2500
+//! camera_networks = ["192.168.1.0/24"]   # default: the private and local ranges
 //!
 //! [tls]
 //! cert = "/etc/vigil/cert.pem"
@@ -59,6 +63,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `--region`.
     pub region: Option<String>,
+    /// `--strict-region`.
+    pub strict_region: Option<bool>,
     /// `--public-url`.
     pub public_url: Option<String>,
     /// `--account-id`.
@@ -86,6 +92,12 @@ pub struct FileConfig {
     /// Stream processors.
     #[serde(default)]
     pub analysis: AnalysisFileConfig,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--max-connections-per-address`.
+    pub max_connections_per_address: Option<usize>,
+    /// `--camera-networks`.
+    pub camera_networks: Option<Vec<String>>,
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<crate::camera::CameraConfig>,

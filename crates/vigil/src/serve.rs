@@ -61,7 +61,8 @@ pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// The AWS region the server answers as: clients must sign for it, and ARNs carry it.
+    /// The AWS region the server answers as: ARNs carry it. Clients may sign for any region
+    /// unless --strict-region is given.
     #[arg(
         long,
         env = "VIGIL_REGION",
@@ -69,6 +70,12 @@ pub struct Args {
         default_value = "us-east-1"
     )]
     pub region: String,
+
+    /// Refuse signatures scoped to another region than --region
+    /// (InvalidSignatureException, as AWS answers). Default: any region is accepted, so
+    /// clients left at their SDK's default region work.
+    #[arg(long, env = "VIGIL_STRICT_REGION")]
+    pub strict_region: bool,
 
     /// The URL clients reach the server at (e.g. https://nvr.home.arpa:4567), returned by
     /// GetDataEndpoint and in playback URLs. Default: the scheme and Host of each request.
@@ -202,6 +209,38 @@ pub struct Args {
     )]
     pub max_stream_processors: u64,
 
+    /// Networks cameras may be in (CIDR, comma-separated, or `any`): the server dials no
+    /// camera address outside them. Default: the private and local ranges.
+    #[arg(
+        long,
+        env = "VIGIL_CAMERA_NETWORKS",
+        value_name = "CIDR,...",
+        value_delimiter = ',',
+        default_values_t = crate::camera::reach::DEFAULT_NETWORKS.map(String::from)
+    )]
+    pub camera_networks: Vec<String>,
+
+    /// Most connections the server keeps open; more are closed at accept.
+    #[arg(
+        long,
+        env = "VIGIL_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub max_connections: usize,
+
+    /// Most connections open from one client address (a NAT holding many cameras counts as
+    /// one); more are closed at accept.
+    #[arg(
+        long,
+        env = "VIGIL_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "N",
+        default_value_t = 2_500,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub max_connections_per_address: usize,
+
     /// Cameras, from the configuration file's `[[camera]]` tables.
     #[arg(skip)]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -224,6 +263,24 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     let f = FileConfig::load(&path)?;
     let ctx = |key: &str| format!("{key} in {}", path.display());
     args.cameras = f.cameras;
+    if let Some(v) = f
+        .max_connections
+        .filter(|_| defaulted(m, "max_connections"))
+    {
+        args.max_connections = v.max(1);
+    }
+    if let Some(v) = f
+        .max_connections_per_address
+        .filter(|_| defaulted(m, "max_connections_per_address"))
+    {
+        args.max_connections_per_address = v.max(1);
+    }
+    if let Some(v) = f
+        .camera_networks
+        .filter(|_| defaulted(m, "camera_networks"))
+    {
+        args.camera_networks = v;
+    }
     if let Some(v) = f.listen.filter(|_| defaulted(m, "listen")) {
         args.listen = parse_listen(&v)
             .map_err(anyhow::Error::msg)
@@ -234,6 +291,9 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     }
     if let Some(v) = f.region.filter(|_| defaulted(m, "region")) {
         args.region = v;
+    }
+    if let Some(v) = f.strict_region.filter(|_| defaulted(m, "strict_region")) {
+        args.strict_region = v;
     }
     if let Some(v) = f.public_url.filter(|_| defaulted(m, "public_url")) {
         args.public_url = Some(v);
@@ -486,8 +546,9 @@ fn authenticator(
         return Ok((Arc::new(Anonymous), keys));
     }
     Ok((
-        Arc::new(vigil_api_common::auth::SigV4::new(
+        Arc::new(vigil_api_common::auth::SigV4::with_regions(
             &args.region,
+            !args.strict_region,
             keys.clone(),
             store.clock().clone(),
         )),
@@ -652,9 +713,13 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         info!(processors = resumed, "stream processors running again");
     }
     let app = vigil_server::router(state.clone());
+    let networks = crate::camera::reach::Networks::parse(&args.camera_networks)
+        .map_err(anyhow::Error::msg)
+        .context("--camera-networks")?;
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,
         &args.store.data_dir,
+        networks,
     );
     // The API and the metrics hold the cameras weakly: the cameras' client holds the router,
     // which holds the API state.
@@ -678,7 +743,11 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("{scheme}://{bound}"));
         info!("web console at {}/", url.trim_end_matches('/'));
     }
-    let graceful = crate::http::accept_loop(listener, tls, app, shutdown_signal()).await;
+    let limits = crate::http::ConnectionLimits {
+        total: args.max_connections,
+        per_address: args.max_connections_per_address,
+    };
+    let graceful = crate::http::accept_loop(listener, tls, app, limits, shutdown_signal()).await;
     let timeout = Duration::from_secs(args.shutdown_timeout);
     info!("no longer accepting connections; stopping cameras");
     cameras.stop_all().await;

@@ -9,8 +9,9 @@ use vigil_store::crypto::MasterKey;
 /// Where the store lives and which master key it uses.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// The data directory: segment files, the index, and the default master key
-    /// (`keys/default.key`, created on first start with mode 0600).
+    /// The data directory: segment files, the index and its backup, and the default master
+    /// key (`keys/default.key`, created with mode 0600 when the directory is new, and never
+    /// replaced: a store whose key or index is missing or damaged is refused).
     #[arg(
         long,
         env = "VIGIL_DATA_DIR",

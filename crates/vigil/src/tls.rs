@@ -5,7 +5,7 @@
 //! every PutMedia would fail its signature check (`../shared/spec/kvs-api.md` §8).
 //!
 //! `--tls-self-signed` makes a home network's TLS work without a public CA: on first start it
-//! creates a local certificate authority (`DATA_DIR/tls/ca.pem`, key `ca.key`, mode 0600) and
+//! creates a local certificate authority (`DATA_DIR/tls/ca.pem`, mode 0644, key `ca.key`, mode 0600) and
 //! a server certificate signed by it for the host's names and addresses (`server.pem`,
 //! `server.key`). Producers trust `ca.pem` (docs/tls.md). The server certificate is issued
 //! again when the set of names changes or it is within 30 days of expiry; the CA stays.
@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,15 +83,28 @@ fn ca_params() -> anyhow::Result<CertificateParams> {
     Ok(p)
 }
 
-/// Writes a private file (mode 0600) atomically.
+/// Writes a private file (mode 0600: keys) atomically.
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    write_mode(path, data, 0o600)
+}
+
+/// Writes a public file (mode 0644: certificates, which producers running as other users
+/// must read) atomically.
+fn write_public(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    write_mode(path, data, 0o644)
+}
+
+fn write_mode(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    // The mode given to open() is masked by the umask; a certificate is meant to be read.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
@@ -111,12 +124,17 @@ pub fn ensure_self_signed(dir: &Path, names: &BTreeSet<String>) -> anyhow::Resul
     let ca_key = if ca_key_path.exists() && ca_cert.exists() {
         let pem = std::fs::read_to_string(&ca_key_path)
             .with_context(|| format!("reading {}", ca_key_path.display()))?;
-        KeyPair::from_pem(&pem).with_context(|| format!("parsing {}", ca_key_path.display()))?
+        let key = KeyPair::from_pem(&pem)
+            .with_context(|| format!("parsing {}", ca_key_path.display()))?;
+        // Data directories made before certificates were written 0644.
+        std::fs::set_permissions(&ca_cert, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("making {} readable", ca_cert.display()))?;
+        key
     } else {
         let key = KeyPair::generate().context("generating the CA key")?;
         let ca = ca_params()?.self_signed(&key).context("making the CA")?;
         write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
-        write_private(&ca_cert, ca.pem().as_bytes())?;
+        write_public(&ca_cert, ca.pem().as_bytes())?;
         key
     };
     let wanted: Vec<String> = names.iter().cloned().collect();
@@ -163,7 +181,7 @@ pub fn ensure_self_signed(dir: &Path, names: &BTreeSet<String>) -> anyhow::Resul
     let ca_pem = std::fs::read_to_string(&ca_cert)
         .with_context(|| format!("reading {}", ca_cert.display()))?;
     write_private(&key, server_key.serialize_pem().as_bytes())?;
-    write_private(&cert, format!("{}{}", server.pem(), ca_pem).as_bytes())?;
+    write_public(&cert, format!("{}{}", server.pem(), ca_pem).as_bytes())?;
     write_private(&names_file, wanted.join("\n").as_bytes())?;
     Ok(SelfSigned {
         ca_cert,

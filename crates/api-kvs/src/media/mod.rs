@@ -1,6 +1,7 @@
 //! The media plane (`kinesis-video-media`): PutMedia (ingest) and GetMedia (live and
 //! archived reads), over the fragment contract in `vigil-api-kvs-common`'s crate docs.
 
+mod acks;
 pub mod getmedia;
 pub mod ingest;
 pub mod putmedia;

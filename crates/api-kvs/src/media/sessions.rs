@@ -16,11 +16,12 @@
 //! for its last PERSISTED acks while the new one streams), and an old KVS document gave 5 "to
 //! allow for streaming token rotation, retries". So a stream may have
 //! [`PutMediaConfig::max_sessions_per_stream`] (5) sessions streaming at once; a newer one
-//! makes the oldest **drain** (finish the fragment it is receiving, then end, as at shutdown)
-//! and is admitted at once. A producer whose connections die silently (no FIN) is therefore
-//! never locked out by its own dead connections. Draining sessions still count against a hard
-//! bound of twice that many per stream: past it (a reconnect storm while fragments finish), new
-//! sessions are refused with `ConnectionLimitExceededException` (400) before the `200`.
+//! **displaces** the oldest ([`Control::Displaced`]: it finishes the fragment it is receiving,
+//! says so with an ERROR ack, [`DISPLACED_ERROR`], and ends) and is admitted at once. A
+//! producer whose connections die silently (no FIN) is therefore never locked out by its own
+//! dead connections. Displaced sessions still count against a hard bound of twice that many
+//! per stream: past it (a reconnect storm while fragments finish), new sessions are refused
+//! with `ConnectionLimitExceededException` (400) before the `200`.
 //!
 //! # Server-wide limit
 //!
@@ -28,17 +29,27 @@
 //! streams together (each may hold [`PutMediaConfig::max_fragments_in_flight`] fragments of up
 //! to 50 MB, see [`super::putmedia`]); past it new sessions are refused with
 //! `ClientLimitExceededException` (400) before the `200`. This is checked first: a refused
-//! session changes nothing (it does not make an older session of its stream drain).
+//! session changes nothing (it does not displace an older session of its stream).
 //!
 //! # Control
 //!
 //! Each session watches a [`Control`] value; it only ever rises ([`Control::Run`] <
-//! [`Control::Drain`] < [`Control::Abort`] < [`Control::StreamDeleted`]), so a stronger
-//! instruction is never lost behind a weaker one:
-//! - `Drain` ([`Sessions::shutdown`], or a newer session of the stream): finish the fragment
-//!   being received, then end; no new fragment begins.
+//! [`Control::Drain`] < [`Control::Displaced`] < [`Control::Abort`] <
+//! [`Control::StreamDeleted`]), so a stronger instruction is never lost behind a weaker one:
+//! - `Drain` ([`Sessions::shutdown`]): finish the fragment being received, then end; no new
+//!   fragment begins, and no ack says why (the producer's next connection gets 503). The
+//!   session's last ack is that fragment's PERSISTED (the store has it on disk then); the
+//!   response ends with it, and the connection closes [`PutMediaConfig::close_delay`] later
+//!   (the request body is not read on for `discard_after_end`), so that the producer, which
+//!   streams on until its connection ends, reconnects at once. What it sent after that
+//!   fragment had no ack, and the producer sends it again on its next connection.
+//! - `Displaced` (a newer session of the stream): as `Drain`, then an ERROR ack
+//!   ([`DISPLACED_ERROR`]) for what the producer sends next (with the next Cluster's timecode
+//!   when that is what ends the fragment), so that the producer reconnects and resends it
+//!   instead of losing it silently.
 //! - `Abort` ([`Sessions::close_all`], a fragment failed to persist, or the session's key was
-//!   revoked): drop the fragment being received and end, without an ack for it.
+//!   revoked): drop the fragment being received and end, without an ack for it; the
+//!   connection closes as after `Drain`.
 //! - `StreamDeleted` ([`Sessions::stream_deleted`]): ERROR 4008 for the fragment being received
 //!   (dropped), then end.
 
@@ -49,6 +60,22 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use vigil_api_kvs_common::{KvsError, KvsResult};
+
+use super::ingest::AckError;
+
+/// The ERROR ack of a session displaced by newer ones on its stream: 4003
+/// `MAX_CONNECTION_DURATION_REACHED`.
+///
+/// KVS has no ack code for "too many connections on this stream" (its connection limit is
+/// `ConnectionLimitExceededException`, an HTTP error before the `200`, which a session
+/// already streaming cannot get). 4003 is the code KVS itself sends to say "this connection
+/// has lasted long enough: open a new one", which is exactly what a displaced producer must
+/// do; its data was fine. The producer SDK treats 4003 so: it is one of the results its
+/// `CONNECTION_DROPPED_HOST_ALIVE` lists (reconnect to the same endpoint, no endpoint or
+/// stream re-discovery), and it resends from the fragment the ack names. The other codes
+/// would mislead it: 4000 blames the connection's reads, 4004–4012 the media, 5000/5001 the
+/// service.
+pub const DISPLACED_ERROR: AckError = AckError::MaxConnectionDurationReached;
 
 /// Timings and limits of PutMedia sessions.
 #[derive(Debug, Clone)]
@@ -67,8 +94,17 @@ pub struct PutMediaConfig {
     /// After a session ended early (an error, shutdown, deletion), how long the rest of the
     /// request body is still read and discarded, so that the producer reads the final acks
     /// before the connection closes (a close with unread data resets the connection, and a
-    /// reset can destroy acks the producer has not read yet). Default 5 s.
+    /// reset can destroy acks the producer has not read yet). Default 5 s. A session told to
+    /// stop without an ack saying so ([`Control::Drain`], [`Control::Abort`]) stops reading
+    /// sooner: [`PutMediaConfig::close_delay`] after its last ack.
     pub discard_after_end: Duration,
+    /// How long after its last ack a session that was told to drain or abort (which no ack
+    /// tells the producer) still reads and discards the request body before the connection
+    /// closes: time for those acks to reach the producer before a close with request bytes
+    /// unread resets the connection. The producer SDK, which keeps streaming into a connection
+    /// until it ends, then reconnects at once instead of after `discard_after_end`. Default
+    /// 250 ms.
+    pub close_delay: Duration,
     /// Sessions registered at once on the whole server, all streams together (default 2000);
     /// past it new ones are refused with `ClientLimitExceededException`.
     pub max_sessions: usize,
@@ -90,6 +126,7 @@ impl Default for PutMediaConfig {
             idle_timeout: Duration::from_secs(30),
             max_connection_duration: Duration::from_secs(45 * 60),
             discard_after_end: Duration::from_secs(5),
+            close_delay: Duration::from_millis(250),
             max_sessions: 2000,
             max_fragments_in_flight: 4,
             auth_recheck_interval: vigil_api_common::auth::RECHECK_INTERVAL,
@@ -102,8 +139,11 @@ impl Default for PutMediaConfig {
 pub enum Control {
     /// Carry on.
     Run,
-    /// Finish the fragment being received, then end.
+    /// Finish the fragment being received, then end (shutdown).
     Drain,
+    /// A newer session of the stream won: finish the fragment being received, then
+    /// [`DISPLACED_ERROR`] and end.
+    Displaced,
     /// Drop the fragment being received and end.
     Abort,
     /// The stream was deleted: ERROR 4008, then end.
@@ -252,9 +292,9 @@ impl Sessions {
             if let Some((oldest, e)) = streaming.first() {
                 tracing::info!(
                     session = oldest,
-                    "a newer PutMedia connection to the stream wins; this one drains"
+                    "a newer PutMedia connection to the stream wins; this one is displaced"
                 );
-                raise(&e.control, Control::Drain);
+                raise(&e.control, Control::Displaced);
             }
         }
         inner.next_id += 1;
@@ -349,16 +389,16 @@ mod tests {
         let b = s.admit(1).unwrap();
         // A third: the oldest drains.
         let c = s.admit(1).unwrap();
-        assert_eq!(*a.control.borrow(), Control::Drain);
+        assert_eq!(*a.control.borrow(), Control::Displaced);
         assert_eq!(*b.control.borrow(), Control::Run);
         let d = s.admit(1).unwrap();
-        assert_eq!(*b.control.borrow(), Control::Drain);
+        assert_eq!(*b.control.borrow(), Control::Displaced);
         // Four registered (two draining): the bound.
         let err = s.admit(1).unwrap_err();
         assert_eq!(err.aws_code(), "ConnectionLimitExceededException");
         drop(a);
         let e = s.admit(1).unwrap();
-        assert_eq!(*c.control.borrow(), Control::Drain);
+        assert_eq!(*c.control.borrow(), Control::Displaced);
         let other = s.admit(2).unwrap();
         assert_eq!(s.active(), 5);
         assert_eq!(s.active_for(1), 4);

@@ -363,6 +363,35 @@ fn scope_errors() {
         e.message()
             .starts_with("Credential should be scoped to a valid region, not 'us-east-1'.")
     );
+    // A server that takes any region: the capture (signed for us-east-1) verifies, checked
+    // with the region it was signed for; a scope edited to another region does not (the
+    // signing key is derived from it), nor does one that is no region name.
+    let any = |r: &RawRequest| {
+        let mut cfg = VerifierConfig::new("eu-west-1");
+        cfg.any_region = true;
+        with_request(r, |r| {
+            Verifier::new(cfg).verify(r, Payload::Streaming, req.amz_date_ms(), &keys)
+        })
+    };
+    assert_eq!(any(&req).unwrap().region, "us-east-1");
+    let mut edited = req.clone();
+    edited.set_header(
+        "authorization",
+        auth.replace("/us-east-1/", "/us-west-2/").as_bytes(),
+    );
+    assert!(matches!(
+        any(&edited).unwrap_err(),
+        AuthError::SignatureMismatch { .. }
+    ));
+    let mut edited = req.clone();
+    edited.set_header(
+        "authorization",
+        auth.replace("/us-east-1/", "/US_EAST/").as_bytes(),
+    );
+    assert!(matches!(
+        any(&edited).unwrap_err(),
+        AuthError::CredentialScope(ScopeError::Region { .. })
+    ));
 
     let with_auth = |from: &str, to: &str| {
         let mut r = req.clone();

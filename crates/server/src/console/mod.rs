@@ -45,6 +45,7 @@ use crate::ServerState;
 use reads::{Query, file_time, sanitize};
 
 mod reads;
+pub mod throttle;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "vigil_console";
@@ -401,13 +402,33 @@ fn info(state: &ServerState) -> Response {
 /// `POST /console/api/login`, signed with SigV4 by the browser (or any client).
 async fn login(state: Arc<ServerState>, req: Request) -> KvsResult<Response> {
     let (parts, body) = req.into_parts();
-    state.auth.precheck(&parts, Service::KinesisVideo)?;
-    let bytes = vigil_api_common::body::read(body, 4096).await?;
-    let principal =
-        state
-            .auth
-            .authenticate(&parts, Payload::Body(&bytes), Service::KinesisVideo)?;
+    let peer = parts
+        .extensions
+        .get::<vigil_api_common::config::PeerAddr>()
+        .map(|p| p.0.ip());
     let now = state.store.clock().now_ms();
+    if let Some(ip) = peer
+        && let Err(wait_s) = state.console_throttle.attempt(ip, now)
+    {
+        crate::metrics::metrics().console_login_throttled.inc(&[]);
+        return Err(KvsError::ClientLimitExceededException(format!(
+            "Too many failed sign-ins from {ip}; try again in {wait_s} s."
+        )));
+    }
+    let signed = async {
+        state.auth.precheck(&parts, Service::KinesisVideo)?;
+        let bytes = vigil_api_common::body::read(body, 4096).await?;
+        KvsResult::Ok(state.auth.authenticate(
+            &parts,
+            Payload::Body(&bytes),
+            Service::KinesisVideo,
+        )?)
+    };
+    // A failed attempt keeps its place in the throttle; a successful one gives it back.
+    let principal = signed.await?;
+    if let Some(ip) = peer {
+        state.console_throttle.succeeded(ip);
+    }
     let token =
         state
             .console_sessions

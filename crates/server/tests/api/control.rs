@@ -204,6 +204,9 @@ async fn list_streams_pages_and_filters() {
         json!({"MaxResults": 0}),
         json!({"MaxResults": 10_001}),
         json!({"NextToken": "%%%"}),
+        // What tokens used to be (the base64 of a name): made up, so refused.
+        json!({"NextToken": "ZnJvbnQtMw=="}),
+        json!({"NextToken": "A".repeat(1100)}),
         json!({"StreamNameCondition": {"ComparisonOperator": "ENDS_WITH", "ComparisonValue": "x"}}),
     ] {
         s.post("/listStreams", &bad)

@@ -580,12 +580,14 @@ async fn get_media_errors() {
     }
 }
 
+/// Every page of ListFragments on `cam` for `selector` (`Null`: none, every fragment).
 async fn list_all(server: &TestServer, selector: Value, page: usize) -> (Vec<Value>, usize) {
     let mut out = Vec::new();
     let mut pages = 0;
     let mut token: Option<String> = None;
     loop {
         let body = match &token {
+            None if selector.is_null() => json!({"StreamName": "cam", "MaxResults": page}),
             None => json!({"StreamName": "cam", "FragmentSelector": selector, "MaxResults": page}),
             Some(t) => json!({"StreamName": "cam", "NextToken": t, "MaxResults": page}),
         };
@@ -694,6 +696,21 @@ async fn list_fragments_pages_and_ranges() {
     assert!(frags.is_empty());
     assert_eq!(pages, 1);
 
+    // Without a selector (`aws kinesis-video-archived-media list-fragments --stream-name cam`):
+    // every fragment of the stream, a page at a time, in server-timestamp order.
+    let (frags, pages) = list_all(&server, Value::Null, 4).await;
+    let listed: Vec<&str> = frags
+        .iter()
+        .map(|f| f["FragmentNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, all, "every fragment, in order");
+    assert_eq!(pages, all.len().div_ceil(4));
+    let r = server
+        .post("/listFragments", &json!({"StreamName": "cam"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["Fragments"].as_array().unwrap().len(), all.len());
+
     // A token is only good for its stream.
     let other = stream(&server, "other", 24).await;
     let r = server
@@ -711,8 +728,15 @@ async fn list_fragments_pages_and_ranges() {
         )
         .await
         .assert_error(400, "InvalidArgumentException");
+    // Tokens are sealed: one made up from what a token looks like is refused, as is one over
+    // the model's 4096 characters.
+    let forged = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        json!({"s": 1, "k": "s", "a": 0, "b": u64::MAX, "ts": 0, "n": 0}).to_string(),
+    );
     for bad in [
-        json!({"StreamName": "cam"}),
+        json!({"StreamName": "cam", "NextToken": forged}),
+        json!({"StreamName": "cam", "NextToken": "A".repeat(4100)}),
         json!({"StreamName": "cam", "FragmentSelector": {"FragmentSelectorType": "SERVER_TIMESTAMP"}}),
         json!({"StreamName": "cam", "MaxResults": 0, "FragmentSelector": range("SERVER_TIMESTAMP", 0, 1)}),
         json!({"StreamName": "cam", "FragmentSelector": range("SERVER_TIMESTAMP", 5, 1)}),

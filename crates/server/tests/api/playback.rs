@@ -716,3 +716,83 @@ async fn clips_over_the_limit_are_capped() {
         );
     }
 }
+
+/// GetClip and GetImages over their caps are refused at once with
+/// `ClientLimitExceededException` (400), counted in `vigil_heavy_reads_refused_total`; within
+/// them they are served. (The counting itself, per key and in all, and the release of a place
+/// when a call ends, are `vigil_api_playback::heavy`'s unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_reads_over_their_caps_are_refused() {
+    use vigil_api_playback::heavy::HeavyLimits;
+    let cfg = vigil_server::ServerConfig {
+        playback: vigil_api_playback::PlaybackConfig {
+            clip_calls: HeavyLimits {
+                per_key: 0,
+                total: 4,
+                wait: std::time::Duration::ZERO,
+            },
+            image_calls: HeavyLimits {
+                per_key: 4,
+                total: 0,
+                wait: std::time::Duration::from_millis(100),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start_with(cfg, std::sync::Arc::new(vigil_server::Anonymous)).await;
+    let ids = stream(&server, "heavy", 24).await;
+    for c in &ffmpeg_h264().1.clusters {
+        put(&server, ids, c).await;
+    }
+    let (start, end) = media_range();
+    let r = server
+        .post(
+            "/getClip",
+            &json!({"StreamName": "heavy", "ClipFragmentSelector": {
+                "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}}}),
+        )
+        .await;
+    r.assert_error(400, "ClientLimitExceededException");
+    assert!(r.text().contains("per access key"), "{}", r.text());
+    let r = server
+        .post(
+            "/getImages",
+            &json!({"StreamName": "heavy", "ImageSelectorType": "PRODUCER_TIMESTAMP",
+                "StartTimestamp": start, "EndTimestamp": end, "Format": "JPEG"}),
+        )
+        .await;
+    r.assert_error(400, "ClientLimitExceededException");
+    assert!(r.text().contains("in all"), "{}", r.text());
+    let metrics = server
+        .raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .text();
+    for line in [
+        "vigil_heavy_reads_refused_total{operation=\"GetClip\",limit=\"key\"}",
+        "vigil_heavy_reads_refused_total{operation=\"GetImages\",limit=\"total\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
+    // Within the caps (the defaults), both are served.
+    let server = TestServer::start().await;
+    let ids = stream(&server, "heavy", 24).await;
+    for c in &ffmpeg_h264().1.clusters {
+        put(&server, ids, c).await;
+    }
+    let r = server
+        .post(
+            "/getClip",
+            &json!({"StreamName": "heavy", "ClipFragmentSelector": {
+                "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-length").map(str::to_owned),
+        Some(r.body.len().to_string())
+    );
+}

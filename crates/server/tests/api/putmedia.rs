@@ -1,6 +1,8 @@
 //! PutMedia over the wire: the official C producer's captures replayed byte for byte, ffmpeg
-//! media in odd chunk sizes, every error ack, retention 0, many producers at once, idle and
-//! connection limits, stream deletion and shutdown.
+//! media in odd chunk sizes, every error ack, retention 0, many producers at once; how sessions
+//! end otherwise (stream deletion, idle and connection limits, displacement, shutdown, revoked
+//! keys, broken bodies) is in [`sessions`]; a producer's reconnect (a resumed session's Tags, a
+//! re-sent fragment), the tag limit and closing at shutdown are in [`reconnect`].
 //!
 //! Tests wait on acks, never on fixed sleeps (except where the point is that time passes:
 //! idle and connection-age limits, with short limits).
@@ -18,14 +20,17 @@ use vigil_mkv::{
 use vigil_store::FragmentMeta;
 
 use crate::common::{
-    PutMediaClient, Revocable, SlowFs, TestServer, count_acks, ffmpeg_h264, http_chunk,
-    http_chunks, kvs_capture, putmedia_head, split_mkv,
+    PutMediaClient, SlowFs, TestServer, count_acks, ffmpeg_h264, http_chunk, http_chunks,
+    kvs_capture, putmedia_head, split_mkv,
 };
 
 /// How long a test waits for what it expects.
 const T: Duration = Duration::from_secs(30);
 
 const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+
+mod reconnect;
+mod sessions;
 
 // ---- helpers ----
 
@@ -525,40 +530,6 @@ async fn a_frame_on_an_undeclared_track_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_stream_ends_its_sessions() {
-    let server = TestServer::start().await;
-    let arn = server.create_stream("doomed", 1).await;
-    let (mut m, head) = document();
-    let c1 = cluster(&mut m, 0, 5, 100);
-    let c2 = cluster(&mut m, 200, 3, 100);
-    let mut c = connect(&server, "doomed", "ABSOLUTE").await;
-    c.send_chunk(&[head, c1, c2].concat()).await;
-    // The first fragment is complete and durable; the second is being received.
-    let acks = c
-        .wait_acks(T, |a| {
-            count_acks(a, "PERSISTED") == 1 && count_acks(a, "BUFFERING") == 2
-        })
-        .await;
-    let second = acks
-        .iter()
-        .filter(|a| a["EventType"] == "BUFFERING")
-        .nth(1)
-        .unwrap()["FragmentNumber"]
-        .clone();
-    let r = server
-        .post("/deleteStream", &json!({"StreamARN": arn}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let acks = c.wait_end(T).await;
-    let err = the_error(&acks);
-    assert_eq!(err["ErrorId"], 4008);
-    assert_eq!(err["ErrorCode"], "STREAM_NOT_ACTIVE");
-    assert_eq!(err["FragmentNumber"], second);
-    assert_eq!(err["FragmentTimecode"], 200);
-    assert_eq!(server.state.kvs.sessions.active(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_before_the_200_are_json() {
     let server = TestServer::start().await;
     server.create_stream("exists", 1).await;
@@ -743,158 +714,6 @@ async fn twenty_producers_at_once() {
     }
 }
 
-// ---- limits: idle, connection age, connections per stream ----
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sessions_get_idle_acks_then_end() {
-    let server = TestServer::start_with_sessions(PutMediaConfig {
-        idle_ack_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(700),
-        ..PutMediaConfig::default()
-    })
-    .await;
-    server.create_stream("quiet", 1).await;
-    let (mut m, head) = document();
-    let c1 = cluster(&mut m, 0, 3, 10);
-    let mut c = connect(&server, "quiet", "ABSOLUTE").await;
-    c.send_chunk(&[head, c1].concat()).await;
-    // No more data: IDLE acks, then the session ends, keeping the whole fragment.
-    let acks = c.wait_end(T).await;
-    check_framing(&c);
-    assert!(count_acks(&acks, "IDLE") >= 3, "{acks:?}");
-    let frags = fragments_acked(&acks, true);
-    assert_eq!(frags.len(), 1);
-    assert_eq!(stored(&server, "quiet").len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_have_a_maximum_duration() {
-    let server = TestServer::start_with_sessions(PutMediaConfig {
-        idle_ack_interval: Duration::from_millis(100),
-        max_connection_duration: Duration::from_millis(300),
-        ..PutMediaConfig::default()
-    })
-    .await;
-    server.create_stream("old", 1).await;
-    let (mut m, head) = document();
-    let c1 = cluster(&mut m, 0, 3, 10);
-    let c2 = cluster(&mut m, 1000, 3, 10);
-    let mut c = connect(&server, "old", "ABSOLUTE").await;
-    c.send_chunk(&[head, c1].concat()).await;
-    // IDLE acks come every 100 ms without data: after four, the connection is past 300 ms.
-    c.wait_acks(T, |a| count_acks(a, "IDLE") >= 4).await;
-    c.send_chunk(&c2).await;
-    let acks = c.wait_end(T).await;
-    let err = the_error(&acks);
-    assert_eq!(
-        err,
-        &json!({"EventType": "ERROR", "FragmentTimecode": 1000, "ErrorId": 4003,
-                "ErrorCode": "MAX_CONNECTION_DURATION_REACHED"})
-    );
-    // The fragment received before the deadline is kept.
-    assert_eq!(count_acks(&acks, "PERSISTED"), 1);
-    assert_eq!(stored(&server, "old").len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_newest_connection_wins() {
-    let server = TestServer::start_with_sessions(PutMediaConfig {
-        max_sessions_per_stream: 2,
-        ..PutMediaConfig::default()
-    })
-    .await;
-    server.create_stream("busy", 1).await;
-    // Each producer is in the middle of a fragment.
-    let mut producers = Vec::new();
-    for i in 0..4u64 {
-        let (mut m, head) = document();
-        let mut c = connect(&server, "busy", "ABSOLUTE").await;
-        c.send_chunk(&[head, cluster(&mut m, i * 10_000, 2, 10)].concat())
-            .await;
-        c.wait_acks(T, |a| count_acks(a, "BUFFERING") == 1).await;
-        producers.push((c, m));
-    }
-    // The third and fourth made the first and second drain; with those still finishing their
-    // fragments, the stream has as many connections as it may have.
-    let head = putmedia_head(server.addr, "busy", "ABSOLUTE", &[]);
-    let mut refused = PutMediaClient::connect(server.addr, &head).await;
-    assert_eq!(refused.wait_status(T).await, 400);
-    refused.wait_end(T).await;
-    let body: Value = serde_json::from_slice(&refused.body).unwrap();
-    assert_eq!(body["__type"], "ConnectionLimitExceededException");
-
-    // The first producer's next Cluster completes its fragment, and its session ends there.
-    let (first, m) = &mut producers[0];
-    let next = cluster(m, 1000, 2, 10);
-    first.send_chunk(&next).await;
-    let acks = first.wait_end(T).await;
-    assert_eq!(fragments_acked(&acks, true).len(), 1);
-    assert_eq!(
-        server
-            .state
-            .kvs
-            .sessions
-            .active_for(server.stream_id("busy")),
-        3
-    );
-    let _fifth = connect(&server, "busy", "ABSOLUTE").await;
-    // The newest ones still stream.
-    let (last, m) = &mut producers[3];
-    let next = cluster(m, 31_000, 2, 10);
-    last.send_chunk(&next).await;
-    last.wait_acks(T, |a| count_acks(a, "PERSISTED") == 1).await;
-}
-
-// ---- shutdown ----
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_the_fragment_being_received_finish() {
-    let server = TestServer::start().await;
-    server.create_stream("draining", 1).await;
-    let (mut m, head) = document();
-    let c1 = cluster(&mut m, 0, 5, 100);
-    let c2 = cluster(&mut m, 200, 3, 100);
-    let mut c = connect(&server, "draining", "ABSOLUTE").await;
-    c.send_chunk(&[head, c1, c2].concat()).await;
-    c.wait_acks(T, |a| {
-        count_acks(a, "PERSISTED") == 1 && count_acks(a, "BUFFERING") == 2
-    })
-    .await;
-
-    let state = server.state.clone();
-    let mut drain = tokio::spawn(async move { state.kvs.sessions.drain().await });
-    // The second fragment is still arriving: the drain waits for it.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut drain)
-            .await
-            .is_err()
-    );
-    // New sessions are refused meanwhile.
-    let refused = putmedia_head(
-        server.addr,
-        "draining",
-        "ABSOLUTE",
-        &[("Connection", "close")],
-    );
-    server
-        .raw(&[refused, b"0\r\n\r\n".to_vec()].concat())
-        .await
-        .assert_error(503, "ServiceUnavailable");
-
-    // The producer goes on: one more frame, then the end-of-fragment tag.
-    m.write_simple_block(1, 320, false, &[7; 100]).unwrap();
-    let more = [m.take(), end_of_fragment(&mut m)].concat();
-    c.send_chunk(&more).await;
-    let acks = c.wait_end(T).await;
-    let frags = fragments_acked(&acks, true);
-    assert_eq!(frags.len(), 2);
-    tokio::time::timeout(T, drain).await.unwrap().unwrap();
-    assert_eq!(server.state.kvs.sessions.active(), 0);
-    let stored = stored(&server, "draining");
-    assert_eq!(stored.len(), 2);
-    assert_eq!(stored[1].0.duration_ms, 160);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_stream_while_the_body_is_open() {
     // One frame at a time: each fragment's acks come while the request goes on.
@@ -994,41 +813,6 @@ async fn a_producer_faster_than_the_disk_is_held_back() {
     assert_eq!(server.state.kvs.sessions.active(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_has_a_session_limit() {
-    let server = TestServer::start_with_sessions(PutMediaConfig {
-        max_sessions: 2,
-        ..PutMediaConfig::default()
-    })
-    .await;
-    for name in ["full-a", "full-b", "full-c"] {
-        server.create_stream(name, 1).await;
-    }
-    let mut a = connect(&server, "full-a", "ABSOLUTE").await;
-    let _b = connect(&server, "full-b", "ABSOLUTE").await;
-    let head = putmedia_head(server.addr, "full-c", "ABSOLUTE", &[]);
-    let mut refused = PutMediaClient::connect(server.addr, &head).await;
-    assert_eq!(refused.wait_status(T).await, 400);
-    refused.wait_end(T).await;
-    let body: Value = serde_json::from_slice(&refused.body).unwrap();
-    assert_eq!(body["__type"], "ClientLimitExceededException");
-    // Another stream's session (or the same stream's) is refused alike.
-    let head = putmedia_head(server.addr, "full-a", "ABSOLUTE", &[]);
-    let mut refused = PutMediaClient::connect(server.addr, &head).await;
-    assert_eq!(refused.wait_status(T).await, 400);
-    assert_eq!(server.state.kvs.sessions.active(), 2);
-
-    // One ends: there is room again.
-    a.end_body().await;
-    a.wait_end(T).await;
-    let mut c = connect(&server, "full-c", "ABSOLUTE").await;
-    let (mut m, doc) = document();
-    c.send_chunk(&[doc, cluster(&mut m, 0, 2, 10)].concat())
-        .await;
-    c.end_body().await;
-    assert_eq!(fragments_acked(&c.wait_end(T).await, true).len(), 1);
-}
-
 // ---- reserved tags ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1125,65 +909,4 @@ async fn a_fragment_overlapping_the_previous_one_is_refused() {
     c.end_body().await;
     let acks = c.wait_end(T).await;
     assert_eq!(fragments_acked(&acks, true).len(), 2);
-}
-
-// ---- revoked keys ----
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoking_the_key_ends_the_session() {
-    let auth = Arc::new(Revocable::default());
-    let server = TestServer::start_custom(
-        PutMediaConfig {
-            auth_recheck_interval: Duration::from_millis(50),
-            ..PutMediaConfig::default()
-        },
-        auth.clone(),
-        // The complete fragment is still on its way to disk when the key is revoked.
-        Arc::new(SlowFs {
-            delay: Duration::from_millis(300),
-        }),
-    )
-    .await;
-    server.create_stream("revoked", 1).await;
-    let (mut m, head) = document();
-    let c1 = cluster(&mut m, 0, 3, 100);
-    let c2 = cluster(&mut m, 1000, 3, 100);
-    let mut c = connect(&server, "revoked", "ABSOLUTE").await;
-    c.send_chunk(&[head, c1, c2].concat()).await;
-    let acks = c
-        .wait_acks(T, |a| {
-            count_acks(a, "RECEIVED") == 1 && count_acks(a, "BUFFERING") == 2
-        })
-        .await;
-    let buffering: Vec<Value> = acks
-        .iter()
-        .filter(|a| a["EventType"] == "BUFFERING")
-        .map(|a| a["FragmentNumber"].clone())
-        .collect();
-    auth.revoke();
-    // The session ends although the producer goes on streaming: the fragment being received
-    // is dropped without an ack, the complete one is still persisted.
-    let mut t = 1120;
-    let acks = loop {
-        m.write_simple_block(1, t, false, &[9; 100]).unwrap();
-        t += 40;
-        c.send_chunk(&m.take()).await;
-        if let Ok(acks) = tokio::time::timeout(Duration::from_millis(10), c.wait_end(T)).await {
-            break acks;
-        }
-    };
-    assert!(acks.iter().all(|a| a["EventType"] != "ERROR"), "{acks:?}");
-    let persisted: Vec<&Value> = acks
-        .iter()
-        .filter(|a| a["EventType"] == "PERSISTED")
-        .map(|a| &a["FragmentNumber"])
-        .collect();
-    assert_eq!(persisted, [&buffering[0]]);
-    assert!(
-        !acks
-            .iter()
-            .any(|a| a["EventType"] == "RECEIVED" && a["FragmentNumber"] == buffering[1])
-    );
-    assert_eq!(stored(&server, "revoked").len(), 1);
-    assert_eq!(server.state.kvs.sessions.active(), 0);
 }

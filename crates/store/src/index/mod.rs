@@ -51,12 +51,16 @@ use crate::faces::CollectionRecord;
 use crate::logs::{LogBatchMeta, LogGroupRecord};
 use crate::types::{FragmentMeta, Page, PageCursor, StreamRecord, StreamUsage, TimestampKind};
 
+mod backup;
 mod documents;
 mod faces;
 mod logs;
 mod redb;
+mod redb_file;
 
+pub use self::backup::{BACKED_UP, BackupSummary, REBUILT};
 pub use self::redb::RedbIndex;
+pub use self::redb_file::Unusable;
 
 /// The index format version this build writes (and the newest it reads; version 1 is
 /// migrated on open).

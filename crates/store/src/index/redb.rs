@@ -3,13 +3,15 @@
 //! their batches in `logs.rs`, each behind the one `Index` implementation below.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
 use super::{
-    CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, WrappedKey, documents, faces, logs,
+    CommitBatch, INDEX_FORMAT_VERSION, Index, SegmentRow, Unusable, WrappedKey, documents, faces,
+    logs,
 };
 use crate::error::{Result, StoreError};
 use crate::faces::{COLLECTION_RECORD_VERSION, CollectionRecord};
@@ -42,6 +44,9 @@ pub(super) const FACES: TableDefinition<(u64, u128), &[u8]> = TableDefinition::n
 #[derive(Debug)]
 pub struct RedbIndex {
     pub(super) db: Database,
+    /// Durable writes other than checkpoints: the metadata changes a backup would copy
+    /// (fragment and log batch rows are written non-durably, so they do not count).
+    changes: AtomicU64,
 }
 
 pub(super) fn storage<E: std::fmt::Display>(e: E) -> StoreError {
@@ -49,12 +54,36 @@ pub(super) fn storage<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 impl RedbIndex {
-    /// Opens (creating if empty) the index in `file`.
+    /// Opens (creating if empty) the index in `file`. The store opens its data directory's
+    /// index with [`RedbIndex::open_existing`] first, which never creates one and never
+    /// panics on a damaged file; this is for a file known to be new or sound.
     pub fn open(file: Arc<dyn File>) -> Result<Self> {
         let db = Database::builder()
             .create_with_backend(RedbBackend(file))
             .map_err(storage)?;
-        let this = Self { db };
+        Self::init(db)
+    }
+
+    /// Opens the index in `file` if it holds one (see [`redb_file`](super::redb_file)):
+    /// `Ok(Err(..))` says why it cannot be used. Migrates it like [`RedbIndex::open`].
+    pub fn open_existing(file: Arc<dyn File>) -> Result<std::result::Result<Self, Unusable>> {
+        match super::redb_file::open_existing(file)? {
+            Ok(db) => Self::init(db).map(Ok),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// How many durable changes other than checkpoints were made since the index was
+    /// opened: when it moves, a backup is out of date.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    fn init(db: Database) -> Result<Self> {
+        let this = Self {
+            db,
+            changes: AtomicU64::new(0),
+        };
         let mut txn = this.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -108,6 +137,9 @@ impl RedbIndex {
         })?;
         let out = f(&mut txn)?;
         txn.commit()?;
+        if durable {
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(out)
     }
 }
@@ -438,7 +470,11 @@ impl Index for RedbIndex {
     }
 
     fn checkpoint(&self) -> Result<()> {
-        self.write(true, |_| Ok(()))
+        // Not through `write`: a checkpoint changes nothing a backup holds.
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
     }
 
     fn fragment(&self, stream: u64, number: u64) -> Result<Option<FragmentMeta>> {

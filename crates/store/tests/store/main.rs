@@ -4,6 +4,7 @@
 mod conformance;
 mod crash;
 mod crash_logs;
+mod damage;
 mod encryption;
 mod faults;
 mod fuzz_replay;

@@ -26,6 +26,7 @@
 
 pub mod clock;
 pub mod persist;
+pub mod reach;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -278,6 +279,8 @@ pub struct Manager {
     file: persist::CameraFile,
     /// Serialises the API's changes (stop, start, save).
     changes: Arc<tokio::sync::Mutex<()>>,
+    /// Where cameras may be ([`reach`]).
+    networks: Arc<reach::Networks>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -294,12 +297,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 impl Manager {
     /// A manager whose cameras upload with `client` (in-process, root credentials), keeping
     /// the cameras added through the API in `data_dir`.
-    pub fn new(client: Client, data_dir: &std::path::Path) -> Manager {
+    pub fn new(client: Client, data_dir: &std::path::Path, networks: reach::Networks) -> Manager {
         Manager {
             client,
             cameras: Arc::default(),
             file: persist::CameraFile::new(data_dir),
             changes: Arc::default(),
+            networks: Arc::new(networks),
         }
     }
 
@@ -321,6 +325,10 @@ impl Manager {
         config
             .validate()
             .map_err(|e| CameraError::Invalid(format!("{e:#}")))?;
+        self.networks
+            .check_url(&config.url)
+            .await
+            .map_err(|e| CameraError::Invalid(format!("camera {}: {e}", config.name)))?;
         let existing = self.lock().get(&config.name).map(|r| r.source);
         match existing {
             Some("config") => {
@@ -405,6 +413,8 @@ impl Manager {
             self.client.clone(),
             status.clone(),
             stopped,
+            // The operator's own cameras are not checked (`reach`).
+            (source != "config").then(|| self.networks.clone()),
         ));
         tracing::info!(
             camera = config.name,

@@ -66,13 +66,22 @@ pub async fn run(
     client: Client,
     status: std::sync::Arc<SharedStatus>,
     mut stop: watch::Receiver<bool>,
+    networks: Option<std::sync::Arc<super::reach::Networks>>,
 ) {
     let mut backoff = MIN_BACKOFF;
     let name = config.name.clone();
     loop {
         status.lock().state = State::Connecting;
         let started = Instant::now();
-        let result = session(&config, &client, &status, &mut stop).await;
+        // Checked before every connection: a name may resolve elsewhere since the last one.
+        let checked = match &networks {
+            Some(n) => n.check_url(&config.url).await,
+            None => Ok(()),
+        };
+        let result = match checked {
+            Ok(()) => session(&config, &client, &status, &mut stop).await,
+            Err(e) => Err(anyhow::anyhow!(e)),
+        };
         if *stop.borrow() {
             break;
         }

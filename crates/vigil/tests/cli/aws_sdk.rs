@@ -383,13 +383,43 @@ fn sdk_sees_authentication_failures() {
         let e = unknown.list_streams().send().await.unwrap_err();
         assert_eq!(code(&e), "UnrecognizedClientException", "{e:?}");
 
-        let other_region = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "eu-west-1");
-        let e = other_region.list_streams().send().await.unwrap_err();
-        assert_eq!(code(&e), "InvalidSignatureException", "{e:?}");
-        assert!(e.message().unwrap_or("").contains("us-east-1"), "{e:?}");
+        // A client left at another region gets in (the signature checked with the region it
+        // signed for); ARNs carry the server's region.
+        let other_region = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "us-west-2");
+        let arn = other_region
+            .create_stream()
+            .stream_name("west")
+            .data_retention_in_hours(1)
+            .send()
+            .await
+            .unwrap()
+            .stream_arn
+            .unwrap();
+        assert!(arn.starts_with("arn:aws:kinesisvideo:us-east-1:"), "{arn}");
+        other_region
+            .describe_stream()
+            .stream_arn(&arn)
+            .send()
+            .await
+            .unwrap();
 
         // And the right credentials work.
         root_client(&server).list_streams().send().await.unwrap();
+    });
+    // With --strict-region, only the server's region.
+    let strict = Server::start_with_root(&["--strict-region"]);
+    let endpoint = format!("http://{}", strict.addr);
+    runtime().block_on(async {
+        let other_region = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "eu-west-1");
+        let e = other_region.list_streams().send().await.unwrap_err();
+        assert_eq!(code(&e), "InvalidSignatureException", "{e:?}");
+        assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
+        assert!(e.message().unwrap_or("").contains("us-east-1"), "{e:?}");
+        control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "us-east-1")
+            .list_streams()
+            .send()
+            .await
+            .unwrap();
     });
     // No signature at all.
     let r = crate::http_get(server.addr, "/health");

@@ -567,6 +567,46 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     let out = camera_cmd_as(&server, dir.path(), key, &["remove", "porch"]);
     assert!(!out.status.success());
 
+    // Adding cameras must be granted by name: a key allowed every KVS operation on every
+    // stream may not.
+    let broad = vigil()
+        .args(["keys", "create", "--name", "broad", "--allow", "*"])
+        .args(["--streams", "*", "--json", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(broad.status.success());
+    let broad: serde_json::Value = serde_json::from_slice(&broad.stdout).unwrap();
+    let broad = (
+        broad["access_key_id"].as_str().unwrap(),
+        broad["secret_access_key"].as_str().unwrap(),
+    );
+    let out = camera_cmd_as(
+        &server,
+        dir.path(),
+        broad,
+        &["add", "y", &url, "--stream", "other-2"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("NotAuthorizedException"),
+        "{err}"
+    );
+    // And the server dials no address outside camera_networks (default: private ranges).
+    let out = camera_cmd_as(
+        &server,
+        dir.path(),
+        (ROOT_KEY, ROOT_SECRET),
+        &["add", "outside", "rtsp://203.0.113.7/stream1"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("InvalidArgumentException")
+            && err.contains("203.0.113.7 is outside"),
+        "{err}"
+    );
+
     // A restart on the same data directory starts it again.
     let mut server = server;
     assert!(server.signal_and_wait("TERM").success());

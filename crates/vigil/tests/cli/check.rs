@@ -174,3 +174,157 @@ fn serve_opens_the_store_and_creates_its_master_key() {
     assert!(stderr.contains("in use by another process"), "{stderr}");
     assert!(server.signal_and_wait("TERM").success());
 }
+
+/// Runs `vigil serve` on `dir`, which must refuse to start: returns its stderr.
+fn serve_refuses(dir: &Path) -> String {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = vigil()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vigil serve started on a damaged data directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// `vigil check` on a data directory the store refuses: a problem, never "ok".
+fn check_refuses(dir: &Path, needle: &str) {
+    let (ok, stdout, stderr) = check(dir, &[]);
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(!stdout.contains("  ok"), "{stdout}");
+    assert!(
+        stdout.contains("PROBLEM") && stdout.contains(needle),
+        "{stdout}"
+    );
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (ok, stdout, _) = check(dir, &["--json"]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["clean"], false);
+    assert!(v["problems"][0].as_str().unwrap().contains(needle), "{v}");
+}
+
+#[test]
+fn a_deleted_master_key_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 2);
+    let key = dir.path().join("keys").join("default.key");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+
+    let stderr = serve_refuses(dir.path());
+    assert!(stderr.contains("keys/default.key is missing"), "{stderr}");
+    assert!(stderr.contains("2 stream(s)"), "{stderr}");
+    assert!(stderr.contains("Restore keys/default.key"), "{stderr}");
+    check_refuses(dir.path(), "keys/default.key is missing");
+    assert!(!key.exists(), "a new master key was made");
+
+    std::fs::write(&key, saved).unwrap();
+    let (ok, stdout, stderr) = check(dir.path(), &[]);
+    assert!(ok, "{stdout}{stderr}");
+}
+
+#[test]
+fn an_emptied_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 2);
+    std::fs::write(dir.path().join("index.redb"), b"").unwrap();
+    let stderr = serve_refuses(dir.path());
+    assert!(stderr.contains("index.redb is empty"), "{stderr}");
+    assert!(stderr.contains("vigil check --restore-index"), "{stderr}");
+    check_refuses(dir.path(), "index.redb is empty");
+    assert_eq!(
+        std::fs::metadata(dir.path().join("index.redb"))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn a_truncated_index_is_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 2);
+    let index = dir.path().join("index.redb");
+    let bytes = std::fs::read(&index).unwrap();
+    std::fs::write(&index, &bytes[..bytes.len() / 2]).unwrap();
+    let stderr = serve_refuses(dir.path());
+    assert!(stderr.contains("index.redb is cut short"), "{stderr}");
+    check_refuses(dir.path(), "index.redb is cut short");
+}
+
+#[test]
+fn restore_index_brings_back_every_stream_and_fragment() {
+    let dir = tempfile::tempdir().unwrap();
+    let frags = populate(dir.path(), 3);
+    let index = dir.path().join("index.redb");
+    let bytes = std::fs::read(&index).unwrap();
+    std::fs::write(&index, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(!check(dir.path(), &[]).0);
+
+    let (ok, stdout, stderr) = check(dir.path(), &["--restore-index"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("restored"), "{stdout}");
+    assert!(stdout.contains("2 stream(s)"), "{stdout}");
+    assert!(stdout.contains("index.redb.damaged"), "{stdout}");
+    assert!(stdout.contains("6 record(s)"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    assert!(dir.path().join("index.redb.damaged").exists());
+
+    // Clean from now on, and every fragment reads back byte for byte.
+    let (ok, stdout, stderr) = check(dir.path(), &[]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("2 stream(s), 6 fragment(s) read back"),
+        "{stdout}"
+    );
+    {
+        let store = Store::open(config(dir.path()), Arc::new(SystemClock)).unwrap();
+        for (i, m) in frags.iter().enumerate() {
+            let f = store.read_fragment(m.stream, m.number).unwrap();
+            assert_eq!(f.payload[..], vec![(i % 3) as u8; 4000][..]);
+        }
+    }
+    // A sound index is never replaced by the older backup.
+    let (ok, _, stderr) = check(dir.path(), &["--restore-index"]);
+    assert!(!ok);
+    assert!(stderr.contains("is sound"), "{stderr}");
+
+    // And the server starts on it.
+    let data = tempfile::TempDir::new().unwrap();
+    std::fs::remove_dir(data.path()).unwrap();
+    std::fs::rename(dir.path(), data.path()).unwrap();
+    let mut server = super::Server::start_in(data, &[], &[]);
+    assert!(
+        server.log.iter().any(|l| l.contains("store open")),
+        "{:#?}",
+        server.log
+    );
+    assert!(server.signal_and_wait("TERM").success());
+}

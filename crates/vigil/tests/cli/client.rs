@@ -533,9 +533,9 @@ fn stream_commands_and_credentials() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    let wrong_region =
-        output(client(h, server.addr).args(["stream", "list", "--region", "eu-west-1"]));
-    assert_eq!(wrong_region.status.code(), Some(1));
+    // Any region is accepted (the server's own runs with --strict-region: see aws_sdk.rs).
+    let other_region = ok(client(h, server.addr).args(["stream", "list", "--region", "eu-west-1"]));
+    assert!(other_region.status.success());
 
     // No credentials at all: a clear message.
     let mut cmd = client(h, server.addr);

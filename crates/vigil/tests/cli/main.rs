@@ -11,6 +11,7 @@ mod aws_sdk;
 mod camera;
 mod check;
 mod client;
+mod conformance;
 mod console;
 mod inspect;
 mod kinesis;
@@ -371,4 +372,77 @@ fn serve_logs_json_and_stops_on_sigint() {
 
     let status = server.signal_and_wait("INT");
     assert!(status.success(), "{status:?}; log: {:#?}", server.log);
+}
+
+#[test]
+fn connections_over_the_per_address_cap_are_closed_at_accept() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--max-connections-per-address", "2"]);
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let mut third = std::net::TcpStream::connect(server.addr).unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = third.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    // Closed without an answer: end of stream or a reset, never a response.
+    match third.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        ),
+    }
+    drop(held);
+    // Places come back when connections close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        if text.starts_with("HTTP/1.1 200") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "never answered again");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains("vigil_connections_refused_total{limit=\"address\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vigil_connections_open"), "{metrics}");
+}
+
+#[test]
+fn console_sign_ins_that_keep_failing_are_throttled_by_address() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[]);
+    let login = || {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        let body = "{}";
+        let _ = write!(
+            s,
+            "POST /console/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text
+    };
+    // Unsigned: each one a failed sign-in.
+    for _ in 0..10 {
+        let r = login();
+        assert!(r.starts_with("HTTP/1.1 4"), "{r}");
+        assert!(!r.contains("ClientLimitExceededException"), "{r}");
+    }
+    let r = login();
+    assert!(r.contains("ClientLimitExceededException"), "{r}");
+    assert!(r.contains("Too many failed sign-ins from 127.0.0.1"), "{r}");
 }

@@ -40,6 +40,18 @@ fn self_signed_tls_is_trusted_through_the_local_ca() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&ca_key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the CA key is private");
+        for public in ["tls/ca.pem", "tls/server.pem"] {
+            let mode = std::fs::metadata(server.data_dir().join(public))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{public} is for every user to read");
+        }
+        let mode = std::fs::metadata(server.data_dir().join("tls/server.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the server key is private");
     }
     let endpoint = format!("https://localhost:{}", server.addr.port());
     let kv = tls_client(&endpoint, &ca);

@@ -22,10 +22,12 @@
 //!   has consumed a whole child (a frame, a Timecode, a skipped element), so a live reader gets
 //!   every frame as soon as it has arrived and never a partial one.
 //! - **Tags** (level-1 elements, which end an unknown-size Cluster) attach to the fragment whose
-//!   Cluster they follow, as KVS appears to do (§2.6); Tags that come before the first Cluster
-//!   (or between a fragment that was completed by an end-of-fragment tag and the next Cluster)
-//!   attach to the next fragment. They are stored after the Cluster, in arrival order; only
-//!   their custom SimpleTags are stored (see *Tags* below).
+//!   Cluster they follow, as KVS appears to do (§2.6); Tags that come while no fragment is open
+//!   (before the first Cluster, or after a fragment an end-of-fragment tag completed) attach to
+//!   the next fragment, **unless an end-of-fragment tag closes them before that Cluster**: then
+//!   they are the Tags of a fragment that has already ended (a resumed session starts so), and
+//!   are checked and dropped, never counted or stored (see [`tags`]). Tags are stored after the
+//!   Cluster, in arrival order; only their custom SimpleTags are stored (see *Tags* below).
 //! - A fragment is **complete** ([`Op::Complete`], the RECEIVED ack) at the next Cluster, at a
 //!   Tags element holding `AWS_KINESISVIDEO_END_OF_FRAGMENT`, or at the end of the body (but a
 //!   body that breaks off, the connection failing, inside a Cluster drops that fragment with
@@ -75,19 +77,20 @@
 //! Every error ends the session: the driver sends one ERROR ack, drops the fragment being
 //! received (the one begun and not completed, including one whose Cluster has ended but which
 //! is still collecting its Tags), lets earlier fragments finish (their PERSISTED acks still go
-//! out), and ends the response. KVS does the same: the producer SDK treats an ERROR ack as the
-//! end of the connection and resends from the failed fragment on a new one. The checks:
+//! out, before the ERROR ack), and ends the response. KVS does the same: the producer SDK
+//! treats an ERROR ack as the end of the connection and resends from the failed fragment on a
+//! new one. The checks:
 //!
 //! | ErrorId | when |
 //! |---|---|
-//! | 4000 `STREAM_READ_ERROR` | the body broke off (read error, idle timeout) inside an element |
+//! | 4000 `STREAM_READ_ERROR` | reading the body failed (a broken connection, broken chunked framing): the fragment being received is dropped if its Cluster was still open; or the body broke off at the idle timeout inside an element |
 //! | 4001 `MAX_FRAGMENT_SIZE_REACHED` | a fragment (Cluster and its Tags) would pass [`MAX_FRAGMENT_BYTES`] |
 //! | 4002 `MAX_FRAGMENT_DURATION_REACHED` | a frame ends more than 20 s after its Cluster's time |
-//! | 4003 `MAX_CONNECTION_DURATION_REACHED` | [`Ingest::expire`]: at the next Cluster once the connection is too old |
+//! | 4003 `MAX_CONNECTION_DURATION_REACHED` | [`Ingest::expire`]: at the next Cluster once the connection is too old; [`Ingest::displace`]: after the fragment being received, once newer connections to the stream displaced this one ([`DISPLACED_ERROR`]) |
 //! | 4004 `FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS` | a Cluster's time, or a frame's, is before the latest frame of the session's previous fragment (see below) |
 //! | 4006 `INVALID_MKV_DATA` | the demuxer fails; a second EBML header or Segment (KVS rejects them; so do we); a Cluster before Tracks; TimecodeScale 0 |
 //! | 4007 `INVALID_PRODUCER_TIMESTAMP` | the producer timestamp is past year 9999 |
-//! | 4009 `FRAGMENT_METADATA_LIMIT_REACHED` | more than 10 custom SimpleTags (nested ones included) for one fragment, a custom name over 128 bytes, a value over 256 bytes, a custom name starting with `AWS`, or a reserved `AWS_KINESISVIDEO_*` name other than [`PRODUCER_TAGS`] |
+//! | 4009 `FRAGMENT_METADATA_LIMIT_REACHED` | more than [`MAX_FRAGMENT_TAGS`] (10) tags for one fragment, counting its custom SimpleTags (nested ones included) **and its end-of-fragment tag** (see [`tags`]), a custom name over 128 bytes, a value over 256 bytes, a custom name starting with `AWS`, or a reserved `AWS_KINESISVIDEO_*` name other than [`PRODUCER_TAGS`] |
 //! | 4010 `TRACK_NUMBER_MISMATCH` | a frame on a track Tracks does not declare |
 //! | 4012 `MORE_THAN_ALLOWED_TRACKS_FOUND` | Tracks declares more than 3 tracks |
 //!
@@ -96,8 +99,10 @@
 //! late or stalls, a muted track), and rejecting them would lose the video with no benefit to
 //! any reader; GetMedia, HLS and clips cope with a track missing from a fragment.
 //!
-//! Custom tags are counted per fragment (those of the Tags before its Cluster plus those after);
-//! the reserved names producers may send ([`PRODUCER_TAGS`]) are not custom and not counted.
+//! Tags are counted per fragment (the custom ones of the Tags before its Cluster plus those
+//! after, and the end-of-fragment tag that completes it, as KVS counts it); the other reserved
+//! names producers may send ([`PRODUCER_TAGS`]) are event metadata and not counted. See
+//! [`tags`] for the rule and what the SDK source says of it.
 //!
 //! **The 4004 rule** (§2.4: each fragment's earliest frame must be after the latest frame of
 //! the previous one): a fragment's Cluster Timecode and every one of its frame times must be
@@ -111,23 +116,22 @@
 //! is refused before the fragment begins (the ERROR ack carries the timecode, no number); a
 //! frame before it fails the fragment being received (dropped, ERROR with its number).
 
-mod tags;
+pub mod tags;
 
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tags::{custom_only, is_plain, summarize_tags};
-use vigil_mkv::{
-    Demuxer, Error as MkvError, ErrorKind, Event, Frame, Limits, Tag, encode_tags, ids,
-};
+use vigil_mkv::{Demuxer, Error as MkvError, ErrorKind, Event, Frame, Limits, ids};
 use vigil_store::MAX_FRAGMENT_BYTES;
+
+use super::sessions::DISPLACED_ERROR;
 
 /// Most tracks a stream may declare (KVS: 3).
 pub const MAX_TRACKS: usize = 3;
 /// Longest fragment, in ns (KVS: 20 s).
 pub const MAX_FRAGMENT_DURATION_NS: i128 = 20_000_000_000;
-/// Most custom metadata tags per fragment.
-pub const MAX_CUSTOM_TAGS: usize = 10;
+/// Most metadata tags per fragment, its end-of-fragment tag counted (see the module docs).
+pub const MAX_FRAGMENT_TAGS: usize = 10;
 /// Longest custom tag name, in bytes.
 pub const MAX_TAG_NAME_BYTES: usize = 128;
 /// Longest custom tag value, in bytes.
@@ -346,6 +350,8 @@ pub struct Ingest {
     /// the 4004 bound.
     prev_latest_ns: Option<i128>,
     draining: bool,
+    /// [`Ingest::displace`] while a Cluster was open: [`DISPLACED_ERROR`] when it ends.
+    displaced: bool,
     expired: bool,
     eof: Option<EndOfInput>,
     ended: bool,
@@ -378,6 +384,7 @@ impl Ingest {
             pending_custom: 0,
             prev_latest_ns: None,
             draining: false,
+            displaced: false,
             expired: false,
             eof: None,
             ended: false,
@@ -453,7 +460,17 @@ impl Ingest {
         if let Some(fragment) = self.fragment.take() {
             self.complete(fragment);
         }
-        self.end();
+        if how == EndOfInput::ReadError {
+            // Between fragments, or after a whole one: nothing is lost, but the producer must
+            // still hear why the session ends (it may have sent more that never arrived).
+            self.fail(
+                AckError::StreamReadError,
+                None,
+                "reading the request body failed".to_owned(),
+            );
+        } else {
+            self.end();
+        }
     }
 
     /// The server is shutting down: end after the fragment being received (at once if there is
@@ -471,6 +488,29 @@ impl Ingest {
             Some(f) => {
                 self.fragment = Some(f);
                 self.draining = true;
+            }
+        }
+    }
+
+    /// A newer connection to the stream won ([`super::sessions`]): end after the fragment
+    /// being received with [`DISPLACED_ERROR`]. At once if there is none, or if its Cluster
+    /// has ended (it is then complete); else when it ends: at the next Cluster, which the
+    /// ack names (its timecode: the producer resends from there), or at an end-of-fragment
+    /// tag. A body that ends first ends the session as usual, without the error (nothing was
+    /// cut short).
+    pub fn displace(&mut self) {
+        if self.ended {
+            return;
+        }
+        match self.fragment.take() {
+            None => self.fail_displaced(None),
+            Some(f) if !f.in_cluster => {
+                self.complete(f);
+                self.fail_displaced(None);
+            }
+            Some(f) => {
+                self.fragment = Some(f);
+                self.displaced = true;
             }
         }
     }
@@ -505,6 +545,14 @@ impl Ingest {
         self.ops.push_back(Op::End);
         self.ended = true;
         self.fragment = None;
+    }
+
+    fn fail_displaced(&mut self, timecode: Option<u64>) {
+        self.fail(
+            DISPLACED_ERROR,
+            timecode,
+            "a newer connection to the stream displaced this one".into(),
+        );
     }
 
     fn fail(&mut self, error: AckError, timecode: Option<u64>, detail: String) {
@@ -631,6 +679,9 @@ impl Ingest {
         }
         if let Some(previous) = self.fragment.take() {
             self.complete(previous);
+        }
+        if self.displaced {
+            return self.fail_displaced(Some(timecode));
         }
         if self.draining {
             return self.end();
@@ -767,63 +818,6 @@ impl Ingest {
         };
         for tags in early {
             self.append_to_fragment(tags);
-        }
-    }
-
-    fn on_tags(&mut self, offset: u64, end: Option<u64>, tags: &[Tag]) {
-        let Some(raw) = self.take_element(offset, end) else {
-            return;
-        };
-        let summary = match summarize_tags(tags) {
-            Ok(s) => s,
-            Err(detail) => {
-                return self.fail(AckError::FragmentMetadataLimitReached, None, detail);
-            }
-        };
-        let count = match self.fragment.as_mut() {
-            Some(f) => {
-                f.custom_tags += summary.custom;
-                f.custom_tags
-            }
-            None => {
-                self.pending_custom += summary.custom;
-                self.pending_custom
-            }
-        };
-        if count > MAX_CUSTOM_TAGS {
-            return self.fail(
-                AckError::FragmentMetadataLimitReached,
-                None,
-                format!("{count} metadata tags for one fragment; at most {MAX_CUSTOM_TAGS}"),
-            );
-        }
-        if summary.custom > 0 {
-            let stored = if !summary.reserved && is_plain(&raw) {
-                raw
-            } else {
-                let mut out = Vec::with_capacity(raw.len());
-                encode_tags(&mut out, &custom_only(tags));
-                Bytes::from(out)
-            };
-            if self.fragment.is_some() {
-                self.append_to_fragment(stored);
-            } else {
-                self.pending_tags.push(stored);
-            }
-        }
-        if summary.end_of_fragment
-            && let Some(f) = self.fragment.take()
-        {
-            self.complete(f);
-            if self.draining {
-                self.end();
-            } else if self.expired {
-                self.fail(
-                    AckError::MaxConnectionDurationReached,
-                    None,
-                    "the connection reached its maximum duration".into(),
-                );
-            }
         }
     }
 

@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use vigil_mkv::{EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, TrackEntry, Video};
+use vigil_mkv::{
+    EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, Tag, TrackEntry, Video, encode_tags,
+};
 
+use super::tags::is_plain;
 use super::*;
 
 fn track(number: u64) -> TrackEntry {
@@ -298,6 +301,26 @@ fn a_broken_body_drops_the_fragment_in_progress() {
     assert_eq!(completes(&ops), 2);
     let ops = run(&body, 5, EndOfInput::Idle);
     assert_eq!(completes(&ops), 2);
+
+    // Broken between fragments (the chunked framing, say): nothing is dropped, but the
+    // session still ends with 4000 rather than in silence.
+    m.write_tags(&[eofr()]).unwrap();
+    let whole = [&body[..], &m.take()[..]].concat();
+    for cut in [whole.as_slice(), &head_of(&whole)] {
+        let ops = run(cut, 5, EndOfInput::ReadError);
+        assert_eq!(error_of(&ops), Some((AckError::StreamReadError, None)));
+        assert_eq!(ops.last(), Some(&Op::End));
+    }
+    assert_eq!(completes(&run(&whole, 5, EndOfInput::ReadError)), 2);
+}
+
+/// The document header of `body` (everything before its first Cluster).
+fn head_of(body: &[u8]) -> Vec<u8> {
+    let at = body
+        .windows(4)
+        .position(|w| w == ids::CLUSTER.to_be_bytes())
+        .unwrap();
+    body[..at].to_vec()
 }
 
 /// The bytes a machine appends after the first fragment's Cluster: its stored Tags.
@@ -631,4 +654,221 @@ fn drain_and_expiry_end_after_the_fragment() {
         Some((AckError::MaxConnectionDurationReached, Some(1000)))
     );
     assert!(ops.contains(&Op::Complete { duration_ms: 0 }));
+}
+
+#[test]
+fn displacement_ends_after_the_fragment_with_an_error() {
+    let (mut m, head) = document(1);
+    m.begin_cluster(0).unwrap();
+    m.write_simple_block(1, 0, true, &[1]).unwrap();
+    let c1 = m.take();
+    m.begin_cluster(1000).unwrap();
+    m.write_simple_block(1, 1000, true, &[1]).unwrap();
+    let c2 = m.take();
+    m.write_tags(&[eofr()]).unwrap();
+    let eofr1 = m.take();
+    m.write_tags(&[tag("A", "x")]).unwrap();
+    let tags_a = m.take();
+    let ops_of =
+        |ingest: &mut Ingest| -> Vec<Op> { std::iter::from_fn(|| ingest.next_op()).collect() };
+    let displaced = |timecode| Some((DISPLACED_ERROR, timecode));
+
+    // In a Cluster: the fragment completes at the next Cluster, which the error names.
+    let mut ingest = Ingest::new(TimecodeType::Absolute);
+    ingest.push(&head);
+    ingest.push(&c1);
+    ingest.displace();
+    assert!(!ingest.is_ended());
+    ingest.push(&c2);
+    let ops = ops_of(&mut ingest);
+    assert_eq!(error_of(&ops), displaced(Some(1000)));
+    let n = ops.len();
+    assert_eq!(ops[n - 3], Op::Complete { duration_ms: 0 });
+    assert!(matches!(ops[n - 2], Op::Error { .. }));
+    assert_eq!(ops[n - 1], Op::End);
+    assert_eq!(
+        ops.iter().filter(|o| matches!(o, Op::Begin { .. })).count(),
+        1
+    );
+
+    // Or at an end-of-fragment tag, with no next Cluster to name.
+    let mut ingest = Ingest::new(TimecodeType::Absolute);
+    ingest.push(&head);
+    ingest.push(&c1);
+    ingest.displace();
+    ingest.push(&eofr1);
+    let ops = ops_of(&mut ingest);
+    assert_eq!(error_of(&ops), displaced(None));
+    assert!(ops.contains(&Op::Complete { duration_ms: 0 }));
+    assert!(ingest.is_ended());
+
+    // Between fragments, or with the Cluster ended: at once.
+    let inputs = [
+        ([&head[..], &c1, &eofr1].concat(), 1),
+        ([&head[..], &c1, &tags_a].concat(), 1),
+        (head.clone(), 0),
+    ];
+    for (input, expected) in inputs {
+        let mut ingest = Ingest::new(TimecodeType::Absolute);
+        ingest.push(&input);
+        let before = ops_of(&mut ingest);
+        ingest.displace();
+        assert!(ingest.is_ended());
+        let ops = ops_of(&mut ingest);
+        assert_eq!(error_of(&ops), displaced(None));
+        assert_eq!(ops.last(), Some(&Op::End));
+        let completed = [before, ops].concat();
+        assert_eq!(
+            completed
+                .iter()
+                .filter(|o| matches!(o, Op::Complete { .. }))
+                .count(),
+            expected
+        );
+    }
+
+    // A body that ends first ends the session as usual.
+    let mut ingest = Ingest::new(TimecodeType::Absolute);
+    ingest.push(&head);
+    ingest.push(&c1);
+    ingest.displace();
+    ingest.finish(EndOfInput::BodyEnd);
+    let ops = ops_of(&mut ingest);
+    assert_eq!(error_of(&ops), None);
+    assert_eq!(ops.last(), Some(&Op::End));
+}
+
+/// `n` Tags elements of one custom SimpleTag each, as the C producer writes them.
+fn custom_tags(m: &mut Muxer, n: usize) -> Vec<u8> {
+    for i in 0..n {
+        m.write_tags(&[tag(&format!("TEST_KEY_{i}"), "TEST_VALUE")])
+            .unwrap();
+    }
+    m.take()
+}
+
+fn count_completes(ops: &[Op]) -> usize {
+    ops.iter()
+        .filter(|op| matches!(op, Op::Complete { .. }))
+        .count()
+}
+
+/// A Cluster at `timecode` of two frames 40 ms apart.
+fn two_frames(m: &mut Muxer, timecode: u64) -> Vec<u8> {
+    m.begin_cluster(timecode).unwrap();
+    m.write_simple_block(1, timecode as i64, true, &[1; 20])
+        .unwrap();
+    m.write_simple_block(1, timecode as i64 + 40, false, &[2; 20])
+        .unwrap();
+    m.take()
+}
+
+/// KVS's limit of 10 tags a fragment counts the end-of-fragment tag: 9 custom tags and the
+/// end-of-fragment tag pass, 10 and the end-of-fragment tag are 4009 (the fragment dropped);
+/// 10 custom tags without one (the next Cluster completes the fragment) pass.
+#[test]
+fn the_end_of_fragment_tag_counts_toward_the_limit() {
+    for (n, eof, ok) in [(9, true, true), (10, true, false), (10, false, true)] {
+        let (mut m, head) = document(1);
+        let c1 = two_frames(&mut m, 0);
+        let tags = custom_tags(&mut m, n);
+        let end = if eof {
+            m.write_tags(&[eofr()]).unwrap();
+            m.take()
+        } else {
+            two_frames(&mut m, 1000)
+        };
+        let ops = run(&[head, c1, tags, end].concat(), 13, EndOfInput::BodyEnd);
+        if ok {
+            assert_eq!(error_of(&ops), None, "{n} tags, {eof}: {ops:?}");
+            assert!(count_completes(&ops) >= 1);
+        } else {
+            assert_eq!(
+                error_of(&ops),
+                Some((AckError::FragmentMetadataLimitReached, None)),
+                "{n} tags, {eof}"
+            );
+            assert_eq!(count_completes(&ops), 0);
+        }
+    }
+    // Tags before the Cluster count too.
+    let (mut m, head) = document(1);
+    let early = custom_tags(&mut m, 5);
+    let c1 = two_frames(&mut m, 0);
+    let late = custom_tags(&mut m, 5);
+    m.write_tags(&[eofr()]).unwrap();
+    let ops = run(
+        &[head, early, c1, late, m.take()].concat(),
+        64,
+        EndOfInput::BodyEnd,
+    );
+    assert_eq!(
+        error_of(&ops),
+        Some((AckError::FragmentMetadataLimitReached, None))
+    );
+}
+
+/// A resumed session (the SDK after a reconnect) starts with the Tags of the fragment the
+/// previous one ended with and its end-of-fragment tag: they are dropped, not counted toward
+/// the next fragment (which has its own 9 and end-of-fragment tag), and not stored. The same
+/// holds for such a group between two fragments; Tags not closed by an end-of-fragment tag
+/// still go to the next fragment.
+#[test]
+fn tags_of_an_ended_fragment_are_dropped() {
+    let (mut m, head) = document(1);
+    let orphans = custom_tags(&mut m, 9);
+    m.write_tags(&[eofr()]).unwrap();
+    let orphan_eof = m.take();
+    let c1 = two_frames(&mut m, 5000);
+    let tags1 = custom_tags(&mut m, 9);
+    m.write_tags(&[eofr()]).unwrap();
+    let eof1 = m.take();
+    let between = custom_tags(&mut m, 9);
+    m.write_tags(&[eofr()]).unwrap();
+    let between_eof = m.take();
+    let early2 = custom_tags(&mut m, 1);
+    let c2 = two_frames(&mut m, 6000);
+    let input = [
+        head.clone(),
+        orphans,
+        orphan_eof,
+        c1.clone(),
+        tags1.clone(),
+        eof1,
+        between,
+        between_eof,
+        early2.clone(),
+        c2.clone(),
+    ]
+    .concat();
+    let expected = vec![
+        Op::RegisterHeader(Bytes::from(head)),
+        Op::Begin {
+            timecode: 5000,
+            producer_ts_ms: 5000,
+        },
+        Op::Append(Bytes::from([c1, tags1].concat())),
+        Op::Complete { duration_ms: 80 },
+        Op::Begin {
+            timecode: 6000,
+            producer_ts_ms: 6000,
+        },
+        Op::Append(Bytes::from([c2, early2].concat())),
+        Op::Complete { duration_ms: 80 },
+        Op::End,
+    ];
+    for size in [1, 5, 64, 4096, usize::MAX] {
+        let ops = merged(run(&input, size, EndOfInput::BodyEnd));
+        assert_eq!(ops, expected, "chunk size {size}");
+    }
+
+    // Checked all the same: a group of 10 and its end-of-fragment tag is refused.
+    let (mut m, head) = document(1);
+    let orphans = custom_tags(&mut m, 10);
+    m.write_tags(&[eofr()]).unwrap();
+    let ops = run(&[head, orphans, m.take()].concat(), 64, EndOfInput::BodyEnd);
+    assert_eq!(
+        error_of(&ops),
+        Some((AckError::FragmentMetadataLimitReached, None))
+    );
 }
