@@ -594,15 +594,7 @@ pub fn list(call: &RekCall) -> RekResult<Value> {
             .unwrap_or(DEFAULT_PAGE)
             .min(DEFAULT_PAGE),
     };
-    if let Some(t) = &input.next_token
-        && t.len() > 255
-    {
-        return Err(RekognitionError::validation(
-            t,
-            "nextToken",
-            "Member must have length less than or equal to 255",
-        ));
-    }
+    // `parse_token` answers the model's 255-character bound for tokens it did not issue.
     let after = wire::parse_token(
         &call.state.cfg.tokens,
         "ListStreamProcessors",
