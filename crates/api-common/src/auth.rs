@@ -10,6 +10,17 @@
 //! valid (for SigV4: its key was not revoked or deleted since); the PutMedia driver and the
 //! GetMedia body ask it every [`RECHECK_INTERVAL`] (PutMedia:
 //! `PutMediaConfig::auth_recheck_interval`) and end the request once it says no.
+//!
+//! # Failures, counted
+//!
+//! Every request [`SigV4`] refuses adds one to `vigil_sigv4_failures_total{key,reason}`
+//! ([`crate::metrics`]): `reason` is why ([`failure_reason`], a fixed set of names), `key` the
+//! access key id the request claims, but only if the key store holds that key (revoked keys
+//! included); any other id, or none, is `unknown`. Anyone can send made-up key ids, and a
+//! label per id would let them grow the metrics without bound; the keys the store holds are
+//! the administrator's. A request is counted once: [`Authenticator::precheck`] and
+//! [`Authenticator::authenticate`] count their own failures, and a request that fails the
+//! first never reaches the second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +199,103 @@ impl SigV4 {
             Service::Kinesis => &self.kinesis,
         }
     }
+
+    /// Counts a refused request (module docs: failures, counted). `named`: the key id the
+    /// error names, if it names one.
+    fn count_failure(&self, parts: &Parts, reason: &'static str, named: Option<&str>) {
+        use vigil_auth::CredentialLookup as _;
+        let claimed = named.map(str::to_owned).or_else(|| claimed_key_id(parts));
+        let known = claimed.filter(|id| {
+            matches!(
+                self.keys.lookup(id),
+                Ok(_) | Err(vigil_auth::UnrecognizedReason::Revoked)
+            )
+        });
+        crate::metrics::global()
+            .sigv4_failures
+            .inc(&[known.as_deref().unwrap_or(UNKNOWN_KEY), reason]);
+    }
+
+    /// [`auth_error`], counted.
+    fn refuse(&self, parts: &Parts, e: &vigil_auth::AuthError) -> CommonError {
+        let named = match e {
+            vigil_auth::AuthError::UnrecognizedClient { access_key_id, .. } => {
+                Some(access_key_id.as_str())
+            }
+            _ => None,
+        };
+        self.count_failure(parts, failure_reason(e), named);
+        auth_error(e)
+    }
+}
+
+/// `key` of `vigil_sigv4_failures_total` for an access key id the key store does not hold (or
+/// a request without one).
+pub const UNKNOWN_KEY: &str = "unknown";
+
+/// `reason` of `vigil_sigv4_failures_total` for a JSON call signed with `UNSIGNED-PAYLOAD`.
+pub const UNSIGNED_PAYLOAD: &str = "unsigned_payload";
+
+/// `reason` of `vigil_sigv4_failures_total`: one name per kind of [`vigil_auth::AuthError`].
+pub fn failure_reason(e: &vigil_auth::AuthError) -> &'static str {
+    use vigil_auth::{AuthError, UnrecognizedReason};
+    match e {
+        AuthError::MissingAuthenticationToken => "missing",
+        AuthError::IncompleteSignature(_) => "malformed",
+        AuthError::UnsupportedAlgorithm { .. } => "algorithm",
+        AuthError::CredentialScope(_) => "scope",
+        AuthError::SignatureExpired { .. } | AuthError::PresignedExpired { .. } => "expired",
+        AuthError::SignatureNotYetCurrent { .. } => "not_yet_current",
+        AuthError::UnrecognizedClient { reason, .. } => match reason {
+            UnrecognizedReason::UnknownKey => "unknown_key",
+            UnrecognizedReason::Revoked => "revoked",
+            UnrecognizedReason::SecurityToken => "security_token",
+            _ => "other",
+        },
+        AuthError::SignedHeaderMissing { .. } => "signed_header_missing",
+        AuthError::ContentSha256Mismatch => "content_sha256",
+        AuthError::SignatureMismatch { .. } => "signature",
+        _ => "other",
+    }
+}
+
+/// The access key id a request claims (the first element of its `Credential`, in the
+/// `Authorization` header or the presigned `X-Amz-Credential`), whatever else is wrong with
+/// it: only for the failure metric, so only a plausible id (1 to 128 ASCII letters and
+/// digits), else `None`.
+fn claimed_key_id(parts: &Parts) -> Option<String> {
+    const MAX: usize = 128;
+    let plausible = |id: &[u8]| {
+        (!id.is_empty() && id.len() <= MAX && id.iter().all(u8::is_ascii_alphanumeric))
+            .then(|| String::from_utf8_lossy(id).into_owned())
+    };
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.as_bytes();
+        const KEY: &[u8] = b"Credential=";
+        let at = v.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+        let rest = v.get(at..)?;
+        let end = rest
+            .iter()
+            .position(|b| matches!(b, b'/' | b',' | b' '))
+            .unwrap_or(rest.len());
+        return plausible(rest.get(..end)?);
+    }
+    let query = parts.uri.query()?;
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))?;
+    // The scope's slashes are sent as `/` or `%2F`.
+    let end = value
+        .char_indices()
+        .find(|&(i, c)| {
+            c == '/'
+                || (c == '%'
+                    && value
+                        .get(i..i + 3)
+                        .is_some_and(|e| e.eq_ignore_ascii_case("%2F")))
+        })
+        .map_or(value.len(), |(i, _)| i);
+    plausible(value.get(..end)?.as_bytes())
 }
 
 /// The API error for an authentication failure: the variant of the same AWS name.
@@ -224,7 +332,7 @@ impl Authenticator for SigV4 {
         with_request(parts, |r| {
             verifier.begin(r, self.clock.now_ms(), &self.keys).map(drop)
         })
-        .map_err(|e| auth_error(&e))
+        .map_err(|e| self.refuse(parts, &e))
     }
 
     fn authenticate(
@@ -244,10 +352,15 @@ impl Authenticator for SigV4 {
                     })
                 })
         })
-        .map_err(|e| auth_error(&e))?;
+        .map_err(|e| self.refuse(parts, &e))?;
         if matches!(payload, Payload::Body(_))
             && verified.payload == vigil_auth::PayloadHash::Unsigned
         {
+            self.count_failure(
+                parts,
+                UNSIGNED_PAYLOAD,
+                Some(&verified.principal.access_key_id),
+            );
             // The signature would not cover the body: a captured request could be replayed
             // against another stream within the clock-skew window.
             return Err(CommonError::InvalidSignatureException(
@@ -287,6 +400,7 @@ mod tests {
     use vigil_auth::{KeyStore, NewKey, Policy, RootStatus};
 
     use super::*;
+    use crate::error::AwsError as _;
 
     fn principal(access_key_id: &str) -> Principal {
         Principal {
@@ -343,5 +457,164 @@ mod tests {
         assert!(auth.is_current(&principal(&root_id)));
         assert!(!auth.is_current(&principal("AKIDNEVERISSUED")));
         assert!(Anonymous.is_current(&principal("anonymous")));
+    }
+
+    /// A JSON call to `/describeStream` signed by `id` with `secret` at `now_ms`.
+    fn signed(id: &str, secret: &vigil_auth::SecretKey, now_ms: u64, query: &str) -> Parts {
+        use vigil_auth::sign::{SigningCredentials, SigningScope, UnsignedRequest, sign};
+        let body = b"{}";
+        let hash = vigil_auth::sign::payload_sha256_hex(body);
+        let headers = [("host", "vigil.test"), ("content-type", "application/json")];
+        let added = sign(
+            &SigningCredentials {
+                access_key_id: id.into(),
+                secret: secret.clone(),
+                session_token: None,
+            },
+            &SigningScope {
+                region: "us-east-1".into(),
+                service: "kinesisvideo".into(),
+            },
+            &UnsignedRequest {
+                method: "POST",
+                path: "/describeStream",
+                query,
+                headers: &headers,
+                payload_sha256_hex: &hash,
+            },
+            now_ms,
+        );
+        let uri = if query.is_empty() {
+            "/describeStream".to_owned()
+        } else {
+            format!("/describeStream?{query}")
+        };
+        let mut req = axum::http::Request::builder().method("POST").uri(uri);
+        for (k, v) in headers
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .chain(added.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        {
+            req = req.header(k, v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn failures_are_counted_per_known_key_and_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, _) = KeyStore::open(dir.path(), None).unwrap();
+        let now_ms = 1_750_000_000_000;
+        let clock = Arc::new(vigil_store::ManualClock::new(now_ms));
+        let auth = SigV4::new("us-east-1", keys.clone(), clock);
+        let good = keys.create_key(new_key("good")).unwrap();
+        let revoked = keys.create_key(new_key("gone")).unwrap();
+        keys.revoke_key(&revoked.info.access_key_id).unwrap();
+        let id = good.info.access_key_id.as_str();
+        let failures = &crate::metrics::global().sigv4_failures;
+        let count = |key: &str, reason: &str| failures.get(&[key, reason]);
+        let unknown_before = count(UNKNOWN_KEY, "unknown_key");
+        let json = Payload::Body(b"{}");
+
+        // Signed right: nothing counted.
+        let ok = signed(id, &good.secret, now_ms, "");
+        auth.precheck(&ok, Service::KinesisVideo).unwrap();
+        auth.authenticate(&ok, json, Service::KinesisVideo).unwrap();
+        // A wrong secret: the key is the store's, so it is named.
+        let wrong = vigil_auth::SecretKey::new("not-the-secret");
+        let bad = signed(id, &wrong, now_ms, "");
+        auth.precheck(&bad, Service::KinesisVideo).unwrap();
+        let e = auth
+            .authenticate(&bad, json, Service::KinesisVideo)
+            .unwrap_err();
+        assert_eq!(e.aws_code(), "InvalidSignatureException");
+        assert_eq!(count(id, "signature"), 1);
+        // Too old: refused by the precheck, counted there once.
+        let old = signed(id, &good.secret, now_ms - 3_600_000, "");
+        assert!(auth.precheck(&old, Service::KinesisVideo).is_err());
+        assert_eq!(count(id, "expired"), 1);
+        // A revoked key is still the store's.
+        let gone = signed(&revoked.info.access_key_id, &revoked.secret, now_ms, "");
+        assert!(
+            auth.authenticate(&gone, json, Service::KinesisVideo)
+                .is_err()
+        );
+        assert_eq!(count(&revoked.info.access_key_id, "revoked"), 1);
+        // Made-up ids are never labels: they all count as `unknown`.
+        for i in 0..5 {
+            let made_up = format!("AKIDMADEUP{i:010}");
+            let r = signed(&made_up, &wrong, now_ms, "");
+            assert!(auth.authenticate(&r, json, Service::KinesisVideo).is_err());
+            assert_eq!(count(&made_up, "unknown_key"), 0);
+        }
+        assert!(count(UNKNOWN_KEY, "unknown_key") >= unknown_before + 5);
+        let text = crate::metrics::global().render_prometheus();
+        assert!(!text.contains("AKIDMADEUP"), "{text}");
+        assert!(text.contains(&format!(
+            "vigil_sigv4_failures_total{{key=\"{id}\",reason=\"signature\"}} 1\n"
+        )));
+
+        // The presigned form names its key in the query: a malformed signature there.
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={id}%2F20250615%2Fus-east-1%2F\
+             kinesisvideo%2Faws4_request&X-Amz-Date=20250615T150640Z&X-Amz-Expires=300&\
+             X-Amz-SignedHeaders=host&X-Amz-Signature=nothex"
+        );
+        let parts = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/describeStream?{query}"))
+            .header("host", "vigil.test")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(auth.precheck(&parts, Service::KinesisVideo).is_err());
+        assert_eq!(count(id, "malformed"), 1);
+        // No signature at all.
+        let parts = axum::http::Request::builder()
+            .uri("/describeStream")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let before = count(UNKNOWN_KEY, "missing");
+        assert!(auth.precheck(&parts, Service::KinesisVideo).is_err());
+        assert!(count(UNKNOWN_KEY, "missing") > before);
+    }
+
+    #[test]
+    fn the_claimed_key_id_is_read_from_either_form() {
+        let parts = |uri: &str, auth: Option<&str>| {
+            let mut b = axum::http::Request::builder().uri(uri);
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250615/us-east-1/kinesisvideo/\
+                      aws4_request, SignedHeaders=host, Signature=00";
+        assert_eq!(
+            claimed_key_id(&parts("/", Some(header))).as_deref(),
+            Some("AKIDEXAMPLE")
+        );
+        assert_eq!(
+            claimed_key_id(&parts("/?X-Amz-Credential=AKID2%2f2025", None)).as_deref(),
+            Some("AKID2")
+        );
+        assert_eq!(
+            claimed_key_id(&parts("/?a=b&X-Amz-Credential=AKID3/2025", None)).as_deref(),
+            Some("AKID3")
+        );
+        // Anything but a plausible id is no id.
+        for bad in [
+            "AWS4-HMAC-SHA256 Credential=/2025",
+            "AWS4-HMAC-SHA256 Credential=AK%22ID/2025",
+            "AWS4-HMAC-SHA256 Signature=00",
+        ] {
+            assert_eq!(claimed_key_id(&parts("/", Some(bad))), None, "{bad}");
+        }
+        let long = format!("AWS4-HMAC-SHA256 Credential={}/2025", "A".repeat(129));
+        assert_eq!(claimed_key_id(&parts("/", Some(&long))), None);
+        assert_eq!(claimed_key_id(&parts("/", None)), None);
     }
 }

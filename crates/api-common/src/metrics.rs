@@ -16,6 +16,7 @@
 //! |---|---|---|---|
 //! | `vigil_api_requests_total` | counter | `operation` | API calls routed to an operation |
 //! | `vigil_api_errors_total` | counter | `type` | error responses, by AWS error type |
+//! | `vigil_sigv4_failures_total` | counter | `key`, `reason` | requests that failed SigV4 verification ([`crate::auth::SigV4`]), by access key (only keys the key store holds, else `unknown`) and why |
 //!
 //! Families kept outside the API crates (the server's cameras) are rendered by collectors added
 //! with [`Metrics::add_collector`], after every registered family.
@@ -45,6 +46,9 @@ pub struct Metrics {
     pub api_requests: CounterVec,
     /// Error responses, by AWS error type.
     pub api_errors: CounterVec,
+    /// Requests that failed SigV4 verification, by access key and reason
+    /// ([`crate::auth::SigV4`]).
+    pub sigv4_failures: CounterVec,
     /// Families of the service crates, in registration order.
     families: Families,
     /// Renderers of families kept elsewhere.
@@ -79,6 +83,12 @@ impl Metrics {
                 "Error responses sent, by AWS error type.",
                 &["type"],
             ),
+            sigv4_failures: CounterVec::new(
+                "vigil_sigv4_failures_total",
+                "Requests that failed SigV4 verification, by access key id (only ids the key \
+                 store holds; any other is unknown) and reason.",
+                &["key", "reason"],
+            ),
             families: Families(Mutex::new(Vec::new())),
             collectors: Collectors(Mutex::new(Vec::new())),
         }
@@ -108,6 +118,7 @@ impl Metrics {
         }
         self.api_requests.render(&mut out);
         self.api_errors.render(&mut out);
+        self.sigv4_failures.render(&mut out);
         let collectors: Vec<Collector> = lock(&self.collectors.0).clone();
         for c in collectors {
             c(&mut out);

@@ -4,6 +4,8 @@
 //! |---|---|---|---|
 //! | `vigil_putmedia_sessions` | gauge | | PutMedia sessions open now |
 //! | `vigil_putmedia_sessions_total` | counter | | PutMedia sessions accepted (200 sent) |
+//! | `vigil_putmedia_sessions_refused_total` | counter | `reason` | sessions refused before the 200: `per_key`, `per_stream`, `total` ([`crate::media::sessions`]) |
+//! | `vigil_putmedia_sessions_ended_total` | counter | `reason` | sessions the server ended: `displaced`, `slow` (minimum progress), `idle` |
 //! | `vigil_putmedia_bytes_total` | counter | `stream` | request body bytes received |
 //! | `vigil_putmedia_fragments_total` | counter | `stream` | fragments received whole (RECEIVED) |
 //! | `vigil_putmedia_acks_total` | counter | `type` | acks sent, by `EventType` |
@@ -21,6 +23,10 @@ pub struct KvsMetrics {
     pub putmedia_sessions: Gauge,
     /// PutMedia sessions accepted.
     pub putmedia_sessions_total: CounterVec,
+    /// PutMedia sessions refused before the `200`, by the limit they met.
+    pub putmedia_refused: CounterVec,
+    /// PutMedia sessions the server ended for its own reasons, by reason.
+    pub putmedia_ended: CounterVec,
     /// Request body bytes received by PutMedia, per stream.
     pub putmedia_bytes: CounterVec,
     /// Fragments received whole, per stream.
@@ -37,6 +43,8 @@ impl Family for KvsMetrics {
     fn render(&self, out: &mut String) {
         self.putmedia_sessions.render(out);
         self.putmedia_sessions_total.render(out);
+        self.putmedia_refused.render(out);
+        self.putmedia_ended.render(out);
         self.putmedia_bytes.render(out);
         self.putmedia_fragments.render(out);
         self.putmedia_acks.render(out);
@@ -51,6 +59,17 @@ static METRICS: KvsMetrics = KvsMetrics {
         "vigil_putmedia_sessions_total",
         "PutMedia sessions accepted.",
         &[],
+    ),
+    putmedia_refused: CounterVec::new(
+        "vigil_putmedia_sessions_refused_total",
+        "PutMedia sessions refused before the 200, by the limit they met (per_key, per_stream, \
+         total).",
+        &["reason"],
+    ),
+    putmedia_ended: CounterVec::new(
+        "vigil_putmedia_sessions_ended_total",
+        "PutMedia sessions the server ended, by reason (displaced, slow, idle).",
+        &["reason"],
     ),
     putmedia_bytes: CounterVec::new(
         "vigil_putmedia_bytes_total",

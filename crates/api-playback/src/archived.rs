@@ -9,7 +9,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vigil_store::{FragmentMeta, PageCursor, Store, StoreError, StreamRecord, TimestampKind};
+use vigil_store::{
+    FragmentMeta, FragmentReader, PageCursor, Store, StoreError, StreamRecord, TimestampKind,
+};
 
 use crate::service::Call;
 use vigil_api_kvs_common::document::{self, ChunkError, Flavor, FragmentHead};
@@ -307,8 +309,10 @@ fn fragment_list(fragments: Option<Vec<String>>) -> KvsResult<Vec<(String, u64)>
 ///   documentation gives, and the end tags (`MILLIS_BEHIND_NOW`, `CONTINUATION_TOKEN`) so that
 ///   the Java parser library counts it complete.
 ///
-/// Fragments are read one at a time on the blocking pool (reads decrypt), and only when the
-/// connection has taken the previous one: a request holds at most one fragment in memory.
+/// Fragments are read a stored chunk (64 KiB) at a time on the blocking pool (reads
+/// decrypt), and only when the connection has taken the previous one: a request holds at most
+/// one chunk in memory, whatever the fragments' sizes. A chunk that cannot be read (damaged)
+/// ends its document with the abandoned-fragment tags, then the error document.
 pub async fn get_media_for_fragment_list(call: Call) -> KvsResult<Response> {
     let input: GetMediaForFragmentListInput = call.input()?;
     let fragments = fragment_list(input.fragments)?;
@@ -319,14 +323,19 @@ pub async fn get_media_for_fragment_list(call: Call) -> KvsResult<Response> {
         stream: rec.id,
         fragments: fragments.into_iter(),
         out: VecDeque::new(),
+        open: None,
     };
     let body = futures_util::stream::unfold(state, |mut r| async move {
         loop {
             if let Some(b) = r.out.pop_front() {
                 return Some((Ok::<_, Infallible>(b), r));
             }
+            if let Some(open) = r.open.take() {
+                r.next_chunk(open).await;
+                continue;
+            }
             let (given, number) = r.fragments.next()?;
-            r.read(&given, number).await;
+            r.start(given, number).await;
         }
     });
     Ok(media_response(Body::from_stream(body)))
@@ -338,22 +347,25 @@ struct ListReader {
     stream: u64,
     fragments: std::vec::IntoIter<(String, u64)>,
     out: VecDeque<Bytes>,
+    /// The fragment whose document is being sent, read a stored chunk at a time.
+    open: Option<(String, FragmentReader)>,
 }
 
 impl ListReader {
-    /// Reads one listed fragment into `out`: its document, or an error document.
-    async fn read(&mut self, given: &str, number: u64) {
+    /// Opens one listed fragment: its document's start into `out`, or an error document.
+    async fn start(&mut self, given: String, number: u64) {
         let store = self.store.clone();
         let stream = self.stream;
         let read = tokio::task::spawn_blocking(move || {
-            let frag = store.read_fragment(stream, number)?;
-            let header = store.header(stream, frag.meta.header_id)?;
-            Ok::<_, StoreError>((frag, header))
+            let meta = store.fragment(stream, number)?;
+            let reader = store.open_fragment(&meta)?;
+            let header = store.header(stream, meta.header_id)?;
+            Ok::<_, StoreError>((reader, header))
         })
         .await;
         let error = match read {
-            Ok(Ok((frag, header))) => {
-                let m = frag.meta;
+            Ok(Ok((reader, header))) => {
+                let m = reader.meta();
                 let head = FragmentHead {
                     number: m.number,
                     producer_ts_ms: m.producer_ts_ms,
@@ -364,31 +376,68 @@ impl ListReader {
                     &head,
                     Flavor::FragmentList,
                 ));
-                self.out.push_back(frag.payload);
+                self.open = Some((given, reader));
+                return;
+            }
+            Ok(Err(e)) => Self::error(&given, &e),
+            Err(e) => {
+                tracing::error!("GetMediaForFragmentList: reader task failed: {e}");
+                ChunkError::list_fragment_unreadable(&given)
+            }
+        };
+        readers::list_document(false);
+        self.out.push_back(document::error_document(&given, &error));
+    }
+
+    /// The open fragment's next stored chunk into `out`; its end tags after the last one. A
+    /// chunk that cannot be read ends the document as abandoned, then an error document.
+    async fn next_chunk(&mut self, (given, mut reader): (String, FragmentReader)) {
+        let read = tokio::task::spawn_blocking(move || {
+            let chunk = reader.next_chunk();
+            (reader, chunk)
+        })
+        .await;
+        let error = match read {
+            Ok((reader, Ok(Some(chunk)))) => {
+                self.out.push_back(chunk);
+                self.open = Some((given, reader));
+                return;
+            }
+            Ok((reader, Ok(None))) => {
+                let m = reader.meta();
                 let lag = self.store.clock().now_ms().saturating_sub(m.server_ts_ms);
                 self.out.push_back(document::end_tags(m.number, lag));
                 readers::list_document(true);
                 return;
             }
-            Ok(Err(StoreError::FragmentNotFound { .. } | StoreError::StreamNotFound(_))) => {
-                ChunkError::list_fragment_not_found(given)
-            }
-            Ok(Err(StoreError::Io { source, .. }))
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                // Expired between the index look and the read.
-                ChunkError::list_fragment_not_found(given)
-            }
-            Ok(Err(e)) => {
-                tracing::error!("GetMediaForFragmentList: fragment {given}: {e}");
-                ChunkError::list_fragment_unreadable(given)
+            Ok((reader, Err(e))) => {
+                self.out
+                    .push_back(document::aborted_tags(reader.meta().number));
+                Self::error(&given, &e)
             }
             Err(e) => {
                 tracing::error!("GetMediaForFragmentList: reader task failed: {e}");
-                ChunkError::list_fragment_unreadable(given)
+                ChunkError::list_fragment_unreadable(&given)
             }
         };
         readers::list_document(false);
-        self.out.push_back(document::error_document(given, &error));
+        self.out.push_back(document::error_document(&given, &error));
+    }
+
+    /// The error document's contents for a fragment that could not be read.
+    fn error(given: &str, e: &StoreError) -> ChunkError {
+        match e {
+            StoreError::FragmentNotFound { .. } | StoreError::StreamNotFound(_) => {
+                ChunkError::list_fragment_not_found(given)
+            }
+            // Expired between the index look and the read.
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ChunkError::list_fragment_not_found(given)
+            }
+            e => {
+                tracing::error!("GetMediaForFragmentList: fragment {given}: {e}");
+                ChunkError::list_fragment_unreadable(given)
+            }
+        }
     }
 }

@@ -8,16 +8,20 @@
 //! first ingested wins. Every fragment must share one track header (a codec private change
 //! within a clip is `InvalidCodecPrivateDataException`). Track 1 must be H.264 or H.265;
 //! audio may be AAC, or G.711 with H.264 (§6.1).
+//!
+//! Memory: the clip is laid out from the samples' times and sizes (a first pass over the
+//! fragments, a stored chunk at a time), then its `moov` is sent and its `mdat` streamed from
+//! a second pass as the client reads, so a clip costs its sample tables and one chunk, not
+//! its size (`crate::streaming::segment`).
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use serde::Deserialize;
 use vigil_media::codec::Codec;
 use vigil_store::{FragmentMeta, TimestampKind};
 
 use crate::archived::{FragmentSelector, require_retention, selector_range};
 use crate::service::Call;
+use crate::streaming::segment::{Streamed, clip_body, clip_scan};
 use vigil_api_kvs_common::{KvsError, KvsResult};
 
 /// What one clip may hold.
@@ -37,9 +41,6 @@ impl Default for ClipLimits {
         }
     }
 }
-
-/// The size of the pieces a clip is sent in.
-const CLIP_PIECE: usize = 256 * 1024;
 
 /// The longest range a clip may span.
 const MAX_RANGE_MS: u64 = 24 * 3600 * 1000;
@@ -88,9 +89,10 @@ pub async fn get_clip(call: Call) -> KvsResult<Response> {
         }
     });
     let limits = call.state.playback.clip_limits;
-    let store = call.state.store.clone();
-    let clip = tokio::task::spawn_blocking(move || -> KvsResult<Bytes> {
-        let metas = select(&store, rec.id, kind, start, end, limits)?;
+    let state = call.state.clone();
+    tokio::task::spawn_blocking(move || -> KvsResult<Response> {
+        let store = &state.store;
+        let metas = select(store, rec.id, kind, start, end, limits)?;
         let first = metas.first().ok_or_else(|| {
             KvsError::ResourceNotFoundException("No fragments found in the requested range.".into())
         })?;
@@ -101,37 +103,29 @@ pub async fn get_clip(call: Call) -> KvsResult<Response> {
                     .into(),
             ));
         }
-        let header = store.header(rec.id, first.header_id)?;
-        let mut payloads = Vec::with_capacity(metas.len());
-        for m in &metas {
-            payloads.push(store.read_meta(m)?.payload);
-        }
-        let (tracks, samples) = vigil_media::sample::from_fragments(&header, &payloads)?;
+        // First pass: the samples' times, sizes and places, a stored chunk at a time.
+        let ((tracks, samples, sizes), order) = clip_scan(store, &metas)?;
         check_codecs(&tracks)?;
-        Ok(vigil_media::mp4::clip(&tracks, &samples)?)
+        let head = vigil_media::mp4::clip_head(&tracks, &samples, &sizes)?;
+        let length = head.len() as u64 + sizes.iter().map(|&s| s as u64).sum::<u64>();
+        // The second pass is the body: the frames, read again as the client takes them, the
+        // permit kept until the last is sent (or the client goes): a client that does not
+        // read keeps its place in the budget.
+        let release = Box::new(move || {
+            permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        });
+        let body = Streamed {
+            content_type: "video/mp4",
+            head,
+            length: Some(length),
+            tracks: tracks.iter().map(|t| t.number).collect(),
+            metas,
+            release: Some(release),
+        };
+        clip_body(&state, body, order)
     })
     .await
-    .map_err(|e| KvsError::InternalFailure(format!("the clip task failed: {e}")))??;
-    // Sent in pieces, the permit kept until the last is asked for: a client that does not
-    // read keeps its place in the budget.
-    let length = clip.len();
-    let body = futures_util::stream::unfold((clip, permit), |(mut rest, permit)| async move {
-        if rest.is_empty() {
-            permit.lock().unwrap_or_else(|p| p.into_inner()).take();
-            return None;
-        }
-        let piece = rest.split_to(rest.len().min(CLIP_PIECE));
-        Some((Ok::<Bytes, std::convert::Infallible>(piece), (rest, permit)))
-    });
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("video/mp4")),
-            (header::CONTENT_LENGTH, HeaderValue::from(length)),
-        ],
-        axum::body::Body::from_stream(body),
-    )
-        .into_response())
+    .map_err(|e| KvsError::InternalFailure(format!("the clip task failed: {e}")))?
 }
 
 /// The fragments of a clip, in timestamp order, within the limits.

@@ -80,14 +80,49 @@ pub fn init_segment(tracks: &[Track]) -> Result<Bytes> {
 /// get no `traf`), numbered `sequence` (`mfhd`; 1 for the first). Every sample's track must be
 /// in `tracks`.
 pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Result<Bytes> {
-    let mut per_track: Vec<Vec<&Sample>> = vec![Vec::new(); tracks.len()];
-    for sample in samples {
+    let sizes: Vec<usize> = samples.iter().map(|s| s.data.len()).collect();
+    let (head, order) = layout(sequence, tracks, samples, &sizes)?;
+    let mut out = Vec::with_capacity(head.len() + sizes.iter().sum::<usize>());
+    out.extend_from_slice(&head);
+    for i in order {
+        if let Some(s) = samples.get(i) {
+            out.extend_from_slice(&s.data);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The start of [`media_segment`] (`styp`, `moof` and the `mdat` header) for samples given
+/// without their bytes, `sizes[i]` being sample `i`'s size: the `mdat` payload that must follow
+/// is the samples' bytes, each track's in turn (in `tracks` order), so for one track it is
+/// its samples' bytes in order. For a packager that streams the frames after.
+pub fn media_segment_head(
+    sequence: u32,
+    tracks: &[Track],
+    samples: &[Sample],
+    sizes: &[usize],
+) -> Result<Bytes> {
+    layout(sequence, tracks, samples, sizes).map(|(head, _)| head)
+}
+
+/// The segment's head and the order of the samples in its `mdat`.
+fn layout(
+    sequence: u32,
+    tracks: &[Track],
+    samples: &[Sample],
+    sizes: &[usize],
+) -> Result<(Bytes, Vec<usize>)> {
+    if sizes.len() != samples.len() {
+        return Err(Error::Limit("a size for every sample".to_owned()));
+    }
+    let mut per_track: Vec<Vec<(usize, &Sample)>> = vec![Vec::new(); tracks.len()];
+    for (index, sample) in samples.iter().enumerate() {
         let i = tracks
             .iter()
             .position(|t| t.number == sample.track)
             .ok_or_else(|| Error::Limit(format!("sample of unknown track {}", sample.track)))?;
         if let Some(list) = per_track.get_mut(i) {
-            list.push(sample);
+            list.push((index, sample));
         }
     }
     if samples.is_empty() {
@@ -104,7 +139,9 @@ pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Res
     w.boxed(b"moof", |w| {
         w.full(b"mfhd", 0, 0, |w| w.u32(sequence));
         for (i, list) in per_track.iter().enumerate() {
-            let Some(first) = list.first() else { continue };
+            let Some((_, first)) = list.first() else {
+                continue;
+            };
             w.boxed(b"traf", |w| {
                 w.full(b"tfhd", 0, 0x02_0000, |w| w.u32(boxes::track_id(i)));
                 let shift = tracks.get(i).map_or(0, |t| t.dts_shift.max(0));
@@ -121,8 +158,9 @@ pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Res
                     w.u32(u32::try_from(list.len()).unwrap_or(u32::MAX));
                     patches.push((w.len(), data_len));
                     w.u32(0);
-                    for s in list {
-                        let size = u32::try_from(s.data.len()).unwrap_or(u32::MAX);
+                    for &(index, s) in list {
+                        let len = sizes.get(index).copied().unwrap_or(0);
+                        let size = u32::try_from(len).unwrap_or(u32::MAX);
                         let cto = s.pts.saturating_sub(s.dts);
                         let cto = i32::try_from(cto).unwrap_or_else(|_| {
                             result = Err(Error::Limit(format!(
@@ -139,7 +177,7 @@ pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Res
                             NON_SYNC_FLAGS
                         });
                         w.i32(cto);
-                        data_len += s.data.len() as u64;
+                        data_len += len as u64;
                     }
                 });
             });
@@ -155,12 +193,8 @@ pub fn media_segment(sequence: u32, tracks: &[Track], samples: &[Sample]) -> Res
         w.patch_u32(pos, data_offset);
     }
     w.bytes(&header);
-    for list in &per_track {
-        for s in list {
-            w.bytes(&s.data);
-        }
-    }
-    Ok(Bytes::from(w.finish()?))
+    let order = per_track.iter().flatten().map(|&(i, _)| i).collect();
+    Ok((Bytes::from(w.finish()?), order))
 }
 
 #[cfg(test)]

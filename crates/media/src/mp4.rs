@@ -23,6 +23,8 @@ use crate::sample::{Sample, Track};
 struct TrackPlan<'a> {
     track: &'a Track,
     samples: Vec<&'a Sample>,
+    /// Each sample's size.
+    sizes: Vec<usize>,
     /// (offset of the chunk within the mdat payload, samples in it)
     chunks: Vec<(u64, u32)>,
 }
@@ -30,20 +32,39 @@ struct TrackPlan<'a> {
 /// A progressive MP4 holding `samples` (each track's in decode order). Tracks without samples
 /// are left out; every sample's track must be in `tracks`.
 pub fn clip(tracks: &[Track], samples: &[Sample]) -> Result<Bytes> {
+    let sizes: Vec<usize> = samples.iter().map(|s| s.data.len()).collect();
+    let head = clip_head(tracks, samples, &sizes)?;
+    let total = head.len() + sizes.iter().sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&head);
+    for sample in samples {
+        out.extend_from_slice(&sample.data);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The start of [`clip`] (`ftyp`, `moov` and the `mdat` header) for samples given without
+/// their bytes, `sizes[i]` being sample `i`'s size: the `mdat` payload that must follow is
+/// every sample's bytes in the order given. For a clip whose frames are streamed after.
+pub fn clip_head(tracks: &[Track], samples: &[Sample], sizes: &[usize]) -> Result<Bytes> {
     if samples.is_empty() {
         return Err(Error::Limit("a clip needs samples".to_owned()));
+    }
+    if sizes.len() != samples.len() {
+        return Err(Error::Limit("a size for every sample".to_owned()));
     }
     let mut plans: Vec<TrackPlan> = tracks
         .iter()
         .map(|track| TrackPlan {
             track,
             samples: Vec::new(),
+            sizes: Vec::new(),
             chunks: Vec::new(),
         })
         .collect();
     let mut offset = 0u64;
     let mut previous: Option<usize> = None;
-    for sample in samples {
+    for (sample, &size) in samples.iter().zip(sizes) {
         let i = tracks
             .iter()
             .position(|t| t.number == sample.track)
@@ -52,12 +73,13 @@ pub fn clip(tracks: &[Track], samples: &[Sample]) -> Result<Bytes> {
             continue;
         };
         plan.samples.push(sample);
+        plan.sizes.push(size);
         match plan.chunks.last_mut() {
             Some((_, count)) if previous == Some(i) => *count += 1,
             _ => plan.chunks.push((offset, 1)),
         }
         previous = Some(i);
-        offset += sample.data.len() as u64;
+        offset += size as u64;
     }
     let data_len = offset;
     plans.retain(|p| !p.samples.is_empty());
@@ -91,15 +113,10 @@ pub fn clip(tracks: &[Track], samples: &[Sample]) -> Result<Bytes> {
     let base = ftyp.len() as u64 + moov_len + header.len() as u64;
     let moov = moov(&plans, zero_ms, start_ms, base, co64)?;
 
-    let total =
-        usize::try_from(base + data_len).map_err(|_| Error::Limit("clip too large".to_owned()))?;
-    let mut out = Vec::with_capacity(total);
+    let mut out = Vec::with_capacity(ftyp.len() + moov.len() + header.len());
     out.extend_from_slice(&ftyp);
     out.extend_from_slice(&moov);
     out.extend_from_slice(&header);
-    for sample in samples {
-        out.extend_from_slice(&sample.data);
-    }
     Ok(Bytes::from(out))
 }
 
@@ -221,12 +238,10 @@ fn sample_tables(w: &mut Writer, p: &TrackPlan, base: u64, co64: bool) -> Result
         });
     }
     let n = count(p.samples.len())?;
-    let mut sizes = Vec::with_capacity(p.samples.len());
-    for s in &p.samples {
-        sizes.push(
-            u32::try_from(s.data.len())
-                .map_err(|_| Error::Limit("a sample over 4 GiB".to_owned()))?,
-        );
+    let mut sizes = Vec::with_capacity(p.sizes.len());
+    for &size in &p.sizes {
+        sizes
+            .push(u32::try_from(size).map_err(|_| Error::Limit("a sample over 4 GiB".to_owned()))?);
     }
     w.full(b"stsz", 0, 0, |w| {
         w.u32(0);

@@ -122,29 +122,153 @@ pub fn from_fragment_prefix(
 }
 
 fn demux(header: &[u8], payloads: &[Bytes], whole: bool) -> Result<(Vec<Track>, Vec<Sample>)> {
-    let mut demuxer = Demuxer::new();
-    let mut tracks: Vec<Track> = Vec::new();
-    // Per track: the samples' indices in `samples`, and the last frame's duration in ns.
-    let mut per_track: BTreeMap<u64, (Vec<usize>, Option<u64>)> = BTreeMap::new();
-    let mut samples: Vec<Sample> = Vec::new();
-    let mut seen_tracks = false;
-    // Per track: DefaultDuration in ticks.
-    let mut default_durations: BTreeMap<u64, Option<i64>> = BTreeMap::new();
+    let mut scan = Scanner::new(true);
+    scan.push(header)?;
+    for payload in payloads {
+        scan.push(payload)?;
+    }
+    scan.finish(whole)
+        .map(|(tracks, samples, _)| (tracks, samples))
+}
 
-    let mut drain = |demuxer: &mut Demuxer,
-                     tracks: &mut Vec<Track>,
-                     samples: &mut Vec<Sample>,
-                     per_track: &mut BTreeMap<u64, (Vec<usize>, Option<u64>)>|
-     -> Result<()> {
-        while let Some(event) = demuxer.pull() {
+/// [`from_fragments`] fed a piece at a time, for input read in bounded pieces: with
+/// `keep_data` false the samples come without their bytes (empty `data`) and only their sizes
+/// are kept, so that a packager can lay a segment out first and fetch the frames after
+/// (a second pass over the same input, [`Frames`]).
+#[derive(Debug)]
+pub struct Scanner {
+    demuxer: Demuxer,
+    keep_data: bool,
+    tracks: Vec<Track>,
+    /// Per track: the samples' indices in `samples`, and the last frame's duration in ns.
+    per_track: BTreeMap<u64, (Vec<usize>, Option<u64>)>,
+    samples: Vec<Sample>,
+    /// Each sample's size in bytes.
+    sizes: Vec<usize>,
+    seen_tracks: bool,
+    /// Per track: DefaultDuration in ticks.
+    default_durations: BTreeMap<u64, Option<i64>>,
+    /// Whether to find where each sample's bytes lie in the input ([`Scanner::locating`]).
+    locate: bool,
+    /// The input from `window_start` on: what the demuxer has not consumed yet.
+    window: Vec<u8>,
+    window_start: u64,
+    /// Per sample: the input offset of its bytes, where they lie there as one run.
+    locations: Vec<Option<u64>>,
+}
+
+impl Scanner {
+    /// A scanner without data that also finds where each sample's bytes lie in the input:
+    /// for a frame of an unlaced block whose data ends its element (SimpleBlocks, as KVS
+    /// producers write them), the offset is checked against the input's bytes, and a
+    /// second pass can read the frame by range without demuxing
+    /// ([`Scanner::finish_located`]); other frames get no location.
+    pub fn locating() -> Self {
+        Self {
+            locate: true,
+            ..Self::new(false)
+        }
+    }
+
+    /// A scanner; the first bytes pushed are the track header.
+    pub fn new(keep_data: bool) -> Self {
+        Self {
+            demuxer: Demuxer::new(),
+            keep_data,
+            tracks: Vec::new(),
+            per_track: BTreeMap::new(),
+            samples: Vec::new(),
+            sizes: Vec::new(),
+            seen_tracks: false,
+            default_durations: BTreeMap::new(),
+            locate: false,
+            window: Vec::new(),
+            window_start: 0,
+            locations: Vec::new(),
+        }
+    }
+
+    /// Demuxes the next bytes.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.locate {
+            self.window.extend_from_slice(bytes);
+        }
+        self.demuxer.push(bytes);
+        self.drain()?;
+        if self.locate {
+            // What the demuxer consumed holds no frame still to come.
+            let consumed = self.demuxer.position().saturating_sub(self.window_start);
+            let cut = usize::try_from(consumed)
+                .unwrap_or(usize::MAX)
+                .min(self.window.len());
+            self.window.drain(..cut);
+            self.window_start += cut as u64;
+        }
+        Ok(())
+    }
+
+    /// The tracks, the samples (times as [`from_fragments`] gives them) and each sample's
+    /// size. `whole`: the input ended at a fragment's end (else a prefix, as
+    /// [`from_fragment_prefix`]).
+    pub fn finish(self, whole: bool) -> Result<(Vec<Track>, Vec<Sample>, Vec<usize>)> {
+        self.finish_located(whole)
+            .map(|(tracks, samples, sizes, _)| (tracks, samples, sizes))
+    }
+
+    /// As [`Scanner::finish`], with each sample's location in the input (`None` everywhere
+    /// unless the scanner is [`Scanner::locating`]).
+    #[allow(clippy::type_complexity)]
+    pub fn finish_located(
+        mut self,
+        whole: bool,
+    ) -> Result<(Vec<Track>, Vec<Sample>, Vec<usize>, Vec<Option<u64>>)> {
+        if whole {
+            self.demuxer.finish();
+            self.drain()?;
+        }
+        let Self {
+            mut tracks,
+            per_track,
+            mut samples,
+            sizes,
+            default_durations,
+            mut locations,
+            ..
+        } = self;
+        locations.resize(samples.len(), None);
+        if tracks.is_empty() {
+            return Err(Error::Matroska("no video or audio track".to_owned()));
+        }
+        for track in &mut tracks {
+            let Some((indices, last_duration_ns)) = per_track.get(&track.number) else {
+                continue;
+            };
+            let last_duration = last_duration_ns
+                .and_then(|ns| i64::try_from(ns).ok())
+                .map(|ns| ns_to_ticks(ns, track.timescale));
+            let frame = default_durations
+                .get(&track.number)
+                .copied()
+                .flatten()
+                .or_else(|| min_spacing(&samples, indices))
+                .or(last_duration)
+                .unwrap_or(0);
+            let declared = i64::from(track.codec.reorder_frames()).saturating_mul(frame);
+            track.dts_shift = derive_decode_times(&mut samples, indices, last_duration, declared)?;
+        }
+        Ok((tracks, samples, sizes, locations))
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        while let Some(event) = self.demuxer.pull() {
             match event.map_err(|e| Error::Matroska(e.to_string()))? {
                 Event::Tracks {
                     tracks: entries, ..
                 } => {
-                    if seen_tracks {
+                    if self.seen_tracks {
                         continue;
                     }
-                    seen_tracks = true;
+                    self.seen_tracks = true;
                     for entry in &entries {
                         let kind = entry.kind();
                         if kind != TrackKind::Video && kind != TrackKind::Audio {
@@ -155,7 +279,7 @@ fn demux(header: &[u8], payloads: &[Bytes], whole: bool) -> Result<(Vec<Track>, 
                             Some((rate, _)) => rate,
                             None => VIDEO_TIMESCALE,
                         };
-                        if tracks.iter().any(|t| t.number == entry.number) {
+                        if self.tracks.iter().any(|t| t.number == entry.number) {
                             return Err(Error::Matroska(format!(
                                 "track number {} twice",
                                 entry.number
@@ -166,76 +290,105 @@ fn demux(header: &[u8], payloads: &[Bytes], whole: bool) -> Result<(Vec<Track>, 
                             .and_then(|ns| i64::try_from(ns).ok())
                             .map(|ns| ns_to_ticks(ns, timescale))
                             .filter(|&t| t > 0);
-                        default_durations.insert(entry.number, frame_ticks);
-                        tracks.push(Track {
+                        self.default_durations.insert(entry.number, frame_ticks);
+                        self.tracks.push(Track {
                             number: entry.number,
                             codec,
                             timescale,
                             dts_shift: 0,
                         });
-                        per_track.insert(entry.number, (Vec::new(), None));
+                        self.per_track.insert(entry.number, (Vec::new(), None));
                     }
                 }
                 Event::Frame(frame) => {
-                    let Some(track) = tracks.iter().find(|t| t.number == frame.track) else {
+                    let Some(track) = self.tracks.iter().find(|t| t.number == frame.track) else {
                         continue;
                     };
-                    let Some((indices, last_duration)) = per_track.get_mut(&frame.track) else {
+                    let Some((indices, last_duration)) = self.per_track.get_mut(&frame.track)
+                    else {
                         continue;
                     };
-                    if samples.len() >= MAX_SAMPLES {
+                    if self.samples.len() >= MAX_SAMPLES {
                         return Err(Error::Limit(format!("more than {MAX_SAMPLES} samples")));
                     }
                     let pts = ns_to_ticks(frame.time_ns, track.timescale);
-                    indices.push(samples.len());
+                    indices.push(self.samples.len());
+                    self.sizes.push(frame.data.len());
+                    if self.locate {
+                        let at = locate_frame(&self.window, self.window_start, &frame);
+                        self.locations.push(at);
+                    }
                     *last_duration = frame.duration_ns;
-                    samples.push(Sample {
+                    self.samples.push(Sample {
                         track: frame.track,
                         dts: pts,
                         pts,
                         duration: 0,
                         keyframe: frame.keyframe,
-                        data: frame.data,
+                        data: if self.keep_data {
+                            frame.data
+                        } else {
+                            Bytes::new()
+                        },
                     });
                 }
                 _ => {}
             }
         }
         Ok(())
-    };
+    }
+}
 
-    demuxer.push(header);
-    drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
-    for payload in payloads {
-        demuxer.push(payload);
-        drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
+/// Where `frame`'s bytes lie in the input, if they end its element and are there.
+fn locate_frame(window: &[u8], window_start: u64, frame: &vigil_mkv::Frame) -> Option<u64> {
+    if frame.lace_count > 1 {
+        return None;
     }
-    if whole {
-        demuxer.finish();
-        drain(&mut demuxer, &mut tracks, &mut samples, &mut per_track)?;
-    }
-    if tracks.is_empty() {
-        return Err(Error::Matroska("no video or audio track".to_owned()));
+    let end = frame
+        .span
+        .offset
+        .checked_add(u64::from(frame.span.header_len))?
+        .checked_add(frame.span.size?)?;
+    let start = end.checked_sub(frame.data.len() as u64)?;
+    let from = usize::try_from(start.checked_sub(window_start)?).ok()?;
+    let bytes = window.get(from..from.checked_add(frame.data.len())?)?;
+    (bytes == &frame.data[..]).then_some(start)
+}
+
+/// The frames of the tracks asked for, in stream order, from input fed a piece at a time:
+/// the second pass over what a [`Scanner`] without data saw, yielding the bytes in the same
+/// order as its samples.
+#[derive(Debug)]
+pub struct Frames {
+    demuxer: Demuxer,
+    tracks: Vec<u64>,
+}
+
+impl Frames {
+    /// Frames of `tracks`; the first bytes pushed are the track header.
+    pub fn new(tracks: Vec<u64>) -> Self {
+        Self {
+            demuxer: Demuxer::new(),
+            tracks,
+        }
     }
 
-    for track in &mut tracks {
-        let Some((indices, last_duration_ns)) = per_track.get(&track.number) else {
-            continue;
-        };
-        let last_duration = last_duration_ns
-            .and_then(|ns| i64::try_from(ns).ok())
-            .map(|ns| ns_to_ticks(ns, track.timescale));
-        let frame = default_durations
-            .get(&track.number)
-            .copied()
-            .flatten()
-            .or_else(|| min_spacing(&samples, indices))
-            .or(last_duration)
-            .unwrap_or(0);
-        let declared = i64::from(track.codec.reorder_frames()).saturating_mul(frame);
-        track.dts_shift = derive_decode_times(&mut samples, indices, last_duration, declared)?;
+    /// Demuxes the next bytes (`None`: the input's end) and appends each whole frame found,
+    /// with its track number, to `out`.
+    pub fn push(&mut self, bytes: Option<&[u8]>, out: &mut Vec<(u64, Bytes)>) -> Result<()> {
+        match bytes {
+            Some(b) => self.demuxer.push(b),
+            None => self.demuxer.finish(),
+        }
+        while let Some(event) = self.demuxer.pull() {
+            if let Event::Frame(f) = event.map_err(|e| Error::Matroska(e.to_string()))?
+                && self.tracks.contains(&f.track)
+            {
+                out.push((f.track, f.data));
+            }
+        }
+        Ok(())
     }
-    Ok((tracks, samples))
 }
 
 /// The smallest positive difference between the presentation times of the samples at
@@ -411,5 +564,48 @@ mod tests {
         assert_eq!(ns_to_ticks(33_366_666, 90_000), 3003);
         assert_eq!(ns_to_ticks(-1, 90_000), 0);
         assert_eq!(ns_to_ticks(1_000_000_000, 48_000), 48_000);
+    }
+
+    /// The located scanner's offsets point at exactly each sample's bytes in the input, and
+    /// its times and sizes are the whole scan's; frames it cannot place (laced blocks) get
+    /// none, and SimpleBlocks always get one.
+    #[test]
+    fn located_samples_point_at_their_bytes() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/");
+        for (file, all_placed) in [
+            ("ffmpeg_h264.mkv", true),
+            ("ffmpeg_h264-aac.mkv", true),
+            ("ffmpeg_h264-blockgroups.mkv", false),
+            ("mkvmerge_h264-aac-laced.mkv", false),
+        ] {
+            let input = std::fs::read(format!("{root}{file}")).unwrap();
+            let mut whole = Scanner::new(true);
+            whole.push(&input).unwrap();
+            let (_, want, _) = whole.finish(true).unwrap();
+            for piece in [1000, 4096, 65536] {
+                let mut scan = Scanner::locating();
+                for c in input.chunks(piece) {
+                    scan.push(c).unwrap();
+                }
+                let (_, got, sizes, at) = scan.finish_located(true).unwrap();
+                assert_eq!(got.len(), want.len(), "{file}");
+                let mut placed = 0;
+                for ((g, w), (size, at)) in got.iter().zip(&want).zip(sizes.iter().zip(&at)) {
+                    assert_eq!((g.pts, g.dts, g.duration), (w.pts, w.dts, w.duration));
+                    assert!(g.data.is_empty());
+                    assert_eq!(*size, w.data.len());
+                    if let Some(at) = at {
+                        let at = *at as usize;
+                        assert_eq!(&input[at..at + size], &w.data[..], "{file}");
+                        placed += 1;
+                    }
+                }
+                if all_placed {
+                    assert_eq!(placed, want.len(), "{file}");
+                } else {
+                    assert!(placed > 0 && placed <= want.len(), "{file}: {placed}");
+                }
+            }
+        }
     }
 }

@@ -100,56 +100,115 @@ impl StreamKind {
 /// an unknown track or with a NAL length running past the frame, [`Error::Limit`] for no tracks,
 /// more than 16 tracks, a zero timescale or an AAC frame too large for ADTS.
 pub fn segment(tracks: &[Track], samples: &[Sample], continuity: &mut Continuity) -> Result<Bytes> {
-    let streams = streams(tracks)?;
-    let pcr_pid = streams
-        .iter()
-        .find(|s| matches!(s.kind, StreamKind::H264(_)))
-        .or_else(|| streams.first())
-        .map(|s| s.pid)
-        .ok_or_else(|| Error::Limit("MPEG-TS segment without tracks".into()))?;
-
-    let mut order: Vec<(i128, usize, &Stream<'_>)> = Vec::with_capacity(samples.len());
-    for (index, sample) in samples.iter().enumerate() {
-        let stream = streams
-            .iter()
-            .find(|s| s.track.number == sample.track)
-            .ok_or_else(|| Error::InvalidFrame {
-                track: sample.track,
-                detail: "sample of a track not in the segment's track list".into(),
-            })?;
-        order.push((
-            rescale_90k(sample.dts, stream.track.timescale)?,
-            index,
-            stream,
-        ));
-    }
-    order.sort_by_key(|&(dts, index, _)| (dts, index));
-
+    let writer = SegmentWriter::new(tracks.to_vec(), samples.to_vec())?;
     let mut out =
         Vec::with_capacity(samples.iter().map(|s| s.data.len()).sum::<usize>() * 11 / 10 + 1024);
-    write_section_packets(&mut out, 0, &pat_section(), continuity);
-    write_section_packets(
-        &mut out,
-        PMT_PID,
-        &pmt_section(&streams, pcr_pid),
-        continuity,
-    );
-
-    let mut es = Vec::new();
-    for (dts, index, stream) in order {
+    writer.start(&mut out, continuity)?;
+    for &index in writer.order() {
         let Some(sample) = samples.get(index) else {
             continue;
         };
-        es.clear();
-        match &stream.kind {
-            StreamKind::H264(config) => annex_b_access_unit(&mut es, config, sample)?,
-            StreamKind::Aac(config) => config.write_frame(&mut es, sample)?,
+        writer.write(&mut out, index, &sample.data, continuity)?;
+    }
+    Ok(Bytes::from(out))
+}
+
+/// [`segment`] a sample at a time, for samples whose bytes are fetched as they are written:
+/// built from the samples' times alone (their `data` may be empty), it says the order in
+/// which they go ([`SegmentWriter::order`]), and writes each one from its bytes.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    tracks: Vec<Track>,
+    samples: Vec<Sample>,
+    /// Per track: its PID and how its frames are written.
+    kinds: Vec<(u16, StreamKind)>,
+    pcr_pid: u16,
+    /// Per sample: its decode time at 90 kHz and its track's index.
+    per_sample: Vec<(i128, usize)>,
+    /// The samples' indices in writing order.
+    indices: Vec<usize>,
+}
+
+impl SegmentWriter {
+    /// A writer for `samples` of `tracks` (errors as [`segment`]'s).
+    pub fn new(tracks: Vec<Track>, samples: Vec<Sample>) -> Result<Self> {
+        let streams = streams(&tracks)?;
+        let pcr_pid = streams
+            .iter()
+            .find(|s| matches!(s.kind, StreamKind::H264(_)))
+            .or_else(|| streams.first())
+            .map(|s| s.pid)
+            .ok_or_else(|| Error::Limit("MPEG-TS segment without tracks".into()))?;
+        let mut per_sample = Vec::with_capacity(samples.len());
+        for sample in &samples {
+            let (si, stream) = streams
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.track.number == sample.track)
+                .ok_or_else(|| Error::InvalidFrame {
+                    track: sample.track,
+                    detail: "sample of a track not in the segment's track list".into(),
+                })?;
+            per_sample.push((rescale_90k(sample.dts, stream.track.timescale)?, si));
         }
-        let pts = wrap_33(rescale_90k(sample.pts, stream.track.timescale)?);
+        let mut indices: Vec<usize> = (0..samples.len()).collect();
+        indices.sort_by_key(|&i| (per_sample.get(i).map_or(0, |p| p.0), i));
+        let kinds = streams.into_iter().map(|s| (s.pid, s.kind)).collect();
+        Ok(Self {
+            tracks,
+            samples,
+            kinds,
+            pcr_pid,
+            per_sample,
+            indices,
+        })
+    }
+
+    /// The samples' indices in the order they are written.
+    pub fn order(&self) -> &[usize] {
+        &self.indices
+    }
+
+    /// The segment's start: its PAT and PMT.
+    pub fn start(&self, out: &mut Vec<u8>, continuity: &mut Continuity) -> Result<()> {
+        let streams = streams(&self.tracks)?;
+        write_section_packets(out, 0, &pat_section(), continuity);
+        write_section_packets(
+            out,
+            PMT_PID,
+            &pmt_section(&streams, self.pcr_pid),
+            continuity,
+        );
+        Ok(())
+    }
+
+    /// Writes sample `index` from its bytes `data` (the samples go in [`Self::order`]).
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        index: usize,
+        data: &[u8],
+        continuity: &mut Continuity,
+    ) -> Result<()> {
+        let missing = || Error::Limit(format!("no sample {index} in the segment"));
+        let &(dts, si) = self.per_sample.get(index).ok_or_else(missing)?;
+        let (pid, kind) = self.kinds.get(si).ok_or_else(missing)?;
+        let track = self.tracks.get(si).ok_or_else(missing)?;
+        let meta = self.samples.get(index).ok_or_else(missing)?;
+        let sample = Sample {
+            data: Bytes::copy_from_slice(data),
+            ..meta.clone()
+        };
+        let mut es = Vec::new();
+        match kind {
+            StreamKind::H264(config) => annex_b_access_unit(&mut es, config, &sample)?,
+            StreamKind::Aac(config) => config.write_frame(&mut es, &sample)?,
+        }
+        let pts = wrap_33(rescale_90k(sample.pts, track.timescale)?);
         let dts = wrap_33(dts);
-        let video = matches!(stream.kind, StreamKind::H264(_));
+        let video = matches!(kind, StreamKind::H264(_));
         let pes = pes_packet(
-            stream.kind.stream_id(),
+            kind.stream_id(),
             pts,
             (dts != pts).then_some(dts),
             &es,
@@ -159,13 +218,13 @@ pub fn segment(tracks: &[Track], samples: &[Sample], continuity: &mut Continuity
             Error::Limit(format!(
                 "track {}: frame of {} bytes too large for one PES packet",
                 sample.track,
-                sample.data.len()
+                data.len()
             ))
         })?;
-        let pcr = (stream.pid == pcr_pid).then_some(dts);
-        write_packets(&mut out, stream.pid, &pes, pcr, sample.keyframe, continuity);
+        let pcr = (*pid == self.pcr_pid).then_some(dts);
+        write_packets(out, *pid, &pes, pcr, sample.keyframe, continuity);
+        Ok(())
     }
-    Ok(Bytes::from(out))
 }
 
 fn streams(tracks: &[Track]) -> Result<Vec<Stream<'_>>> {

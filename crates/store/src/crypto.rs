@@ -9,10 +9,14 @@
 //!   (AES-256-GCM under the master key, the stream id, generation and master key id as
 //!   associated data). Rotating a stream's key adds a generation; new fragments use the newest,
 //!   old fragments keep the generation they were written with.
-//! - Each fragment is sealed with a 96-bit nonce made of 4 random bytes drawn when the store
-//!   opens and a 64-bit counter, so a nonce never repeats under one key. The associated data is
-//!   the record's plaintext header (stream, fragment number, timestamps, key generation), so
-//!   moving or relabelling a record fails authentication.
+//! - Each fragment is sealed in chunks of 64 KiB (`crate::chunks`), so that it can be read
+//!   back a chunk at a time, each chunk authenticated before any of it is used. Chunk `i` has
+//!   the 96-bit nonce made of 4 random bytes drawn when the store opens and a 64-bit counter
+//!   plus `i` (a record reserves as many counter values as it has chunks), so a nonce never
+//!   repeats under one key. The associated data is the record's plaintext header (stream,
+//!   fragment number, timestamps, key generation, length) and the chunk's index, so moving,
+//!   relabelling, reordering or cutting chunks fails authentication. Fragments written before
+//!   chunking (body version 1) are sealed whole, with the header alone as associated data.
 //!
 //! Deleting a stream deletes its wrapped data keys, so its bytes are unreadable at once even
 //! while the segment files holding them wait for expiry.
@@ -79,6 +83,25 @@ impl AeadKey {
         }
     }
 
+    /// Encrypts `buf` in place and returns the tag (a chunk of a chunked record).
+    pub fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let mut out = [0u8; TAG_LEN];
+        // Sealing fails only past 2^36 bytes; a chunk is at most 16 MiB.
+        if let Ok(tag) = self.0.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            buf,
+        ) {
+            out.copy_from_slice(tag.as_ref());
+        }
+        out
+    }
+
     /// Decrypts `buf` (ciphertext then tag) in place; returns the plaintext length.
     pub fn open(&self, nonce: [u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Option<usize> {
         self.0
@@ -111,7 +134,13 @@ impl NonceSource {
 
     /// The next nonce.
     pub fn next(&self) -> [u8; NONCE_LEN] {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.reserve(1)
+    }
+
+    /// The first of `n` consecutive nonces, all reserved: the record's chunk `i` uses the
+    /// counter plus `i` ([`crate::chunks::chunk_nonce`]).
+    pub fn reserve(&self, n: u64) -> [u8; NONCE_LEN] {
+        let n = self.counter.fetch_add(n.max(1), Ordering::Relaxed);
         let mut out = [0u8; NONCE_LEN];
         let (p, c) = out.split_at_mut(4);
         p.copy_from_slice(&self.prefix);

@@ -19,7 +19,6 @@ use crate::fs::Fs;
 use crate::index::{Index, WrappedKey};
 use crate::live::{LiveStream, WindowLimits};
 use crate::logs::{LogTailLimits, Logs};
-use crate::record::{BODY_HEADER_LEN, FLAG_ENCRYPTED, FRAME_LEN, Frame, check_body};
 use crate::recovery::{RecoveryReport, recover};
 use crate::types::{
     FragmentMeta, NewStream, Page, PageCursor, STREAM_RECORD_VERSION, StreamRecord, StreamStatus,
@@ -716,52 +715,6 @@ impl Store {
     pub fn read_fragment(&self, stream: u64, number: u64) -> Result<StoredFragment> {
         let meta = self.fragment(stream, number)?;
         self.read_meta(&meta)
-    }
-
-    /// Reads the fragment a metadata entry points to.
-    pub fn read_meta(&self, meta: &FragmentMeta) -> Result<StoredFragment> {
-        let loc = meta.location;
-        let buf = self
-            .0
-            .blobs
-            .read(loc.segment, loc.offset, loc.len as usize)?;
-        let corrupt = |detail: String| StoreError::Corrupt {
-            file: self.0.blobs.describe(loc.segment),
-            offset: loc.offset,
-            detail,
-        };
-        let frame = Frame::decode(&buf).ok_or_else(|| corrupt("short record".into()))?;
-        let body = buf
-            .get(FRAME_LEN..)
-            .filter(|b| b.len() == frame.body_len as usize)
-            .ok_or_else(|| corrupt("record length disagrees with the index".into()))?;
-        let h = check_body(&frame, body).map_err(corrupt)?;
-        if h.stream != meta.stream || h.number != meta.number {
-            return Err(corrupt(format!(
-                "record holds fragment {} of stream {}, the index expected {} of {}",
-                h.number, h.stream, meta.number, meta.stream
-            )));
-        }
-        let mut buf = buf;
-        let start = FRAME_LEN + BODY_HEADER_LEN;
-        if h.flags & FLAG_ENCRYPTED != 0 {
-            let key = self.data_key(meta.stream, h.key_gen)?;
-            let (head, payload) = buf.split_at_mut(start);
-            let aad = head.get(FRAME_LEN..).unwrap_or_default();
-            let n = key
-                .open(h.nonce, aad, payload)
-                .ok_or_else(|| StoreError::Authentication {
-                    what: format!("fragment {} of stream {}", meta.number, meta.stream),
-                })?;
-            if n != h.payload_len as usize {
-                return Err(corrupt("payload length disagrees".into()));
-            }
-        }
-        let payload = Bytes::from(buf).slice(start..start + h.payload_len as usize);
-        Ok(StoredFragment {
-            meta: *meta,
-            payload,
-        })
     }
 
     /// Fragments in number order after `after`.

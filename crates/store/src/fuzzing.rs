@@ -41,6 +41,21 @@ pub fn segment_scan(data: &[u8]) {
             &bytes[FRAME_LEN..FRAME_LEN + BODY_HEADER_LEN],
             &r.header.encode()[..]
         );
+        // A chunked fragment's chunks are where its layout says, and checking them never
+        // panics (a record whose frame checks out may still hold a bad chunk).
+        if let crate::record::RecordHead::Fragment(h) = &r.header
+            && let Some(layout) = crate::chunks::Layout::of(h)
+        {
+            let payload = &bytes[FRAME_LEN + BODY_HEADER_LEN..];
+            assert_eq!(layout.stored_len(), payload.len());
+            let hb = h.encode();
+            for i in 0..layout.chunk_count() {
+                let (off, len) = layout.stored(i).unwrap();
+                let mut chunk = payload[off as usize..off as usize + len].to_vec();
+                let open = |_: [u8; 12], _: &[u8], _: &mut [u8]| None;
+                let _ = crate::chunks::open_chunk(h, &hb, i, &mut chunk, Some(&open));
+            }
+        }
         at = end;
     }
     assert_eq!(at, scan.end);
@@ -78,8 +93,15 @@ mod tests {
             key_gen: 0,
             nonce: [0; 12],
             payload_len: len as u32,
+            // Both body versions: whole (1) and chunked (2, 4 KiB chunks).
+            chunk_shift: if n.is_multiple_of(2) { 0 } else { 12 },
         };
-        encode_record(&h, [vec![n as u8; len].as_slice()], None)
+        let payload = vec![n as u8; len];
+        if h.chunk_shift == 0 {
+            encode_record(&h, [payload.as_slice()], None)
+        } else {
+            crate::chunks::encode_chunked(&h, [payload.as_slice()], None)
+        }
     }
 
     #[test]

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::chunks;
 use crate::commit::{Append, Item, Job};
 use crate::engine::{Store, StreamRef, lane_for};
 use crate::error::{Result, StoreError};
 use crate::live::{Ending, LiveFragment, LiveStream};
-use crate::record::{FLAG_ENCRYPTED, RecordHeader, encode_record};
+use crate::record::{FLAG_ENCRYPTED, RecordHeader};
 use crate::types::{FragmentMeta, Location};
 
 /// Largest fragment accepted, in bytes (KVS: 50 MB).
@@ -178,7 +179,7 @@ impl FragmentWriter {
             });
         }
         let chunks = self.frag.chunks();
-        let header = RecordHeader {
+        let mut header = RecordHeader {
             flags: if self.key_gen > 0 { FLAG_ENCRYPTED } else { 0 },
             stream: meta.stream,
             number: meta.number,
@@ -187,23 +188,21 @@ impl FragmentWriter {
             duration_ms,
             header_id: meta.header_id,
             key_gen: self.key_gen,
-            nonce: if self.key_gen > 0 {
-                store.0.nonces.next()
-            } else {
-                [0; 12]
-            },
+            nonce: [0; 12],
             payload_len: meta.size,
+            chunk_shift: chunks::DEFAULT_SHIFT,
         };
         let parts = chunks.iter().map(|c| c.as_ref());
         let record = if self.key_gen > 0 {
+            let count = chunks::Layout::of(&header).map_or(1, |l| l.chunk_count());
+            header.nonce = store.0.nonces.reserve(u64::from(count));
             let key = store.data_key(meta.stream, self.key_gen)?;
-            let nonce = header.nonce;
-            let seal = move |aad: &[u8], buf: &mut Vec<u8>, from: usize| {
-                key.seal_tail(nonce, aad, buf, from);
+            let seal = move |nonce: [u8; 12], aad: &[u8], buf: &mut [u8]| {
+                key.seal_in_place(nonce, aad, buf)
             };
-            encode_record(&header, parts, Some(&seal))
+            chunks::encode_chunked(&header, parts, Some(&seal))
         } else {
-            encode_record(&header, parts, None)
+            chunks::encode_chunked(&header, parts, None)
         };
         let (tx, rx) = oneshot::channel();
         store.send(Job::Append(Append {

@@ -82,6 +82,7 @@
 pub mod backup;
 pub mod blob;
 pub mod check;
+pub mod chunks;
 pub mod clock;
 mod commit;
 pub mod conformance;
@@ -97,9 +98,11 @@ pub mod index;
 mod ingest;
 pub mod live;
 pub mod logs;
+mod read;
 pub mod record;
 pub mod recovery;
 pub mod retention;
+pub mod sealed;
 mod tail;
 pub mod types;
 
@@ -113,6 +116,8 @@ pub use logs::{
     Appended, LogAppend, LogBounds, LogEntry, LogGroupRecord, LogGroupRef, LogGroupStatus,
     LogTailLimits, NewEntry, NewLogGroup, Position,
 };
+pub use read::FragmentReader;
+pub use sealed::SealedDocument;
 pub use tail::{FragmentStart, LiveEdge, StartAt, Tail, TailEvent};
 pub use types::{
     FragmentMeta, Location, NewStream, Page, PageCursor, StreamRecord, StreamStatus, StreamUsage,

@@ -48,6 +48,8 @@ pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: u64 = 32;
 /// Record body format version.
 pub const RECORD_VERSION: u8 = 1;
+/// Body format version of a fragment whose payload is stored in chunks ([`crate::chunks`]).
+pub const CHUNKED_RECORD_VERSION: u8 = 2;
 /// Kind: a fragment.
 pub const KIND_FRAGMENT: u8 = 1;
 /// Kind: a batch of log entries.
@@ -128,6 +130,10 @@ pub struct RecordHeader {
     pub nonce: [u8; 12],
     /// Plaintext payload length.
     pub payload_len: u32,
+    /// 0 for a body of version 1 (the payload sealed whole); otherwise the body is version 2
+    /// and its payload is cut into chunks of `1 << chunk_shift` bytes, each checked on its own
+    /// (see [`crate::chunks`]).
+    pub chunk_shift: u8,
 }
 
 impl RecordHeader {
@@ -135,7 +141,16 @@ impl RecordHeader {
     pub fn encode(&self) -> [u8; BODY_HEADER_LEN] {
         let mut out = [0u8; BODY_HEADER_LEN];
         let mut w = Writer(&mut out[..], 0);
-        w.put(&[RECORD_VERSION, KIND_FRAGMENT, self.flags, 0]);
+        if self.chunk_shift == 0 {
+            w.put(&[RECORD_VERSION, KIND_FRAGMENT, self.flags, 0]);
+        } else {
+            w.put(&[
+                CHUNKED_RECORD_VERSION,
+                KIND_FRAGMENT,
+                self.flags,
+                self.chunk_shift,
+            ]);
+        }
         w.put(&self.stream.to_le_bytes());
         w.put(&self.number.to_le_bytes());
         w.put(&self.producer_ts_ms.to_le_bytes());
@@ -152,35 +167,47 @@ impl RecordHeader {
     pub fn decode(b: &[u8]) -> Result<Self, String> {
         let mut r = Reader(b);
         let fixed = r.take(4).ok_or("short record")?;
-        match fixed {
-            [RECORD_VERSION, KIND_FRAGMENT, flags, 0] => {
-                let flags = *flags;
-                let h = Self {
-                    flags,
-                    stream: r.u64().ok_or("short record")?,
-                    number: r.u64().ok_or("short record")?,
-                    producer_ts_ms: r.u64().ok_or("short record")?,
-                    server_ts_ms: r.u64().ok_or("short record")?,
-                    duration_ms: r.u32().ok_or("short record")?,
-                    header_id: r.u64().ok_or("short record")?,
-                    key_gen: r.u32().ok_or("short record")?,
-                    nonce: r
-                        .take(12)
-                        .and_then(|n| n.try_into().ok())
-                        .ok_or("short record")?,
-                    payload_len: r.u32().ok_or("short record")?,
-                };
-                Ok(h)
+        let (flags, chunk_shift) = match fixed {
+            [RECORD_VERSION, KIND_FRAGMENT, flags, 0] => (*flags, 0),
+            [CHUNKED_RECORD_VERSION, KIND_FRAGMENT, flags, shift]
+                if crate::chunks::SHIFTS.contains(shift) =>
+            {
+                (*flags, *shift)
             }
-            [v, ..] if *v != RECORD_VERSION => Err(format!(
-                "record format version {v}; this build reads {RECORD_VERSION}"
-            )),
-            _ => Err("unknown record kind".into()),
-        }
+            [CHUNKED_RECORD_VERSION, KIND_FRAGMENT, _, shift] => {
+                return Err(format!("chunked record with chunks of 2^{shift} bytes"));
+            }
+            [v, ..] if *v != RECORD_VERSION && *v != CHUNKED_RECORD_VERSION => {
+                return Err(format!(
+                    "record format version {v}; this build reads {RECORD_VERSION} and \
+                     {CHUNKED_RECORD_VERSION}"
+                ));
+            }
+            _ => return Err("unknown record kind".into()),
+        };
+        Ok(Self {
+            flags,
+            stream: r.u64().ok_or("short record")?,
+            number: r.u64().ok_or("short record")?,
+            producer_ts_ms: r.u64().ok_or("short record")?,
+            server_ts_ms: r.u64().ok_or("short record")?,
+            duration_ms: r.u32().ok_or("short record")?,
+            header_id: r.u64().ok_or("short record")?,
+            key_gen: r.u32().ok_or("short record")?,
+            nonce: r
+                .take(12)
+                .and_then(|n| n.try_into().ok())
+                .ok_or("short record")?,
+            payload_len: r.u32().ok_or("short record")?,
+            chunk_shift,
+        })
     }
 
-    /// Length of the payload as stored (with the tag when encrypted).
+    /// Length of the payload as stored (with the tag, or each chunk's check, after it).
     pub fn stored_payload_len(&self) -> usize {
+        if let Some(layout) = crate::chunks::Layout::of(self) {
+            return layout.stored_len();
+        }
         let tag = if self.flags & FLAG_ENCRYPTED != 0 {
             TAG_LEN
         } else {
@@ -549,6 +576,7 @@ mod tests {
             key_gen: 0,
             nonce: [5; 12],
             payload_len: len,
+            chunk_shift: 0,
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! A [`Tail`] delivers each fragment as [`TailEvent::Start`], one or more
 //! [`TailEvent::Data`], then [`TailEvent::End`] (or [`TailEvent::Aborted`] if its producer gave
-//! it up). Fragments on disk come whole; the fragment being received comes a chunk at a time,
-//! as ingest appends them, so a reader at the live edge runs at frame latency. Ingest never
+//! it up, or retention expired it while it was being read). Fragments on disk come a stored
+//! chunk (64 KiB) at a time, each checked before it is delivered, so a tail holds one chunk
+//! in memory whatever the fragment's size (`crate::read`); the fragment being received comes
+//! as ingest appends it, so a reader at the live edge runs at frame latency. Ingest never
 //! waits for a reader: a reader that falls behind keeps reading, from memory while the
 //! fragment is there and from disk after.
 //!
@@ -14,11 +16,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::engine::{Store, StreamRef};
 use crate::error::{Result, StoreError};
 use crate::live::{Ending, LiveFragment, LiveStream};
+use crate::read::FragmentReader;
 use crate::types::{FragmentMeta, TimestampKind};
+
+/// Most bytes of small appends joined into one [`TailEvent::Data`].
+const COALESCE: usize = 1 << crate::chunks::DEFAULT_SHIFT;
 
 /// Where a tail starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +88,17 @@ enum State {
     Between,
     /// Inside a live fragment, at this chunk.
     Live(Arc<LiveFragment>, usize),
-    /// Inside a disk fragment: its end is pending.
-    DiskEnd(u32),
+    /// Inside a disk fragment, read a chunk at a time.
+    Disk(Box<DiskRead>),
+}
+
+/// A disk fragment being delivered: one chunk in memory at a time.
+struct DiskRead {
+    /// The reader, while no read is in flight.
+    reader: Option<FragmentReader>,
+    /// The read in flight (kept across a cancelled `next`, so no chunk is lost).
+    pending: Option<JoinHandle<(FragmentReader, Result<Option<Bytes>>)>>,
+    duration_ms: u32,
 }
 
 /// A reader of a stream (see the module docs).
@@ -96,8 +112,6 @@ pub struct Tail {
     state: State,
     /// Only fragments at or after this timestamp (a timestamp start before any fragment).
     not_before: Option<(TimestampKind, u64)>,
-    /// The payload of a disk fragment whose Start was just delivered.
-    pending_data: Option<Bytes>,
 }
 
 impl std::fmt::Debug for State {
@@ -105,7 +119,7 @@ impl std::fmt::Debug for State {
         match self {
             State::Between => f.write_str("Between"),
             State::Live(frag, i) => write!(f, "Live({}, {i})", frag.number),
-            State::DiskEnd(_) => f.write_str("DiskEnd"),
+            State::Disk(_) => f.write_str("Disk"),
         }
     }
 }
@@ -167,7 +181,6 @@ impl Store {
             cursor,
             state: State::Between,
             not_before,
-            pending_data: None,
         })
     }
 }
@@ -248,26 +261,48 @@ impl Tail {
             if self.live.is_closed() {
                 return Err(StoreError::StreamNotFound(format!("#{}", self.stream)));
             }
-            if let Some(data) = self.pending_data.take() {
-                return Ok(TailEvent::Data(data));
-            }
             // Mark the current state seen before looking, so a change after the look wakes us.
             self.changes.borrow_and_update();
             match &mut self.state {
-                State::DiskEnd(duration_ms) => {
-                    let duration_ms = *duration_ms;
-                    self.state = State::Between;
-                    return Ok(TailEvent::End { duration_ms });
+                State::Disk(read) => {
+                    let (chunk, duration_ms) = (read.next().await, read.duration_ms);
+                    return match chunk {
+                        Ok(Some(data)) => Ok(TailEvent::Data(data)),
+                        Ok(None) => {
+                            self.state = State::Between;
+                            Ok(TailEvent::End { duration_ms })
+                        }
+                        // Expired by retention while it was being read: what was delivered
+                        // of it is withdrawn, and the tail moves on.
+                        Err(e) if is_gone(&e) => {
+                            self.state = State::Between;
+                            Ok(TailEvent::Aborted)
+                        }
+                        Err(e) => {
+                            self.state = State::Between;
+                            Err(e)
+                        }
+                    };
                 }
                 State::Live(frag, at) => {
                     let (chunks, ending) = frag.read_from(*at);
                     if !chunks.is_empty() {
-                        *at += chunks.len();
-                        let data = if chunks.len() == 1 {
+                        // Small appends are joined up to a chunk's size; a large one goes
+                        // as it is, shared with the memory window (never copied whole).
+                        let mut n = 1;
+                        let mut len = chunks.first().map_or(0, Bytes::len);
+                        while let Some(c) = chunks.get(n)
+                            && len + c.len() <= COALESCE
+                        {
+                            len += c.len();
+                            n += 1;
+                        }
+                        *at += n;
+                        let data = if n == 1 {
                             chunks.into_iter().next().unwrap_or_default()
                         } else {
-                            let mut v = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-                            for c in &chunks {
+                            let mut v = Vec::with_capacity(len);
+                            for c in chunks.iter().take(n) {
                                 v.extend_from_slice(c);
                             }
                             Bytes::from(v)
@@ -369,43 +404,73 @@ impl Tail {
                 }
                 Next::Disk(meta) => {
                     let store = self.store.clone();
-                    let read = tokio::task::spawn_blocking(move || {
-                        let frag = store.read_meta(&meta)?;
+                    let open = tokio::task::spawn_blocking(move || {
+                        let reader = store.open_fragment(&meta)?;
                         let header = store.header(meta.stream, meta.header_id)?;
-                        Ok::<_, StoreError>((frag, header))
+                        Ok::<_, StoreError>((reader, header))
                     })
                     .await
                     .map_err(|e| StoreError::Index(format!("reader task failed: {e}")))?;
-                    let (frag, header) = match read {
+                    let (reader, header) = match open {
                         Ok(x) => x,
                         // Expired between the index look and the read: move on.
-                        Err(StoreError::FragmentNotFound { .. }) => {
-                            self.cursor = Some(meta.number);
-                            continue;
-                        }
-                        Err(StoreError::Io { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound =>
-                        {
+                        Err(e) if is_gone(&e) => {
                             self.cursor = Some(meta.number);
                             continue;
                         }
                         Err(e) => return Err(e),
                     };
                     self.cursor = Some(meta.number);
-                    self.state = State::DiskEnd(meta.duration_ms);
-                    let start = FragmentStart {
+                    self.state = State::Disk(Box::new(DiskRead {
+                        reader: Some(reader),
+                        pending: None,
+                        duration_ms: meta.duration_ms,
+                    }));
+                    // Start now, the chunks next, then End.
+                    return Ok(Some(TailEvent::Start(FragmentStart {
                         stream: self.stream,
                         number: meta.number,
                         producer_ts_ms: meta.producer_ts_ms,
                         server_ts_ms: meta.server_ts_ms,
                         header,
                         live: false,
-                    };
-                    // Start now, the bytes next, then End.
-                    self.pending_data = Some(frag.payload);
-                    return Ok(Some(TailEvent::Start(start)));
+                    })));
                 }
             }
         }
+    }
+}
+
+impl DiskRead {
+    /// The next chunk, read on a blocking thread; cancel-safe (an interrupted read is picked
+    /// up by the next call).
+    async fn next(&mut self) -> Result<Option<Bytes>> {
+        if self.pending.is_none() {
+            let Some(mut reader) = self.reader.take() else {
+                return Ok(None);
+            };
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                let chunk = reader.next_chunk();
+                (reader, chunk)
+            }));
+        }
+        let Some(pending) = self.pending.as_mut() else {
+            return Ok(None);
+        };
+        let joined = pending.await;
+        self.pending = None;
+        let (reader, chunk) =
+            joined.map_err(|e| StoreError::Index(format!("reader task failed: {e}")))?;
+        self.reader = Some(reader);
+        chunk
+    }
+}
+
+/// Whether a read failed because the fragment is gone (expired or its stream deleted).
+fn is_gone(e: &StoreError) -> bool {
+    match e {
+        StoreError::FragmentNotFound { .. } => true,
+        StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
     }
 }

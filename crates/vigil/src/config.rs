@@ -164,7 +164,9 @@ impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        // A parse error quotes the offending line, which may be a camera URL's.
         toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}", crate::camera::redact_text(&e.to_string())))
             .with_context(|| format!("in the configuration file {}", path.display()))
     }
 }
@@ -227,5 +229,22 @@ mod tests {
         assert_eq!(c.cameras.get(1).map(|c| c.stream_name()), Some("garden"));
         assert!(toml::from_str::<FileConfig>("regoin = \"x\"").is_err());
         assert!(toml::from_str::<FileConfig>("[playback]\nlow_latency = true").is_err());
+    }
+
+    #[test]
+    fn parse_errors_show_no_camera_password() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("vigil.toml");
+        let text = "camera = [{ name = \"x\", url = \"rtsp://u:hunter2@10.0.0.5/s\", port = 1 }]\n";
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let e = format!(
+            "{:#}",
+            FileConfig::load(&path).err().unwrap_or_else(|| panic!())
+        );
+        assert!(
+            e.contains("port") && e.contains("rtsp://u:***@10.0.0.5/s"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

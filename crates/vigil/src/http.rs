@@ -31,6 +31,11 @@ use tokio_rustls::TlsAcceptor;
 /// How long a client may take to send its request head, or finish a TLS handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most a connection buffers, each way (hyper's default is about 400 KB): what a client
+/// that does not read can hold of a streamed response in the server's memory, beside the one
+/// piece the response itself holds; and the largest request head.
+const MAX_BUF: usize = 96 * 1024;
+
 /// How many connections the server keeps open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -189,6 +194,7 @@ pub async fn accept_loop(
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_BUF)
                 .keep_alive(true);
             let result = match acceptor {
                 None => {

@@ -719,15 +719,19 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let cameras = crate::camera::Manager::new(
         camera_client(&args, &keys, app.clone())?,
         &args.store.data_dir,
+        store.clone(),
         networks,
     );
+    // Read (and, from an earlier version, sealed) before any camera starts: a camera list that
+    // cannot be read back stops the start here.
+    let persisted = cameras.load_persisted()?;
     // The API and the metrics hold the cameras weakly: the cameras' client holds the router,
     // which holds the API state.
     let camera_service: Arc<dyn vigil_api_kvs::cameras::CameraService> = Arc::new(cameras.clone());
     let _ = state.kvs.cameras.set(Arc::downgrade(&camera_service));
     vigil_api_common::metrics::global().add_collector(cameras.metrics_collector());
     crate::camera::start_configured(&cameras, std::mem::take(&mut args.cameras))?;
-    cameras.start_persisted()?;
+    cameras.start_persisted(persisted);
     let bound = listener.local_addr().context("reading the bound address")?;
     info!(
         version = env!("CARGO_PKG_VERSION"),

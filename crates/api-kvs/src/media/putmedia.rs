@@ -11,7 +11,8 @@
 //! ignored), `x-amzn-fragment-acknowledgment-required` (`1`/`0`, default `1`; with `0` only
 //! ERROR and IDLE acks are sent). A bad value is 400 `InvalidArgumentException`. Then the
 //! caller is authorised for the stream and the session admitted ([`super::sessions`]: past
-//! the server-wide session limit, 400 `ClientLimitExceededException`).
+//! the server-wide session limit or the caller's ([`session_key`]: its access key, or its
+//! client address without authentication), 400 `ClientLimitExceededException`).
 //!
 //! # Full duplex
 //!
@@ -90,8 +91,11 @@
 //! [`super::sessions::DISPLACED_ERROR`]); when reading the body fails, a broken connection or
 //! broken chunked framing (ERROR 4000; the fragment being received is dropped unless its
 //! Cluster had ended); after [`PutMediaConfig::idle_timeout`] without data (the last fragment
-//! is kept if its bytes are whole); or at the connection's maximum duration (ERROR 4003 at the
-//! next Cluster). Then the response ends with its terminating chunk. If it
+//! is kept if its bytes are whole); when the body brings in less than
+//! [`PutMediaConfig::min_progress_bytes`] in a [`PutMediaConfig::min_progress_window`] (ERROR
+//! 4000, [`super::sessions::SLOW_ERROR`], the fragment being received dropped as for a broken
+//! body; see below); or at the connection's maximum duration (ERROR 4003 at the next
+//! Cluster). Then the response ends with its terminating chunk. If it
 //! ends before the body does, the rest of the body is read and discarded for
 //! [`PutMediaConfig::discard_after_end`] (5 s), so that closing the connection does not reset
 //! it while the producer still has acks to read; the producer, told by an ERROR ack, closes
@@ -110,6 +114,18 @@
 //! the producer's staleness and curl's 30 s low-speed windows while costing nothing; an idle
 //! stream's acks cannot reach curl's 30 bytes/s floor anyway (that would take several IDLE
 //! acks a second), which is why the session ends at 30 s, when curl would give up too.
+//!
+//! # Minimum progress
+//!
+//! The same timer checks the minimum-progress rule ([`super::sessions`]: the body must bring
+//! in [`PutMediaConfig::min_progress_bytes`] in every [`PutMediaConfig::min_progress_window`]):
+//! the driver counts the body's bytes as they arrive ([`super::sessions::Progress`]) and, from
+//! the window's end after the session's start, looks at the count every tenth of a window.
+//! A session below the floor ends as a broken body does (ERROR 4000, the fragment being
+//! received dropped unless its Cluster had ended, earlier ones still persisted and
+//! acknowledged first), so its place is free for another. A session that trickles a byte at a
+//! time never goes idle, which is why this is not the idle timeout's job alone. Waiting for a
+//! permit (module docs: memory) restarts the count, as it does not count as idle either.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -125,7 +141,7 @@ use vigil_store::{FragmentWriter, StoreError};
 
 use super::acks::{AckEvent, Acks};
 use super::ingest::{AckError, EndOfInput, Ingest, Op, TimecodeType};
-use super::sessions::{Control, PutMediaConfig, SessionGuard};
+use super::sessions::{Control, ENDED_IDLE, ENDED_SLOW, Progress, PutMediaConfig, SessionGuard};
 use crate::metrics::metrics;
 use crate::service::{Call, KvsState};
 use vigil_api_common::Principal;
@@ -168,7 +184,7 @@ pub async fn put_media(call: Call, body: Body) -> KvsResult<Response> {
     } else {
         TimecodeType::Absolute
     };
-    let admission = state.sessions.admit(rec.id)?;
+    let admission = state.sessions.admit(rec.id, &session_key(&call))?;
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     // Dropped with the response's ack stream: once its last ack is out, or once hyper drops it.
     let (response_open, response_ended) = oneshot::channel::<()>();
@@ -225,6 +241,24 @@ pub async fn put_media(call: Call, body: Body) -> KvsResult<Response> {
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// Whose session budget a call counts in ([`super::sessions`]: the per-key limit): its access
+/// key; without authentication (`--allow-anonymous`: every caller is `anonymous`), its
+/// client's address, as the accept loop records it (`vigil_api_common::config::PeerAddr`),
+/// else `anonymous` (a server without that loop, such as the in-process one of the tests).
+/// The same rule as `vigil-api-playback`'s caps on heavy reads.
+pub fn session_key(call: &Call) -> String {
+    if call.state.auth.requires_signature() {
+        return call.principal.access_key_id.clone();
+    }
+    call.parts
+        .extensions
+        .get::<vigil_api_common::config::PeerAddr>()
+        .map_or_else(
+            || call.principal.access_key_id.clone(),
+            |p| p.0.ip().to_string(),
+        )
 }
 
 /// The PutMedia request headers.
@@ -352,17 +386,28 @@ impl Session {
         let mut last_data = started;
         let mut next_idle = started + cfg.idle_ack_interval;
         let mut next_auth_check = started + cfg.auth_recheck_interval;
+        // The minimum-progress rule (module docs), checked on the idle acks' timer.
+        // `None`: the rule is off.
+        let mut progress = Progress::new(&cfg, started);
+        let mut next_progress = progress.enabled().then(|| progress.first_check());
         let mut body_done = false;
         if let Some(item) = first {
+            if let Some(Ok(chunk)) = &item {
+                progress.record(started, chunk.len());
+            }
             body_done = self.on_body(item);
             self.apply().await;
         }
         while !self.ingest.is_ended() {
             if let Some(resumed) = self.stalled_until.take() {
                 // Waiting for a permit, the driver read nothing: that was not the producer's
-                // silence.
+                // silence, nor its slowness.
                 last_data = last_data.max(resumed);
                 next_idle = next_idle.max(resumed + cfg.idle_ack_interval);
+                if next_progress.is_some() {
+                    progress.restart(resumed);
+                    next_progress = Some(progress.first_check());
+                }
             }
             tokio::select! {
                 biased;
@@ -395,11 +440,31 @@ impl Session {
                     let now = Instant::now();
                     last_data = now;
                     next_idle = now + cfg.idle_ack_interval;
+                    if let Some(Ok(chunk)) = &item {
+                        progress.record(now, chunk.len());
+                    }
                     body_done = self.on_body(item);
                 }
-                () = sleep_until(next_idle) => {
-                    if last_data.elapsed() >= cfg.idle_timeout {
+                () = sleep_until(next_progress.map_or(next_idle, |p| p.min(next_idle))) => {
+                    let now = Instant::now();
+                    if next_progress.is_some_and(|p| now >= p) {
+                        next_progress = Some(now + progress.check_interval());
+                        if progress.too_slow(now) {
+                            tracing::info!(
+                                bytes = progress.in_window(now),
+                                "fewer than {} body bytes in {:?}; ending the session",
+                                cfg.min_progress_bytes,
+                                cfg.min_progress_window
+                            );
+                            metrics().putmedia_ended.inc(&[ENDED_SLOW]);
+                            self.ingest.finish(EndOfInput::TooSlow);
+                        }
+                    }
+                    if now < next_idle || self.ingest.is_ended() {
+                        // Only the progress check was due.
+                    } else if last_data.elapsed() >= cfg.idle_timeout {
                         tracing::info!("no data for {:?}; ending the session", cfg.idle_timeout);
+                        metrics().putmedia_ended.inc(&[ENDED_IDLE]);
                         self.ingest.finish(EndOfInput::Idle);
                     } else {
                         self.acks.send(AckEvent::Idle, None, None);

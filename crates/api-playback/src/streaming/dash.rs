@@ -183,7 +183,7 @@ fn manifest_body(state: &PlaybackState, o: &Opened, _q: &Query) -> KvsResult<Res
         Mode::LiveReplay | Mode::OnDemand => w.entries.first(),
     }
     .ok_or_else(no_fragments)?;
-    let (tracks, _) = super::hls::package_input(state, &probe.meta)?;
+    let (tracks, _, _) = super::hls::package_times(state, &probe.meta)?;
     check_codecs(&tracks)?;
     let bandwidth = w
         .entries

@@ -284,7 +284,7 @@ pub(crate) fn probe(
             _ => "No fragments found in the requested range.".into(),
         })
     })?;
-    Ok(package_input(state, &probe)?.0)
+    Ok(package_times(state, &probe)?.0)
 }
 
 /// GetHLSStreamingSessionURL: see the module docs.
@@ -393,7 +393,10 @@ fn check_codecs(tracks: &[Track], container: Container) -> KvsResult<()> {
     Ok(())
 }
 
-/// Reads one fragment and demuxes it alone. Blocking.
+pub(crate) use super::segment::package_times;
+
+/// Reads one fragment whole and demuxes it alone, with the samples' bytes (LL-HLS parts).
+/// Blocking. What needs only times uses [`package_times`], bounded in memory.
 pub(crate) fn package_input(
     state: &PlaybackState,
     m: &FragmentMeta,
@@ -585,7 +588,7 @@ fn master(state: &PlaybackState, o: &Opened, _q: &Query) -> KvsResult<Response> 
         Mode::LiveReplay | Mode::OnDemand => w.entries.first(),
     }
     .ok_or_else(no_fragments)?;
-    let (tracks, samples) = package_input(state, &probe.meta)?;
+    let (tracks, samples, _) = package_times(state, &probe.meta)?;
     check_codecs(&tracks, s.container)?;
     let frame_rate = tracks
         .first()
@@ -743,22 +746,7 @@ fn mp4_fragment(state: &PlaybackState, o: &Opened, q: &Query) -> KvsResult<Respo
     mp4_segment(state, &meta, track)
 }
 
-/// `moof`+`mdat` of one fragment's track (1-based position in the track header).
-pub(crate) fn mp4_segment(
-    state: &PlaybackState,
-    meta: &FragmentMeta,
-    track: usize,
-) -> KvsResult<Response> {
-    let (tracks, samples) = package_input(state, meta)?;
-    let t = pick_track(&tracks, track)?;
-    let samples: Vec<Sample> = samples
-        .into_iter()
-        .filter(|x| x.track == t.number)
-        .collect();
-    let sequence = u32::try_from(meta.number % (1 << 32)).unwrap_or(1).max(1);
-    let bytes = vigil_media::fmp4::media_segment(sequence, std::slice::from_ref(t), &samples)?;
-    Ok(body("video/mp4", bytes))
-}
+pub(crate) use super::segment::mp4_segment;
 
 /// `ftyp`+`moov` of a track, built from `meta`.
 pub(crate) fn mp4_init(
@@ -766,7 +754,7 @@ pub(crate) fn mp4_init(
     meta: &FragmentMeta,
     track: usize,
 ) -> KvsResult<Response> {
-    let (tracks, _) = package_input(state, meta)?;
+    let (tracks, _, _) = package_times(state, meta)?;
     let t = pick_track(&tracks, track)?;
     let bytes = vigil_media::fmp4::init_segment(std::slice::from_ref(t))?;
     Ok(body("video/mp4", bytes))
@@ -779,8 +767,5 @@ fn ts(state: &PlaybackState, o: &Opened, q: &Query) -> KvsResult<Response> {
         ));
     }
     let meta = session_fragment(state, &o.session, q.fragment()?)?;
-    let (tracks, samples) = package_input(state, &meta)?;
-    let bytes =
-        vigil_media::ts::segment(&tracks, &samples, &mut vigil_media::ts::Continuity::new())?;
-    Ok(body("video/mp2t", bytes))
+    super::segment::ts_segment(state, &meta)
 }

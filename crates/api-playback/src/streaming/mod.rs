@@ -8,6 +8,8 @@
 //! - [`llhls`]: low-latency HLS on LIVE fMP4 sessions: partial segments cut from the
 //!   fragment being received, blocking playlist reloads, preload hints.
 //! - [`dash`]: the DASH session call and the `/dash/v1/` GETs (manifest, fMP4 segments).
+//! - `segment`: fMP4 and TS media segments streamed from the store in two bounded passes
+//!   (memory per response: one stored chunk, whatever the fragment's size).
 //!
 //! # Which fragments a media playlist (or DASH manifest) lists ([`window`])
 //!
@@ -31,6 +33,7 @@
 pub mod dash;
 pub mod hls;
 pub mod llhls;
+pub(crate) mod segment;
 pub mod session;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -12,3 +12,4 @@ mod kinesis;
 mod llhls;
 mod playback;
 mod putmedia;
+mod streamed;

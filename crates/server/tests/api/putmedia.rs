@@ -2,7 +2,8 @@
 //! media in odd chunk sizes, every error ack, retention 0, many producers at once; how sessions
 //! end otherwise (stream deletion, idle and connection limits, displacement, shutdown, revoked
 //! keys, broken bodies) is in [`sessions`]; a producer's reconnect (a resumed session's Tags, a
-//! re-sent fragment), the tag limit and closing at shutdown are in [`reconnect`].
+//! re-sent fragment), the tag limit and closing at shutdown are in [`reconnect`]; the per-key
+//! session limit and the minimum-progress rule are in [`limits`].
 //!
 //! Tests wait on acks, never on fixed sleeps (except where the point is that time passes:
 //! idle and connection-age limits, with short limits).
@@ -29,6 +30,7 @@ const T: Duration = Duration::from_secs(30);
 
 const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
 
+mod limits;
 mod reconnect;
 mod sessions;
 

@@ -1,6 +1,7 @@
 //! Integration tests of the embedded store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod chunked;
 mod conformance;
 mod crash;
 mod crash_logs;

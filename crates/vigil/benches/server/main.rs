@@ -7,7 +7,10 @@
 //!    last byte sent to its PERSISTED ack;
 //! 2. **live**: N streams, each with a producer and a GetMedia reader at NOW; the time from a
 //!    frame's last byte written into PutMedia to its last byte read from GetMedia;
-//! 3. **fanout**: one stream read by R GetMedia readers; each reader's lag the same way.
+//! 3. **fanout**: one stream read by R GetMedia readers; each reader's lag the same way;
+//! 4. **abuse**: clients that open GetMedia, HLS segment and GetClip responses on a stream of
+//!    large fragments (46 MB) and never read them: the server's memory growth, and a producer
+//!    on another stream timed before and during (`abuse.rs`).
 //!
 //! The server's CPU is read from /proc apart from this process's (the load generators), and
 //! the rest of the machine's; the harness reports how late its own timers fired, so that a
@@ -19,7 +22,7 @@
 //! cargo bench --profile ci -p vigil --bench server -- --quick  # about 25 s; scripts/test
 //! ```
 //!
-//! Options after `--`: `--quick`; `--only ingest|live|fanout` (repeatable); `--streams N`
+//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse` (repeatable); `--streams N`
 //! (repeatable: the stream counts of ingest and live); `--readers N` (repeatable: fan-out
 //! reader counts); `--secs N` (measured seconds, default 20, quick 3) and `--warmup N`
 //! (seconds before, default 3, quick 1). The server runs with `--allow-anonymous`: requests
@@ -30,6 +33,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod abuse;
 mod harness;
 mod http;
 mod media;
@@ -56,6 +60,10 @@ const LIVE_TARGET_P99_MS: f64 = 20.0;
 /// Fan-out: the worst reader's p99 lag, at this many readers of one stream.
 const FANOUT_TARGET_READERS: usize = 1000;
 const FANOUT_TARGET_P99_MS: f64 = 1000.0;
+/// Abuse: at this many non-reading clients on 46 MB fragments, the server grows by at most
+/// this much.
+const ABUSE_TARGET_CLIENTS: usize = 1000;
+const ABUSE_TARGET_MB: f64 = 256.0;
 /// Error messages printed per run (all are counted).
 const SHOW_ERRORS: usize = 5;
 
@@ -67,6 +75,9 @@ struct Plan {
     ingest: bool,
     live: bool,
     fanout: bool,
+    abuse: bool,
+    abuse_clients: usize,
+    abuse_fragment_bytes: usize,
     ingest_streams: Vec<usize>,
     live_streams: Vec<usize>,
     fanout_readers: Vec<usize>,
@@ -98,8 +109,8 @@ impl Plan {
         let only = values("--only");
         for o in &only {
             assert!(
-                ["ingest", "live", "fanout"].contains(&o.as_str()),
-                "--only takes ingest, live or fanout, not {o:?}"
+                ["ingest", "live", "fanout", "abuse"].contains(&o.as_str()),
+                "--only takes ingest, live, fanout or abuse, not {o:?}"
             );
         }
         let section = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
@@ -112,6 +123,9 @@ impl Plan {
             ingest: section("ingest"),
             live: section("live"),
             fanout: section("fanout"),
+            abuse: section("abuse"),
+            abuse_clients: ABUSE_TARGET_CLIENTS,
+            abuse_fragment_bytes: 46_000_000,
             ingest_streams: vec![10, 100, INGEST_TARGET_STREAMS],
             live_streams: vec![LIVE_TARGET_STREAMS],
             fanout_readers: vec![FANOUT_TARGET_READERS],
@@ -124,6 +138,8 @@ impl Plan {
                 ingest_streams: vec![10, 100],
                 live_streams: vec![10],
                 fanout_readers: vec![50],
+                abuse_clients: 60,
+                abuse_fragment_bytes: 8_000_000,
                 warm: Duration::from_secs(1),
                 measure: Duration::from_secs(3),
                 ..plan
@@ -221,6 +237,9 @@ fn main() {
     }
     if plan.fanout {
         rows.extend(fanout(&bench));
+    }
+    if plan.abuse {
+        rows.extend(abuse::rows(&bench));
     }
     drop(bench);
     let _ = std::fs::remove_dir_all(&root);

@@ -180,7 +180,7 @@ async fn drive(b: &Bench, server: &Server, streams: usize, readers: &[u32]) -> L
 }
 
 /// Creates the streams (retention 1 h), a few requests at a time.
-async fn create_streams(addr: SocketAddr, names: &[String]) {
+pub async fn create_streams(addr: SocketAddr, names: &[String]) {
     let permits = Arc::new(Semaphore::new(8));
     let tasks: Vec<_> = names
         .iter()

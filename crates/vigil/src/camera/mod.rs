@@ -15,14 +15,16 @@
 //!
 //! Cameras can also be added, listed and removed at run time through Vigil's own API
 //! operations (`vigil_api_kvs::cameras`: `PutCamera`, `ListCameras`, `DeleteCamera`, which
-//! [`Manager`] serves as a `CameraService`); those are kept in `DATA_DIR/cameras.json`
-//! ([`persist`]) and started again at the next start. Cameras of the configuration file can
-//! only be changed there.
+//! [`Manager`] serves as a `CameraService`); those are kept in `DATA_DIR/cameras.json`, sealed
+//! under the store's default master key ([`persist`]), and started again at the next start.
+//! Cameras of the configuration file can only be changed there.
 //!
 //! Status ([`CameraStatus`]): state (connecting, streaming, backoff), last error, frames,
 //! fragments, last frame time, clock error and rate; in the logs (target `vigil::camera`),
 //! at `/metrics` (`vigil_camera_*`, rendered by [`Manager::render_metrics`]) and through
-//! [`Manager::list`]. Passwords in camera URLs never reach logs or status: [`redact`].
+//! [`Manager::list`]. Passwords in camera URLs (and credential-like query parameters) never
+//! reach logs, status or `Debug` output: [`redact`], and [`redact_text`] for text that may
+//! quote a URL (a configuration file's parse error).
 
 pub mod clock;
 pub mod persist;
@@ -145,21 +147,88 @@ impl CameraConfig {
     }
 }
 
-/// A URL with its password replaced by `***`, for logs and status.
+/// Query parameters that hold credentials in some cameras' URLs (`?user=admin&pwd=...`),
+/// compared without case.
+const SECRET_PARAMS: [&str; 10] = [
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "psw",
+    "secret",
+    "token",
+    "auth",
+    "key",
+    "signature",
+];
+
+/// A URL with its password, and the values of credential-like query parameters
+/// ([`SECRET_PARAMS`]), replaced by `***`, for logs and status.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
+            let secret = |k: &str| SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        // Unparseable: keep only what cannot hold a password.
-        Err(_) => match url.split_once('@') {
-            Some((_, rest)) => format!("***@{rest}"),
-            None => url.to_owned(),
-        },
+        // Unparseable: keep only what follows the last `@` (a password may hold an `@` or a
+        // `?`), and no query.
+        Err(_) => {
+            let (masked, rest) = match url.rsplit_once('@') {
+                Some((_, rest)) => ("***@", rest),
+                None => ("", url),
+            };
+            let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
+            format!("{masked}{rest}")
+        }
     }
+}
+
+/// `text` with the password of every URL in it (`scheme://user:password@host`) replaced by
+/// `***`: for messages that may quote a camera URL, such as a configuration file's parse
+/// error, which shows the offending line.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // Up to a quote, a space or the end of the line, and not only to the path: a
+        // password written unencoded may hold a `/`, `?`, `#` or `@`, so everything up to the
+        // last `@` goes (a `@` in a path hides more than needed, never less).
+        let end = tail
+            .find(|c: char| matches!(c, '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let (url, after) = tail.split_at(end);
+        match url.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    let _ = write!(out, "{user}:***@{host}");
+                }
+                None => out.push_str(url),
+            },
+            None => out.push_str(url),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What a camera's task is doing.
@@ -275,7 +344,7 @@ struct Running {
 pub struct Manager {
     client: Client,
     cameras: Arc<Mutex<BTreeMap<String, Running>>>,
-    /// Where cameras added through the API are kept.
+    /// Where cameras added through the API are kept (sealed).
     file: persist::CameraFile,
     /// Serialises the API's changes (stop, start, save).
     changes: Arc<tokio::sync::Mutex<()>>,
@@ -296,27 +365,50 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Manager {
     /// A manager whose cameras upload with `client` (in-process, root credentials), keeping
-    /// the cameras added through the API in `data_dir`.
-    pub fn new(client: Client, data_dir: &std::path::Path, networks: reach::Networks) -> Manager {
+    /// the cameras added through the API in `data_dir`, sealed under `store`'s default master
+    /// key.
+    pub fn new(
+        client: Client,
+        data_dir: &std::path::Path,
+        store: vigil_store::Store,
+        networks: reach::Networks,
+    ) -> Manager {
         Manager {
             client,
             cameras: Arc::default(),
-            file: persist::CameraFile::new(data_dir),
+            file: persist::CameraFile::new(data_dir, store),
             changes: Arc::default(),
             networks: Arc::new(networks),
         }
     }
 
-    /// Starts the cameras added through the API before the last stop. One that clashes with
-    /// a camera of the configuration file (same name or stream) is not started: logged.
-    pub fn start_persisted(&self) -> anyhow::Result<()> {
-        for c in self.file.load()? {
+    /// The cameras added through the API before the last stop, read from `cameras.json`
+    /// before any camera starts. A file in the clear (from an earlier version) or sealed under
+    /// a master key that is no longer the default is rewritten sealed under the default one
+    /// at once; a file that cannot be read back is an error that names it and what to do
+    /// ([`persist`]), and the server does not start.
+    pub fn load_persisted(&self) -> anyhow::Result<Vec<CameraConfig>> {
+        let loaded = self.file.load()?;
+        if let Some(why) = loaded.rewrite {
+            self.file.save(&loaded.cameras)?;
+            tracing::info!(
+                file = %self.file.path().display(),
+                cameras = loaded.cameras.len(),
+                "camera list rewritten, sealed under the default master key: {why}"
+            );
+        }
+        Ok(loaded.cameras)
+    }
+
+    /// Starts the cameras of [`Manager::load_persisted`]. One that clashes with a camera of
+    /// the configuration file (same name or stream) is not started: logged.
+    pub fn start_persisted(&self, cameras: Vec<CameraConfig>) {
+        for c in cameras {
             let name = c.name.clone();
             if let Err(e) = self.start(c, "api") {
                 tracing::warn!(camera = name, "camera from cameras.json not started: {e:#}");
             }
         }
-        Ok(())
     }
 
     /// Adds a camera through the API, or replaces one added that way; then saves the list.
@@ -661,5 +753,51 @@ mod tests {
         assert!(!redact("::garbage:pw@host").contains("pw"));
         let e = cam("x", "rtsp://u:hunter2@/").validate().unwrap_err();
         assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+        // An unencoded `@` in the password, unparseable URLs, query credentials.
+        assert_eq!(
+            redact("rtsp://admin:hun@ter2@10.0.0.5/s1"),
+            "rtsp://admin:***@10.0.0.5/s1"
+        );
+        assert_eq!(redact("rtsp://u:hun@ter2@[bad/x"), "***@[bad/x");
+        assert_eq!(redact("rtsp://u:p@[bad/x?pwd=hunter2"), "***@[bad/x");
+        assert_eq!(redact("rtsp://u:hun?ter2@[bad/x"), "***@[bad/x");
+        assert_eq!(redact("rtsp://[bad/x?pwd=hunter2"), "rtsp://[bad/x");
+        assert_eq!(
+            redact("rtsp://10.0.0.5/live?user=admin&PWD=hunter2&channel=1"),
+            "rtsp://10.0.0.5/live?user=admin&PWD=***&channel=1"
+        );
+        assert_eq!(
+            redact("rtsp://10.0.0.5/live?channel=1&subtype=0"),
+            "rtsp://10.0.0.5/live?channel=1&subtype=0"
+        );
+        let c = cam("door", "rtsp://10.0.0.5/live?password=hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let info = CameraInfo {
+            name: c.name.clone(),
+            url: redact(&c.url),
+            stream: c.stream_name().to_owned(),
+            transport: c.transport,
+            source: "api",
+            status: CameraStatus::default(),
+        };
+        assert!(!serde_json::to_string(&info).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn passwords_are_cut_out_of_text() {
+        let toml_error = "TOML parse error at line 3, column 7\n  |\n3 | camera = [{name = \"x\", \
+                          url = \"rtsp://admin:hun@t/er2@10.0.0.5:554/s1\", port = 1}]\n";
+        let shown = redact_text(toml_error);
+        assert!(!shown.contains("hun") && !shown.contains("er2"), "{shown}");
+        assert!(
+            shown.contains("url = \"rtsp://admin:***@10.0.0.5:554/s1\""),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_text("a rtsp://h/x and http://u:p@h, rtsps://u@h"),
+            "a rtsp://h/x and http://u:***@h, rtsps://u@h"
+        );
+        assert_eq!(redact_text("no url"), "no url");
+        assert_eq!(redact_text("rtsp://"), "rtsp://");
     }
 }

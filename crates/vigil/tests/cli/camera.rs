@@ -25,7 +25,7 @@ fn python() -> String {
     std::env::var("VIGIL_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -109,7 +109,7 @@ fn serve_camera_with(dir: &Path, name: &str, url: &str, extra: &str) -> Server {
 }
 
 /// `vigil camera ARGS` against `server`, as root.
-fn camera_cmd(server: &Server, home: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn camera_cmd(server: &Server, home: &Path, args: &[&str]) -> std::process::Output {
     camera_cmd_as(server, home, (ROOT_KEY, ROOT_SECRET), args)
 }
 
@@ -134,7 +134,7 @@ fn camera_cmd_as(
 }
 
 /// `vigil camera list --json`: the camera named `name`, if listed.
-fn listed(server: &Server, home: &Path, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn listed(server: &Server, home: &Path, name: &str) -> Option<serde_json::Value> {
     let out = camera_cmd(server, home, &["list", "--json"]);
     assert!(
         out.status.success(),
@@ -151,14 +151,19 @@ fn listed(server: &Server, home: &Path, name: &str) -> Option<serde_json::Value>
 }
 
 /// The value of a metric series, if present.
-fn metric(server: &Server, series: &str) -> Option<f64> {
+pub(crate) fn metric(server: &Server, series: &str) -> Option<f64> {
     let body = http_get(server.addr, "/metrics").body;
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Waits until `cond` holds for the metrics, up to `limit`.
-fn wait_metrics(server: &Server, limit: Duration, what: &str, cond: impl Fn(&Server) -> bool) {
+pub(crate) fn wait_metrics(
+    server: &Server,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&Server) -> bool,
+) {
     let deadline = Instant::now() + limit;
     while !cond(server) {
         assert!(
@@ -463,8 +468,9 @@ fn camera_url_shown(port: u16) -> String {
     format!("rtsp://viewer:***@127.0.0.1:{port}/cam")
 }
 
-/// Cameras added with `vigil camera add` are recorded, listed, kept in a private
-/// cameras.json across a restart, and stop when removed.
+/// Cameras added with `vigil camera add` are recorded, listed, kept in a private cameras.json
+/// sealed under the master key (no password or URL in the clear) across a restart, and stop
+/// when removed.
 #[test]
 fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -514,10 +520,7 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "cameras.json holds passwords");
-    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(kept["version"], 1);
-    assert_eq!(kept["cameras"][0]["name"], "porch");
-    assert_eq!(kept["cameras"][0]["retention_hours"], 2);
+    crate::camera_secrets::assert_sealed(&file, &[&url, "s3cret-pw", "porch-cam"]);
 
     // The operations are authorised like KVS ones: a key allowed ListCameras on other
     // streams sees no camera, and may not add one.
@@ -610,6 +613,11 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
     // A restart on the same data directory starts it again.
     let mut server = server;
     assert!(server.signal_and_wait("TERM").success());
+    assert!(
+        !server.log.iter().any(|l| l.contains("s3cret-pw")),
+        "{:#?}",
+        server.log
+    );
     let data = std::mem::replace(&mut server.data, tempfile::tempdir().unwrap());
     drop(server);
     let server = Server::start_in(
@@ -639,10 +647,12 @@ fn cameras_added_through_the_api_survive_a_restart_and_can_be_removed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(listed(&server, dir.path(), "porch").is_none());
-    let kept: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(server.data_dir().join("cameras.json")).unwrap())
-            .unwrap();
-    assert_eq!(kept["cameras"].as_array().unwrap().len(), 0);
+    crate::camera_secrets::assert_sealed(&server.data_dir().join("cameras.json"), &["porch"]);
+    assert!(
+        !server.log.iter().any(|l| l.contains("s3cret-pw")),
+        "{:#?}",
+        server.log
+    );
     assert!(metric(&server, "vigil_camera_frames_total{camera=\"porch\"}").is_none());
     let missing = camera_cmd(&server, dir.path(), &["remove", "porch"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));

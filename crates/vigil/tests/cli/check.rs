@@ -176,7 +176,7 @@ fn serve_opens_the_store_and_creates_its_master_key() {
 }
 
 /// Runs `vigil serve` on `dir`, which must refuse to start: returns its stderr.
-fn serve_refuses(dir: &Path) -> String {
+pub(crate) fn serve_refuses(dir: &Path) -> String {
     use std::io::Read;
     use std::process::Stdio;
     use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@
 mod analysis;
 mod aws_sdk;
 mod camera;
+mod camera_secrets;
 mod check;
 mod client;
 mod conformance;

@@ -83,7 +83,7 @@
 //!
 //! | ErrorId | when |
 //! |---|---|
-//! | 4000 `STREAM_READ_ERROR` | reading the body failed (a broken connection, broken chunked framing): the fragment being received is dropped if its Cluster was still open; or the body broke off at the idle timeout inside an element |
+//! | 4000 `STREAM_READ_ERROR` | reading the body failed (a broken connection, broken chunked framing): the fragment being received is dropped if its Cluster was still open; or the body broke off at the idle timeout inside an element; or it brought in too little for too long ([`EndOfInput::TooSlow`], the minimum-progress rule: [`super::sessions::SLOW_ERROR`]), as for a broken body |
 //! | 4001 `MAX_FRAGMENT_SIZE_REACHED` | a fragment (Cluster and its Tags) would pass [`MAX_FRAGMENT_BYTES`] |
 //! | 4002 `MAX_FRAGMENT_DURATION_REACHED` | a frame ends more than 20 s after its Cluster's time |
 //! | 4003 `MAX_CONNECTION_DURATION_REACHED` | [`Ingest::expire`]: at the next Cluster once the connection is too old; [`Ingest::displace`]: after the fragment being received, once newer connections to the stream displaced this one ([`DISPLACED_ERROR`]) |
@@ -288,6 +288,18 @@ pub enum EndOfInput {
     Idle,
     /// Reading the request body failed (the connection broke).
     ReadError,
+    /// The body brought in too little for too long (the minimum-progress rule,
+    /// [`super::sessions`]): ended as a broken body is, with [`super::sessions::SLOW_ERROR`].
+    TooSlow,
+}
+
+impl EndOfInput {
+    /// Whether the input was cut off (rather than ended by the producer or its silence): the
+    /// fragment being received is dropped unless its Cluster had ended, and the session ends
+    /// with an ERROR ack.
+    fn cut(self) -> bool {
+        matches!(self, Self::ReadError | Self::TooSlow)
+    }
 }
 
 /// Per-track frame timing within a fragment, for its duration.
@@ -439,17 +451,21 @@ impl Ingest {
         // dropped rather than stored short. A Cluster that has ended (its Tags are being read)
         // holds all its frames and is kept. This is decided before the demuxer is told of the
         // end, which would end an unknown-size Cluster there.
-        let broken = match (&self.fragment, how) {
-            (Some(f), EndOfInput::ReadError) if f.in_cluster => Some(f.timecode),
+        let broken = match &self.fragment {
+            Some(f) if how.cut() && f.in_cluster => Some(f.timecode),
             _ => None,
         };
         self.eof = Some(how);
+        let (error, why) = if how == EndOfInput::TooSlow {
+            (
+                super::sessions::SLOW_ERROR,
+                "the request body brought in too little (minimum progress)",
+            )
+        } else {
+            (AckError::StreamReadError, "the request body broke off")
+        };
         if let Some(timecode) = broken {
-            self.fail(
-                AckError::StreamReadError,
-                Some(timecode),
-                "the request body broke off inside a fragment".to_owned(),
-            );
+            self.fail(error, Some(timecode), format!("{why} inside a fragment"));
             return;
         }
         self.demux.finish();
@@ -460,14 +476,10 @@ impl Ingest {
         if let Some(fragment) = self.fragment.take() {
             self.complete(fragment);
         }
-        if how == EndOfInput::ReadError {
+        if how.cut() {
             // Between fragments, or after a whole one: nothing is lost, but the producer must
             // still hear why the session ends (it may have sent more that never arrived).
-            self.fail(
-                AckError::StreamReadError,
-                None,
-                "reading the request body failed".to_owned(),
-            );
+            self.fail(error, None, why.to_owned());
         } else {
             self.end();
         }
@@ -584,7 +596,10 @@ impl Ingest {
                 ..
             } => AckError::MaxFragmentSizeReached,
             ErrorKind::Truncated
-                if matches!(self.eof, Some(EndOfInput::Idle | EndOfInput::ReadError)) =>
+                if matches!(
+                    self.eof,
+                    Some(EndOfInput::Idle | EndOfInput::ReadError | EndOfInput::TooSlow)
+                ) =>
             {
                 AckError::StreamReadError
             }
