@@ -45,6 +45,7 @@
 //! `AWS_KINESISVIDEO_MILLIS_BEHIND_NOW` and `AWS_KINESISVIDEO_CONTINUATION_TOKEN`
 //! (`../shared/spec/kvs-api.md` §3).
 
+pub mod budget;
 pub mod call;
 pub mod document;
 pub mod error;

@@ -16,6 +16,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use vigil_api_common::front::{Api, BoxFuture};
 use vigil_api_common::{ApiConfig, Authenticator, Origin, Payload, Service};
+use vigil_api_kvs_common::budget::{HeavyLimits, HeavyReads};
 use vigil_api_kvs_common::model::ArnContext;
 use vigil_api_kvs_common::{Context, KvsError, KvsResult, answer, blocking, json_call, route};
 use vigil_store::Store;
@@ -41,6 +42,8 @@ pub struct KvsState {
     /// The server's cameras, once the binary has set them up ([`crate::cameras`]). Weak: the
     /// cameras' client holds this state through the router, and must not keep it alive.
     pub cameras: OnceLock<Weak<dyn CameraService>>,
+    /// GetMedia responses open ([`crate::media::getmedia::reader_limits`]).
+    pub readers: HeavyReads,
 }
 
 impl KvsState {
@@ -59,7 +62,15 @@ impl KvsState {
             auth,
             sessions: media::Sessions::new(sessions),
             cameras: OnceLock::new(),
+            readers: HeavyReads::new("GetMedia", media::getmedia::reader_limits()),
         }
+    }
+
+    /// The same state with GetMedia responses budgeted as `limits` says.
+    #[must_use]
+    pub fn with_reader_limits(mut self, limits: HeavyLimits) -> Self {
+        self.readers = HeavyReads::new("GetMedia", limits);
+        self
     }
 
     /// Region and account, for ARNs.

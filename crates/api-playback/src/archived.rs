@@ -318,7 +318,14 @@ pub async fn get_media_for_fragment_list(call: Call) -> KvsResult<Response> {
     let fragments = fragment_list(input.fragments)?;
     let rec = call.stream(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_retention(&rec)?;
+    // Held by the body: a caller's open responses are bounded (`crate::heavy`).
+    let permit = call
+        .state
+        .fragment_lists
+        .acquire(&crate::heavy::budget_key(&call))
+        .await?;
     let state = ListReader {
+        _permit: permit,
         store: call.state.store.clone(),
         stream: rec.id,
         fragments: fragments.into_iter(),
@@ -343,6 +350,7 @@ pub async fn get_media_for_fragment_list(call: Call) -> KvsResult<Response> {
 
 #[derive(Debug)]
 struct ListReader {
+    _permit: crate::heavy::HeavyPermit,
     store: Store,
     stream: u64,
     fragments: std::vec::IntoIter<(String, u64)>,

@@ -39,6 +39,11 @@ pub struct PlaybackConfig {
     pub clip_calls: HeavyLimits,
     /// GetImages calls at once ([`crate::heavy`]).
     pub image_calls: HeavyLimits,
+    /// GetMediaForFragmentList responses open at once ([`crate::heavy`]).
+    pub fragment_list_calls: HeavyLimits,
+    /// HLS and DASH media segments being sent at once, per client address and in all
+    /// ([`crate::heavy`]).
+    pub segment_calls: HeavyLimits,
     /// Low-latency HLS ([`crate::streaming::llhls`]).
     pub low_latency_hls: LowLatencyConfig,
 }
@@ -47,8 +52,10 @@ impl Default for PlaybackConfig {
     fn default() -> Self {
         Self {
             clip_limits: ClipLimits::default(),
-            clip_calls: HeavyLimits::clips(),
-            image_calls: HeavyLimits::images(),
+            clip_calls: crate::heavy::clip_limits(),
+            image_calls: crate::heavy::image_limits(),
+            fragment_list_calls: crate::heavy::fragment_list_limits(),
+            segment_calls: crate::heavy::segment_limits(),
             low_latency_hls: LowLatencyConfig::default(),
         }
     }
@@ -72,6 +79,10 @@ pub struct PlaybackState {
     pub clips: HeavyReads,
     /// GetImages calls in flight.
     pub images: HeavyReads,
+    /// GetMediaForFragmentList responses open.
+    pub fragment_lists: HeavyReads,
+    /// HLS and DASH media segments being sent.
+    pub segments: HeavyReads,
 }
 
 impl PlaybackState {
@@ -83,7 +94,12 @@ impl PlaybackState {
         auth: Arc<dyn Authenticator>,
     ) -> Self {
         vigil_api_kvs_common::readers::metrics();
-        let (clip_calls, image_calls) = (playback.clip_calls, playback.image_calls);
+        let (clip_calls, image_calls, list_calls, segment_calls) = (
+            playback.clip_calls,
+            playback.image_calls,
+            playback.fragment_list_calls,
+            playback.segment_calls,
+        );
         Self {
             store,
             cfg,
@@ -92,6 +108,8 @@ impl PlaybackState {
             session_key: SessionKey::generate(),
             clips: HeavyReads::new("GetClip", clip_calls),
             images: HeavyReads::new("GetImages", image_calls),
+            fragment_lists: HeavyReads::new("GetMediaForFragmentList", list_calls),
+            segments: HeavyReads::new("PlaybackSegment", segment_calls),
         }
     }
 

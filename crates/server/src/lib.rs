@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub playback: PlaybackConfig,
     /// PutMedia sessions: limits and timings.
     pub putmedia: PutMediaConfig,
+    /// GetMedia responses open at once, per caller and in all (`None`: the defaults,
+    /// `vigil_api_kvs::media::getmedia::reader_limits`).
+    pub get_media: Option<vigil_api_kvs_common::budget::HeavyLimits>,
     /// The web console.
     pub console: ConsoleConfig,
     /// Data streams: shard limits.
@@ -96,12 +99,16 @@ impl ServerState {
         cfg: ServerConfig,
         auth: Arc<dyn Authenticator>,
     ) -> Result<Self, StartError> {
-        let kvs = Arc::new(KvsState::new(
+        let mut kvs = KvsState::new(
             store.clone(),
             cfg.api.clone(),
             auth.clone(),
             cfg.putmedia.clone(),
-        ));
+        );
+        if let Some(limits) = cfg.get_media {
+            kvs = kvs.with_reader_limits(limits);
+        }
+        let kvs = Arc::new(kvs);
         let playback = Arc::new(PlaybackState::new(
             store.clone(),
             cfg.api.clone(),

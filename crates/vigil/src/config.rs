@@ -15,6 +15,9 @@
 //! shutdown_timeout = 30
 //! max_connections = 10000
 //! max_connections_per_address = 2500
+//! max_putmedia_sessions = 2000
+//! max_putmedia_sessions_per_key = 1000   # keep it below max_putmedia_sessions
+//! putmedia_min_bytes_per_minute = 1024   # 0 turns the minimum-progress rule off
 //! camera_networks = ["192.168.1.0/24"]   # default: the private and local ranges
 //!
 //! [tls]
@@ -96,6 +99,12 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// `--max-connections-per-address`.
     pub max_connections_per_address: Option<usize>,
+    /// `--max-putmedia-sessions`.
+    pub max_putmedia_sessions: Option<usize>,
+    /// `--max-putmedia-sessions-per-key`.
+    pub max_putmedia_sessions_per_key: Option<usize>,
+    /// `--putmedia-min-bytes-per-minute` (0: no minimum).
+    pub putmedia_min_bytes_per_minute: Option<u64>,
     /// `--camera-networks`.
     pub camera_networks: Option<Vec<String>>,
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
@@ -192,6 +201,9 @@ mod tests {
             log_format = "json"
             allow_anonymous = false
             master_key_id = "k"
+            max_putmedia_sessions = 100
+            max_putmedia_sessions_per_key = 10
+            putmedia_min_bytes_per_minute = 0
             [tls]
             self_signed = true
             names = ["nvr.home.arpa"]
@@ -213,6 +225,9 @@ mod tests {
         )
         .unwrap_or_default();
         assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.max_putmedia_sessions, Some(100));
+        assert_eq!(c.max_putmedia_sessions_per_key, Some(10));
+        assert_eq!(c.putmedia_min_bytes_per_minute, Some(0));
         assert_eq!(c.tls.self_signed, Some(true));
         assert_eq!(
             c.tls.names.as_deref(),

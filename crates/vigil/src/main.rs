@@ -18,6 +18,7 @@ mod keys;
 mod logging;
 mod playback_cmd;
 mod put;
+mod putmedia_limits;
 mod serve;
 mod storage;
 mod stream_cmd;
@@ -37,7 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Vigil server.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Show the element tree of a Matroska/WebM file or stream, or a per-track JSON summary.
     Inspect(inspect::Args),
     /// Verify a data directory (every record, every fragment authenticated), repairing what is
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => match matches.subcommand_matches("serve") {
-            Some(m) => serve::run(args, m),
+            Some(m) => serve::run(*args, m),
             None => Err(anyhow::anyhow!("internal error: no serve arguments")),
         },
         Command::Keys(args) => keys::run(args),

@@ -241,6 +241,9 @@ pub struct Args {
     )]
     pub max_connections_per_address: usize,
 
+    #[command(flatten)]
+    pub putmedia: crate::putmedia_limits::PutMediaArgs,
+
     /// Cameras, from the configuration file's `[[camera]]` tables.
     #[arg(skip)]
     pub cameras: Vec<crate::camera::CameraConfig>,
@@ -262,6 +265,7 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
     };
     let f = FileConfig::load(&path)?;
     let ctx = |key: &str| format!("{key} in {}", path.display());
+    args.putmedia.apply_file(&f, m);
     args.cameras = f.cameras;
     if let Some(v) = f
         .max_connections
@@ -680,6 +684,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             max_processors: usize::try_from(args.max_stream_processors).unwrap_or(20),
             ..vigil_analysis::AnalysisConfig::default()
         },
+        putmedia: args.putmedia.config(),
         ..ServerConfig::default()
     };
     // Blocking: it reads the data streams' records from the store.
@@ -867,6 +872,30 @@ mod tests {
         std::fs::write(&file, "[playback]\nhls_part_target_ms = 50\n").unwrap();
         let e = settings(&["--config", path]).unwrap_err().to_string();
         assert!(e.contains("hls_part_target_ms"), "{e}");
+    }
+
+    #[test]
+    fn putmedia_limits_from_the_file_unless_flags_say_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vigil.toml");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            "max_putmedia_sessions = 50\nmax_putmedia_sessions_per_key = 0\n\
+             putmedia_min_bytes_per_minute = 0\n",
+        )
+        .unwrap();
+        let c = settings(&["--config", path]).unwrap().putmedia.config();
+        assert_eq!(c.max_sessions, 50);
+        assert_eq!(c.max_sessions_per_key, 1, "at least 1");
+        assert_eq!(c.min_progress_bytes, 0, "the rule off");
+        let a = settings(&["--config", path, "--max-putmedia-sessions-per-key", "7"]).unwrap();
+        assert_eq!(a.putmedia.max_putmedia_sessions_per_key, 7, "the flag wins");
+        let c = settings(&[]).unwrap().putmedia.config();
+        assert_eq!((c.max_sessions, c.max_sessions_per_key), (2000, 1000));
+        assert_eq!(c.min_progress_bytes, 1024);
+        assert!(settings(&["--max-putmedia-sessions", "0"]).is_err());
+        assert!(settings(&["--max-putmedia-sessions-per-key", "0"]).is_err());
     }
 
     #[test]

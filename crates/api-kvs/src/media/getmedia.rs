@@ -71,6 +71,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::{Instant, sleep_until};
+use vigil_api_kvs_common::budget::{HeavyLimits, HeavyPermit};
 use vigil_store::{StartAt, Store, StoreError, StreamRef, Tail, TailEvent, TimestampKind};
 
 use crate::service::Call;
@@ -227,6 +228,12 @@ pub async fn get_media(call: Call) -> KvsResult<Response> {
             }
         }
     };
+    // Held by the body for as long as it lasts: a caller's open responses are bounded.
+    let permit = call
+        .state
+        .readers
+        .acquire(&vigil_api_kvs_common::budget::budget_key(&call))
+        .await?;
     let tail = store.tail(StreamRef::Id(rec.id), start)?;
     tracing::debug!(stream = rec.name, ?selector, "GetMedia");
     let metrics = ReaderMetrics::start(&rec.name);
@@ -235,8 +242,22 @@ pub async fn get_media(call: Call) -> KvsResult<Response> {
         principal: call.principal.clone(),
     };
     Ok(media_response(Body::from_stream(reader_stream(
-        store, tail, metrics, access,
+        store, tail, metrics, access, permit,
     ))))
+}
+
+/// GetMedia's default budget ([`vigil_api_kvs_common::budget`]): 1000 responses open per
+/// caller, 5000 in all, refused with `ClientLimitExceededException` beyond. Each holds
+/// about one stored chunk (64 KiB) and a connection's buffers whatever the fragments' sizes,
+/// so one key's readers that do not read hold a few hundred MB at most, while a fan-out of a
+/// thousand viewers of one stream (the server benchmark's) still fits one key. KVS itself
+/// allows 3 per stream.
+pub fn reader_limits() -> HeavyLimits {
+    HeavyLimits {
+        per_key: 1000,
+        total: 5000,
+        wait: std::time::Duration::ZERO,
+    }
 }
 
 /// The fragment whose document is open.
@@ -269,6 +290,8 @@ struct Reader {
     access: Access,
     /// When `access` is next re-checked.
     next_auth_check: Instant,
+    /// Its place in the caller's budget of open responses.
+    _permit: HeavyPermit,
 }
 
 /// The body: reads the tail only when polled.
@@ -277,6 +300,7 @@ fn reader_stream(
     tail: Tail,
     metrics: ReaderMetrics,
     access: Access,
+    permit: HeavyPermit,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let reader = Reader {
         store,
@@ -288,6 +312,7 @@ fn reader_stream(
         metrics,
         access,
         next_auth_check: Instant::now() + RECHECK_INTERVAL,
+        _permit: permit,
     };
     futures_util::stream::unfold(reader, |mut r| async move {
         loop {

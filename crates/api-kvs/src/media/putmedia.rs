@@ -243,22 +243,10 @@ pub async fn put_media(call: Call, body: Body) -> KvsResult<Response> {
     Ok(resp)
 }
 
-/// Whose session budget a call counts in ([`super::sessions`]: the per-key limit): its access
-/// key; without authentication (`--allow-anonymous`: every caller is `anonymous`), its
-/// client's address, as the accept loop records it (`vigil_api_common::config::PeerAddr`),
-/// else `anonymous` (a server without that loop, such as the in-process one of the tests).
-/// The same rule as `vigil-api-playback`'s caps on heavy reads.
+/// Whose budget a session counts in ([`vigil_api_kvs_common::budget::budget_key`]): its
+/// access key, or without authentication its client's address.
 pub fn session_key(call: &Call) -> String {
-    if call.state.auth.requires_signature() {
-        return call.principal.access_key_id.clone();
-    }
-    call.parts
-        .extensions
-        .get::<vigil_api_common::config::PeerAddr>()
-        .map_or_else(
-            || call.principal.access_key_id.clone(),
-            |p| p.0.ip().to_string(),
-        )
+    vigil_api_kvs_common::budget::budget_key(call)
 }
 
 /// The PutMedia request headers.

@@ -154,8 +154,12 @@ pub async fn mp4_init_fragment(State(state): State<Arc<PlaybackState>>, uri: Uri
 }
 
 /// `GET /dash/v1/getMP4MediaFragment.mp4`.
-pub async fn mp4_media_fragment(State(state): State<Arc<PlaybackState>>, uri: Uri) -> Response {
-    serve(state, uri, Protocol::Dash, media).await
+pub async fn mp4_media_fragment(
+    State(state): State<Arc<PlaybackState>>,
+    peer: Option<axum::Extension<vigil_api_common::config::PeerAddr>>,
+    uri: Uri,
+) -> Response {
+    super::segment::serve_segment(state, uri, peer, Protocol::Dash, media).await
 }
 
 /// Milliseconds to ticks of `timescale`, rounded to nearest.

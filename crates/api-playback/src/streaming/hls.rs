@@ -49,12 +49,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use vigil_api_common::config::PeerAddr;
 use vigil_media::codec::Codec;
 use vigil_media::hls as m3u8;
 use vigil_media::sample::{Sample, Track};
@@ -548,13 +550,21 @@ pub async fn mp4_init_fragment(State(state): State<Arc<PlaybackState>>, uri: Uri
 }
 
 /// `GET /hls/v1/getMP4MediaFragment.mp4`.
-pub async fn mp4_media_fragment(State(state): State<Arc<PlaybackState>>, uri: Uri) -> Response {
-    serve(state, uri, Protocol::Hls, mp4_fragment).await
+pub async fn mp4_media_fragment(
+    State(state): State<Arc<PlaybackState>>,
+    peer: Option<Extension<PeerAddr>>,
+    uri: Uri,
+) -> Response {
+    super::segment::serve_segment(state, uri, peer, Protocol::Hls, mp4_fragment).await
 }
 
 /// `GET /hls/v1/getTSFragment.ts`.
-pub async fn ts_fragment(State(state): State<Arc<PlaybackState>>, uri: Uri) -> Response {
-    serve(state, uri, Protocol::Hls, ts).await
+pub async fn ts_fragment(
+    State(state): State<Arc<PlaybackState>>,
+    peer: Option<Extension<PeerAddr>>,
+    uri: Uri,
+) -> Response {
+    super::segment::serve_segment(state, uri, peer, Protocol::Hls, ts).await
 }
 
 /// Frames per second of a video track, from one fragment's samples: the frame count over the

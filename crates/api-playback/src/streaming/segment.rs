@@ -32,7 +32,61 @@ use vigil_store::{FragmentMeta, FragmentReader, Store};
 use crate::service::PlaybackState;
 use vigil_api_kvs_common::KvsResult;
 
-use super::hls::pick_track;
+use super::hls::{Handler, pick_track, respond, serve};
+use super::session::Protocol;
+use crate::heavy::HeavyPermit;
+
+/// Serves a media segment GET (HLS fMP4 or TS, DASH) within the playback segments' budget
+/// ([`crate::heavy::segment_limits`]): the GETs carry no signature, so the caller is its client
+/// address. The permit is held by the response's body until it is sent or dropped.
+pub(crate) async fn serve_segment(
+    state: std::sync::Arc<PlaybackState>,
+    uri: axum::http::Uri,
+    peer: Option<axum::Extension<vigil_api_common::config::PeerAddr>>,
+    protocol: Protocol,
+    handler: Handler,
+) -> Response {
+    let key = peer.map_or_else(|| "anonymous".to_owned(), |p| p.0.0.ip().to_string());
+    let permit = match state.segments.acquire(&key).await {
+        Ok(p) => p,
+        Err(e) => return respond(Err(e)),
+    };
+    let response = serve(state, uri, protocol, handler).await;
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(Held {
+            inner: body,
+            _permit: permit,
+        }),
+    )
+}
+
+/// A body that holds a budget's permit until it is done.
+struct Held {
+    inner: Body,
+    _permit: HeavyPermit,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The tracks of a fragment and its samples' times, without their bytes (`data` is empty),
 /// and each sample's size: one pass over the stored fragment, a chunk at a time. Blocking.

@@ -717,10 +717,11 @@ async fn clips_over_the_limit_are_capped() {
     }
 }
 
-/// GetClip and GetImages over their caps are refused at once with
-/// `ClientLimitExceededException` (400), counted in `vigil_heavy_reads_refused_total`; within
-/// them they are served. (The counting itself, per key and in all, and the release of a place
-/// when a call ends, are `vigil_api_playback::heavy`'s unit tests.)
+/// GetClip, GetImages, GetMedia and GetMediaForFragmentList over their caps are refused at
+/// once with `ClientLimitExceededException` (400), counted in
+/// `vigil_heavy_reads_refused_total`; within them they are served. (The counting itself, per
+/// key and in all, and the release of a place when a call ends, are
+/// `vigil_api_kvs_common::budget`'s unit tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_reads_over_their_caps_are_refused() {
     use vigil_api_playback::heavy::HeavyLimits;
@@ -736,8 +737,23 @@ async fn heavy_reads_over_their_caps_are_refused() {
                 total: 0,
                 wait: std::time::Duration::from_millis(100),
             },
+            fragment_list_calls: HeavyLimits {
+                per_key: 0,
+                total: 10,
+                wait: std::time::Duration::ZERO,
+            },
+            segment_calls: HeavyLimits {
+                per_key: 0,
+                total: 10,
+                wait: std::time::Duration::ZERO,
+            },
             ..Default::default()
         },
+        get_media: Some(HeavyLimits {
+            per_key: 10,
+            total: 0,
+            wait: std::time::Duration::ZERO,
+        }),
         ..Default::default()
     };
     let server = TestServer::start_with(cfg, std::sync::Arc::new(vigil_server::Anonymous)).await;
@@ -765,6 +781,49 @@ async fn heavy_reads_over_their_caps_are_refused() {
         .await;
     r.assert_error(400, "ClientLimitExceededException");
     assert!(r.text().contains("in all"), "{}", r.text());
+    let r = server
+        .post(
+            "/getMedia",
+            &json!({"StreamName": "heavy", "StartSelector": {"StartSelectorType": "EARLIEST"}}),
+        )
+        .await;
+    r.assert_error(400, "ClientLimitExceededException");
+    let first = server.state.store.list_fragments(
+        ids.0,
+        vigil_store::TimestampKind::Server,
+        0,
+        u64::MAX,
+        None,
+        1,
+    );
+    let number = vigil_api_kvs_common::model::fragment_number(first.unwrap().fragments[0].number);
+    let r = server
+        .post(
+            "/getMediaForFragmentList",
+            &json!({"StreamName": "heavy", "Fragments": [number]}),
+        )
+        .await;
+    r.assert_error(400, "ClientLimitExceededException");
+    assert!(r.text().contains("per access key"), "{}", r.text());
+    // A playback segment, whose budget is per client address (the session's calls are not).
+    let url = session_url(
+        &server,
+        &json!({"StreamName": "heavy", "PlaybackMode": "ON_DEMAND",
+            "ContainerFormat": "FRAGMENTED_MP4", "HLSFragmentSelector": {
+                "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}}}),
+    )
+    .await;
+    assert_eq!(get(&server, &url).await.status, 200);
+    let token = url.split("SessionToken=").nth(1).unwrap();
+    let r = get(
+        &server,
+        &format!(
+            "/hls/v1/getMP4MediaFragment.mp4?SessionToken={token}&TrackNumber=1&FragmentNumber={number}"
+        ),
+    )
+    .await;
+    r.assert_error(400, "ClientLimitExceededException");
     let metrics = server
         .raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
@@ -772,6 +831,9 @@ async fn heavy_reads_over_their_caps_are_refused() {
     for line in [
         "vigil_heavy_reads_refused_total{operation=\"GetClip\",limit=\"key\"}",
         "vigil_heavy_reads_refused_total{operation=\"GetImages\",limit=\"total\"}",
+        "vigil_heavy_reads_refused_total{operation=\"GetMedia\",limit=\"total\"}",
+        "vigil_heavy_reads_refused_total{operation=\"GetMediaForFragmentList\",limit=\"key\"}",
+        "vigil_heavy_reads_refused_total{operation=\"PlaybackSegment\",limit=\"key\"}",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }

@@ -7,7 +7,8 @@
 //! ack and sends the next, timed before the abuse and during it. The abusers are `clients`
 //! connections, a third each GetMedia (EARLIEST), an fMP4 HLS media segment of the first
 //! large fragment, and GetClip over both: each sends its request, reads the response head
-//! (200, or the heavy-read cap's 400 ClientLimitExceededException for most clips), and reads
+//! (200, or 400 ClientLimitExceededException where a caller's budget is full: 2 GetClip
+//! and 100 playback segments per caller, and the bench's clients are one address), and reads
 //! nothing more. Once they are all open the server's resident memory (VmRSS) is compared
 //! with what it was before they came.
 

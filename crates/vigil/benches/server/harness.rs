@@ -304,6 +304,8 @@ pub struct Server {
     pub pid: u32,
     log: Arc<Mutex<Log>>,
     data_dir: PathBuf,
+    /// From spawning the binary to its `listening on` line: the time to be ready to serve.
+    pub ready: Duration,
 }
 
 #[derive(Default)]
@@ -318,6 +320,11 @@ impl Server {
     /// for its `listening on ADDR` line.
     pub fn start(data_dir: &Path) -> Self {
         let _ = std::fs::remove_dir_all(data_dir);
+        Self::start_keep(data_dir)
+    }
+
+    /// As `start`, on the data directory as it is (a restart: nothing is removed).
+    pub fn start_keep(data_dir: &Path) -> Self {
         std::fs::create_dir_all(data_dir).unwrap_or_else(|e| panic!("{}: {e}", data_dir.display()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
         // The bench's settings only: nothing from the environment it runs in, except RUST_LOG
@@ -331,6 +338,7 @@ impl Server {
         if let Ok(filter) = std::env::var("VIGIL_BENCH_RUST_LOG") {
             cmd.env("RUST_LOG", filter);
         }
+        let spawned = Instant::now();
         let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--allow-anonymous"])
             .arg("--data-dir")
@@ -373,9 +381,11 @@ impl Server {
             pid,
             log,
             data_dir: data_dir.to_path_buf(),
+            ready: Duration::ZERO,
         };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => {
+                server.ready = spawned.elapsed();
                 server.addr = bound_address(&line);
                 // Count only what the runs make the server log, not its start-up warnings
                 // (--allow-anonymous, generated root credentials).
@@ -430,6 +440,15 @@ impl Server {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         settle(self.data_dir.parent().unwrap_or(&self.data_dir));
+    }
+}
+
+impl Server {
+    /// Kills the server with SIGKILL (a crash: nothing flushed, nothing closed) and reaps it;
+    /// its data directory stays as the crash left it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

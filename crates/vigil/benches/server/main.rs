@@ -10,7 +10,10 @@
 //! 3. **fanout**: one stream read by R GetMedia readers; each reader's lag the same way;
 //! 4. **abuse**: clients that open GetMedia, HLS segment and GetClip responses on a stream of
 //!    large fragments (46 MB) and never read them: the server's memory growth, and a producer
-//!    on another stream timed before and during (`abuse.rs`).
+//!    on another stream timed before and during (`abuse.rs`);
+//! 5. **crash**: producers and readers while the server is killed with SIGKILL at random
+//!    moments and restarted on the same data: its ready time, and every fragment acknowledged
+//!    PERSISTED found again byte for byte (`crash.rs`).
 //!
 //! The server's CPU is read from /proc apart from this process's (the load generators), and
 //! the rest of the machine's; the harness reports how late its own timers fired, so that a
@@ -22,18 +25,20 @@
 //! cargo bench --profile ci -p vigil --bench server -- --quick  # about 25 s; scripts/test
 //! ```
 //!
-//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse` (repeatable); `--streams N`
-//! (repeatable: the stream counts of ingest and live); `--readers N` (repeatable: fan-out
-//! reader counts); `--secs N` (measured seconds, default 20, quick 3) and `--warmup N`
-//! (seconds before, default 3, quick 1). The server runs with `--allow-anonymous`: requests
-//! are not signed (signing costs once per connection, and connections here last the whole
-//! run). Its data goes under `$VIGIL_BENCH_DIR`, else `$TMPDIR`, in `vigil-bench-server`,
-//! which must be on the disk to be measured (the filesystem is printed, with a warning if it
-//! is tmpfs or overlay). `VIGIL_BENCH_RUST_LOG` is passed to the server as `RUST_LOG`.
+//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse|crash` (repeatable);
+//! `--streams N` (repeatable: the stream counts of ingest and live); `--readers N`
+//! (repeatable: fan-out reader counts); `--secs N` (measured seconds, default 20, quick 3) and
+//! `--warmup N` (seconds before, default 3, quick 1). The server runs with
+//! `--allow-anonymous`: requests are not signed (signing costs once per connection, and
+//! connections here last the whole run). Its data goes under `$VIGIL_BENCH_DIR`, else
+//! `$TMPDIR`, in `vigil-bench-server`, which must be on the disk to be measured (the
+//! filesystem is printed, with a warning if it is tmpfs or overlay). `VIGIL_BENCH_RUST_LOG` is
+//! passed to the server as `RUST_LOG`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod abuse;
+mod crash;
 mod harness;
 mod http;
 mod media;
@@ -64,6 +69,8 @@ const FANOUT_TARGET_P99_MS: f64 = 1000.0;
 /// this much.
 const ABUSE_TARGET_CLIENTS: usize = 1000;
 const ABUSE_TARGET_MB: f64 = 256.0;
+/// Crash: at this many SIGKILLs, no fragment acknowledged PERSISTED may be lost.
+const CRASH_TARGET_KILLS: usize = 100;
 /// Error messages printed per run (all are counted).
 const SHOW_ERRORS: usize = 5;
 
@@ -78,6 +85,10 @@ struct Plan {
     abuse: bool,
     abuse_clients: usize,
     abuse_fragment_bytes: usize,
+    crash: bool,
+    crash_producers: usize,
+    crash_readers: usize,
+    crash_kills: usize,
     ingest_streams: Vec<usize>,
     live_streams: Vec<usize>,
     fanout_readers: Vec<usize>,
@@ -109,8 +120,8 @@ impl Plan {
         let only = values("--only");
         for o in &only {
             assert!(
-                ["ingest", "live", "fanout", "abuse"].contains(&o.as_str()),
-                "--only takes ingest, live, fanout or abuse, not {o:?}"
+                ["ingest", "live", "fanout", "abuse", "crash"].contains(&o.as_str()),
+                "--only takes ingest, live, fanout, abuse or crash, not {o:?}"
             );
         }
         let section = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
@@ -126,6 +137,10 @@ impl Plan {
             abuse: section("abuse"),
             abuse_clients: ABUSE_TARGET_CLIENTS,
             abuse_fragment_bytes: 46_000_000,
+            crash: section("crash"),
+            crash_producers: 50,
+            crash_readers: 20,
+            crash_kills: CRASH_TARGET_KILLS,
             ingest_streams: vec![10, 100, INGEST_TARGET_STREAMS],
             live_streams: vec![LIVE_TARGET_STREAMS],
             fanout_readers: vec![FANOUT_TARGET_READERS],
@@ -140,6 +155,9 @@ impl Plan {
                 fanout_readers: vec![50],
                 abuse_clients: 60,
                 abuse_fragment_bytes: 8_000_000,
+                crash_producers: 5,
+                crash_readers: 2,
+                crash_kills: 5,
                 warm: Duration::from_secs(1),
                 measure: Duration::from_secs(3),
                 ..plan
@@ -240,6 +258,9 @@ fn main() {
     }
     if plan.abuse {
         rows.extend(abuse::rows(&bench));
+    }
+    if plan.crash {
+        rows.extend(crash::rows(&bench));
     }
     drop(bench);
     let _ = std::fs::remove_dir_all(&root);

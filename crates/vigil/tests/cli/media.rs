@@ -124,61 +124,66 @@ struct Producer {
     reader: tokio::task::JoinHandle<()>,
 }
 
+/// The head of a PutMedia request to `stream`, signed as the C producer signs it.
+fn signed_head(server: &Server, stream: &str) -> String {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let host = server.addr.to_string();
+    let start_ts = format!(
+        "{:.3}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    );
+    let headers = [
+        ("host", host.as_str()),
+        ("x-amzn-stream-name", stream),
+        ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
+        ("x-amzn-producer-start-timestamp", start_ts.as_str()),
+        ("x-amzn-fragment-acknowledgment-required", "1"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "keep-alive"),
+        (
+            "user-agent",
+            "vigil-tests/1.0 (like AWS-SDK-KVS-CPP-CLIENT)",
+        ),
+    ];
+    let identity =
+        aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+    let mut settings = SigningSettings::default();
+    // Sign what the C producer signs, hop-by-hop headers and user-agent included.
+    settings.excluded_headers = Some(vec!["authorization".into()]);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("kinesisvideo")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{host}/putMedia");
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        headers.iter().copied(),
+        SignableBody::Bytes(&[]),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut head = String::from("POST /putMedia HTTP/1.1\r\n");
+    for (k, v) in headers.iter().copied().chain(instructions.headers()) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    // Unsigned, as the C producer sends it.
+    head.push_str("expect: 100-continue\r\n\r\n");
+    head
+}
+
 impl Producer {
     async fn open(server: &Server, stream: &str) -> Producer {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-        use aws_sigv4::sign::v4;
-        let host = server.addr.to_string();
-        let start_ts = format!(
-            "{:.3}",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64()
-        );
-        let headers = [
-            ("host", host.as_str()),
-            ("x-amzn-stream-name", stream),
-            ("x-amzn-fragment-timecode-type", "ABSOLUTE"),
-            ("x-amzn-producer-start-timestamp", start_ts.as_str()),
-            ("x-amzn-fragment-acknowledgment-required", "1"),
-            ("transfer-encoding", "chunked"),
-            ("connection", "keep-alive"),
-            (
-                "user-agent",
-                "vigil-tests/1.0 (like AWS-SDK-KVS-CPP-CLIENT)",
-            ),
-        ];
-        let identity =
-            aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
-        let mut settings = SigningSettings::default();
-        // Sign what the C producer signs, hop-by-hop headers and user-agent included.
-        settings.excluded_headers = Some(vec!["authorization".into()]);
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("kinesisvideo")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .unwrap()
-            .into();
-        let url = format!("http://{host}/putMedia");
-        let signable = SignableRequest::new(
-            "POST",
-            &url,
-            headers.iter().copied(),
-            SignableBody::Bytes(&[]),
-        )
-        .unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut head = String::from("POST /putMedia HTTP/1.1\r\n");
-        for (k, v) in headers.iter().copied().chain(instructions.headers()) {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        // Unsigned, as the C producer sends it.
-        head.push_str("expect: 100-continue\r\n\r\n");
-
+        let head = signed_head(server, stream);
         let sock = TcpStream::connect(server.addr).await.unwrap();
         let (rd, mut wr) = sock.into_split();
         let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
@@ -713,5 +718,100 @@ fn putmedia_then_archived_and_live_reads_through_the_sdks() {
         for (tag, n) in fragment_tags.iter().zip(&numbers) {
             assert!(tag.contains(n.as_str()), "{tag} vs {n}");
         }
+    });
+}
+
+/// Sends a PutMedia request head to `stream` and reads what the server answers before any
+/// body (a refusal): the head and the body of the response.
+async fn refused_put_media(server: &Server, stream: &str) -> (String, String) {
+    let mut sock = TcpStream::connect(server.addr).await.unwrap();
+    sock.write_all(signed_head(server, stream).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).into_owned();
+            assert!(!head.starts_with("HTTP/1.1 100"), "admitted: {head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if buf.len() >= p + 4 + len {
+                let body = String::from_utf8_lossy(&buf[p + 4..p + 4 + len]).into_owned();
+                return (head, body);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut tmp))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+#[test]
+fn a_config_file_limits_putmedia_sessions_per_key() {
+    use crate::camera::{metric, wait_metrics};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vigil.toml");
+    std::fs::write(&file, "max_putmedia_sessions_per_key = 1\n").unwrap();
+    let server = Server::start_with_root(&["--config", file.to_str().unwrap()]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = format!("http://{}", server.addr);
+    let mut first = rt.block_on(async {
+        let kv = control_client(&endpoint, ROOT_KEY, ROOT_SECRET, "us-east-1");
+        for name in ["one", "two"] {
+            kv.create_stream()
+                .stream_name(name)
+                .data_retention_in_hours(1)
+                .send()
+                .await
+                .unwrap();
+        }
+        Producer::open(&server, "one").await
+    });
+    let open = |n: f64| move |s: &Server| metric(s, "vigil_putmedia_sessions") == Some(n);
+    wait_metrics(&server, Duration::from_secs(10), "one session", open(1.0));
+    // The same key, another stream: over the key's limit while the first is open.
+    let (head, body) = rt.block_on(refused_put_media(&server, "two"));
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amzn-errortype: clientlimitexceededexception"),
+        "{head}"
+    );
+    assert!(body.contains("ClientLimitExceededException"), "{body}");
+    assert_eq!(
+        metric(
+            &server,
+            "vigil_putmedia_sessions_refused_total{reason=\"per_key\"}"
+        ),
+        Some(1.0)
+    );
+    // Once the first has ended, the key's place is free again.
+    rt.block_on(async {
+        first.end().await;
+        first.rest().await;
+    });
+    wait_metrics(&server, Duration::from_secs(10), "no session", open(0.0));
+    rt.block_on(async {
+        let mut again = Producer::open(&server, "two").await;
+        again.end().await;
+        again.rest().await;
     });
 }
