@@ -16,16 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use vigil_mkv::{
-    EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, Tag, TagValue, TrackEntry, Video,
-};
+use vigil_mkv::{Muxer, MuxerOptions};
 
 use crate::harness::Server;
-use crate::http::{chunk, post_json, read_head};
+use crate::http::{chunk, post_json, put_media_head, read_head};
+use crate::media;
 use crate::{Bench, Row};
 
 /// Each large fragment's frames: 200 KB at 25 fps, so a 46 MB fragment is 9.2 s of a
@@ -314,8 +312,8 @@ impl Producer {
         let mut sock = TcpStream::connect(addr).await?;
         let _ = sock.set_nodelay(true);
         let mut mux = Muxer::new(MuxerOptions::streaming());
-        let mut buf = put_head(addr, stream).into_bytes();
-        chunk(&mut buf, &header(&mut mux, stream));
+        let mut buf = put_media_head(addr, stream).into_bytes();
+        chunk(&mut buf, &media::document(&mut mux, stream));
         sock.write_all(&buf).await?;
         let mut acks = Vec::new();
         let head = read_head(&mut sock, &mut acks).await?;
@@ -328,7 +326,7 @@ impl Producer {
         Ok(Self {
             sock,
             mux,
-            frame: filler(SMALL_FRAME),
+            frame: media::filler_of(SMALL_FRAME),
             timecode: now_ms(),
             acks,
         })
@@ -341,7 +339,7 @@ impl Producer {
             self.timecode = self.timecode.max(now_ms());
             let mut mkv = fragment(&mut self.mux, self.timecode, SMALL_FRAMES, &self.frame, 40);
             self.timecode += (SMALL_FRAMES as u64) * 40;
-            tags(&mut self.mux, &mut mkv);
+            media::end_of_fragment(&mut self.mux, &mut mkv);
             let mut buf = Vec::new();
             chunk(&mut buf, &mkv);
             if self.sock.write_all(&buf).await.is_err() {
@@ -370,8 +368,8 @@ async fn put(
 ) -> std::io::Result<()> {
     let mut sock = TcpStream::connect(addr).await?;
     let mut mux = Muxer::new(MuxerOptions::streaming());
-    let mut buf = put_head(addr, stream).into_bytes();
-    chunk(&mut buf, &header(&mut mux, stream));
+    let mut buf = put_media_head(addr, stream).into_bytes();
+    chunk(&mut buf, &media::document(&mut mux, stream));
     sock.write_all(&buf).await?;
     let mut acks = Vec::new();
     let head = read_head(&mut sock, &mut acks).await?;
@@ -381,12 +379,12 @@ async fn put(
             head.status
         )));
     }
-    let frame = filler(frame_bytes);
+    let frame = media::filler_of(frame_bytes);
     let mut timecode = now_ms();
     for _ in 0..fragments {
         let mut mkv = fragment(&mut mux, timecode, frames, &frame, step_ms);
         timecode += frames as u64 * step_ms;
-        tags(&mut mux, &mut mkv);
+        media::end_of_fragment(&mut mux, &mut mkv);
         for piece in mkv.chunks(1 << 20) {
             let mut buf = Vec::new();
             chunk(&mut buf, piece);
@@ -400,17 +398,6 @@ async fn put(
     }
     sock.write_all(b"0\r\n\r\n").await?;
     Ok(())
-}
-
-fn put_head(addr: SocketAddr, stream: &str) -> String {
-    let start_ts = now_ms() as f64 / 1000.0;
-    format!(
-        "POST /putMedia HTTP/1.1\r\nhost: {addr}\r\nx-amzn-stream-name: {stream}\r\n\
-         x-amzn-fragment-timecode-type: ABSOLUTE\r\n\
-         x-amzn-producer-start-timestamp: {start_ts:.3}\r\n\
-         x-amzn-fragment-acknowledgment-required: 1\r\ntransfer-encoding: chunked\r\n\
-         connection: keep-alive\r\ncontent-type: application/json\r\n\r\n"
-    )
 }
 
 /// Reads acks until `n` more PERSISTED ones came (60 s at most).
@@ -438,47 +425,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-fn filler(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn header(mux: &mut Muxer, title: &str) -> Vec<u8> {
-    let track = TrackEntry {
-        number: 1,
-        uid: 1,
-        track_type: 1,
-        codec_id: "V_MPEG4/ISO/AVC".into(),
-        codec_private: Some(Bytes::from_static(&[
-            1, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0, 12, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
-            0x05, 0xbb, 0x01, 0x10, 1, 0, 6, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
-        ])),
-        video: Some(Video {
-            pixel_width: 1280,
-            pixel_height: 720,
-            ..Video::default()
-        }),
-        ..TrackEntry::default()
-    };
-    let info = Info {
-        title: Some(title.to_owned()),
-        muxing_app: Some("vigil-bench".into()),
-        writing_app: Some("vigil-bench".into()),
-        ..Info::default()
-    };
-    mux.begin_document(&EbmlHeader::kvs(), &info, &[track])
-        .expect("a document header");
-    mux.take()
-}
-
 /// One Cluster of `frames` frames (the first a key frame), `step_ms` apart.
 fn fragment(mux: &mut Muxer, timecode: u64, frames: usize, frame: &[u8], step_ms: u64) -> Vec<u8> {
     mux.begin_cluster(timecode).expect("a cluster");
@@ -489,18 +435,4 @@ fn fragment(mux: &mut Muxer, timecode: u64, frames: usize, frame: &[u8], step_ms
         out.extend_from_slice(&mux.take());
     }
     out
-}
-
-/// The end-of-fragment tag, so the fragment ends without waiting for the next.
-fn tags(mux: &mut Muxer, out: &mut Vec<u8>) {
-    let tag = Tag {
-        simple_tags: vec![SimpleTag {
-            name: "AWS_KINESISVIDEO_END_OF_FRAGMENT".into(),
-            value: TagValue::None,
-            ..SimpleTag::default()
-        }],
-        ..Tag::default()
-    };
-    mux.write_tags(&[tag]).expect("end-of-fragment tags");
-    out.extend_from_slice(&mux.take());
 }

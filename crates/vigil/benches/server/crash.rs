@@ -20,15 +20,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vigil_mkv::{
-    EbmlHeader, Info, Muxer, MuxerOptions, SimpleTag, Tag, TagValue, TrackEntry, Video,
-};
+use vigil_mkv::{Muxer, MuxerOptions};
 
 use crate::harness::{Quantiles, Server, micros, thousands};
-use crate::http::{chunk, post_json, read_head};
+use crate::http::{chunk, post_json, put_media_head, read_head};
+use crate::media;
 use crate::{Bench, Row};
 
 /// Each fragment: 5 frames of 10 KB, 40 ms apart; one every 200 ms.
@@ -437,8 +435,8 @@ async fn produce(addr: SocketAddr, mut log: StreamLog) -> (StreamLog, Vec<String
     };
     let _ = sock.set_nodelay(true);
     let mut mux = Muxer::new(MuxerOptions::streaming());
-    let mut buf = put_head(addr, &log.name).into_bytes();
-    chunk(&mut buf, &header(&mut mux, &log.name));
+    let mut buf = put_media_head(addr, &log.name).into_bytes();
+    chunk(&mut buf, &media::document(&mut mux, &log.name));
     if sock.write_all(&buf).await.is_err() {
         return (log, errors);
     }
@@ -451,7 +449,7 @@ async fn produce(addr: SocketAddr, mut log: StreamLog) -> (StreamLog, Vec<String
         }
         Err(_) => return (log, errors),
     }
-    let frame = filler(FRAME);
+    let frame = media::filler_of(FRAME);
     loop {
         let tc = log.next_tc.max(now_ms());
         log.next_tc = tc + FRAGMENT_MS;
@@ -468,7 +466,7 @@ async fn produce(addr: SocketAddr, mut log: StreamLog) -> (StreamLog, Vec<String
             },
         );
         let mut mkv = cluster;
-        tags(&mut mux, &mut mkv);
+        media::end_of_fragment(&mut mux, &mut mkv);
         let mut buf = Vec::new();
         chunk(&mut buf, &mkv);
         let started = Instant::now();
@@ -549,45 +547,6 @@ async fn read(addr: SocketAddr, stream: String) -> u64 {
     }
 }
 
-fn put_head(addr: SocketAddr, stream: &str) -> String {
-    let start_ts = now_ms() as f64 / 1000.0;
-    format!(
-        "POST /putMedia HTTP/1.1\r\nhost: {addr}\r\nx-amzn-stream-name: {stream}\r\n\
-         x-amzn-fragment-timecode-type: ABSOLUTE\r\n\
-         x-amzn-producer-start-timestamp: {start_ts:.3}\r\n\
-         x-amzn-fragment-acknowledgment-required: 1\r\ntransfer-encoding: chunked\r\n\
-         connection: keep-alive\r\ncontent-type: application/json\r\n\r\n"
-    )
-}
-
-fn header(mux: &mut Muxer, title: &str) -> Vec<u8> {
-    let track = TrackEntry {
-        number: 1,
-        uid: 1,
-        track_type: 1,
-        codec_id: "V_MPEG4/ISO/AVC".into(),
-        codec_private: Some(Bytes::from_static(&[
-            1, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0, 12, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
-            0x05, 0xbb, 0x01, 0x10, 1, 0, 6, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
-        ])),
-        video: Some(Video {
-            pixel_width: 1280,
-            pixel_height: 720,
-            ..Video::default()
-        }),
-        ..TrackEntry::default()
-    };
-    let info = Info {
-        title: Some(title.to_owned()),
-        muxing_app: Some("vigil-bench".into()),
-        writing_app: Some("vigil-bench".into()),
-        ..Info::default()
-    };
-    mux.begin_document(&EbmlHeader::kvs(), &info, &[track])
-        .expect("a document header");
-    mux.take()
-}
-
 /// One Cluster of `FRAMES` frames (the first a key frame), `STEP_MS` apart; each frame's
 /// first 8 bytes are its timecode, so that no two fragments hold the same bytes.
 fn fragment(mux: &mut Muxer, timecode: u64, frame: &[u8]) -> Vec<u8> {
@@ -604,38 +563,11 @@ fn fragment(mux: &mut Muxer, timecode: u64, frame: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The end-of-fragment tag, so the fragment ends without waiting for the next.
-fn tags(mux: &mut Muxer, out: &mut Vec<u8>) {
-    let tag = Tag {
-        simple_tags: vec![SimpleTag {
-            name: "AWS_KINESISVIDEO_END_OF_FRAGMENT".into(),
-            value: TagValue::None,
-            ..SimpleTag::default()
-        }],
-        ..Tag::default()
-    };
-    mux.write_tags(&[tag]).expect("end-of-fragment tags");
-    out.extend_from_slice(&mux.take());
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
-}
-
-fn filler(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 /// FNV-1a, 64 bits.

@@ -180,3 +180,19 @@ impl Dechunker {
         Ok(self.state == State::Done)
     }
 }
+
+/// A PutMedia request head (chunked body, ABSOLUTE timecodes, acknowledgements) for
+/// `stream`, unsigned, its producer start timestamp now.
+pub fn put_media_head(addr: SocketAddr, stream: &str) -> String {
+    let start_ts = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    format!(
+        "POST /putMedia HTTP/1.1\r\nhost: {addr}\r\nx-amzn-stream-name: {stream}\r\n\
+         x-amzn-fragment-timecode-type: ABSOLUTE\r\n\
+         x-amzn-producer-start-timestamp: {start_ts:.3}\r\n\
+         x-amzn-fragment-acknowledgment-required: 1\r\ntransfer-encoding: chunked\r\n\
+         connection: keep-alive\r\ncontent-type: application/json\r\n\r\n"
+    )
+}

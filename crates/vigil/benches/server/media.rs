@@ -151,15 +151,64 @@ impl Camera {
 
     /// A Tags element with `AWS_KINESISVIDEO_END_OF_FRAGMENT`: ends the last fragment.
     pub fn end_of_fragment(&mut self, out: &mut Vec<u8>) {
-        let tag = Tag {
-            simple_tags: vec![SimpleTag {
-                name: "AWS_KINESISVIDEO_END_OF_FRAGMENT".into(),
-                value: TagValue::None,
-                ..SimpleTag::default()
-            }],
-            ..Tag::default()
-        };
-        self.mux.write_tags(&[tag]).expect("end-of-fragment tags");
-        out.extend_from_slice(&self.mux.take());
+        end_of_fragment(&mut self.mux, out);
     }
+}
+
+// ---- Pieces for the sections that write their own fragments (abuse, crash) ----
+
+/// `len` bytes of incompressible filler.
+pub fn filler_of(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// The EBML header, the Segment (unknown size), Info titled `title` and Tracks with one
+/// H.264 track, as [`Camera::header`] writes them.
+pub fn document(mux: &mut Muxer, title: &str) -> Vec<u8> {
+    let track = TrackEntry {
+        number: 1,
+        uid: 1,
+        track_type: 1,
+        codec_id: "V_MPEG4/ISO/AVC".into(),
+        codec_private: Some(avcc()),
+        video: Some(Video {
+            pixel_width: 1280,
+            pixel_height: 720,
+            ..Video::default()
+        }),
+        ..TrackEntry::default()
+    };
+    let info = Info {
+        title: Some(title.to_owned()),
+        muxing_app: Some("vigil-bench".into()),
+        writing_app: Some("vigil-bench".into()),
+        ..Info::default()
+    };
+    mux.begin_document(&EbmlHeader::kvs(), &info, &[track])
+        .expect("a document header");
+    mux.take()
+}
+
+/// A Tags element with `AWS_KINESISVIDEO_END_OF_FRAGMENT` onto `out`: the fragment ends
+/// without waiting for the next Cluster.
+pub fn end_of_fragment(mux: &mut Muxer, out: &mut Vec<u8>) {
+    let tag = Tag {
+        simple_tags: vec![SimpleTag {
+            name: "AWS_KINESISVIDEO_END_OF_FRAGMENT".into(),
+            value: TagValue::None,
+            ..SimpleTag::default()
+        }],
+        ..Tag::default()
+    };
+    mux.write_tags(&[tag]).expect("end-of-fragment tags");
+    out.extend_from_slice(&mux.take());
 }
