@@ -309,20 +309,7 @@ struct Producer {
 
 impl Producer {
     async fn connect(addr: SocketAddr, stream: &str) -> std::io::Result<Self> {
-        let mut sock = TcpStream::connect(addr).await?;
-        let _ = sock.set_nodelay(true);
-        let mut mux = Muxer::new(MuxerOptions::streaming());
-        let mut buf = put_media_head(addr, stream).into_bytes();
-        chunk(&mut buf, &media::document(&mut mux, stream));
-        sock.write_all(&buf).await?;
-        let mut acks = Vec::new();
-        let head = read_head(&mut sock, &mut acks).await?;
-        if head.status != 200 {
-            return Err(std::io::Error::other(format!(
-                "PutMedia: HTTP {}",
-                head.status
-            )));
-        }
+        let (sock, mux, acks) = open_session(addr, stream).await?;
         Ok(Self {
             sock,
             mux,
@@ -356,17 +343,14 @@ impl Producer {
     }
 }
 
-/// Writes `fragments` fragments of `frames` frames of `frame_bytes` each to `stream` in one
-/// PutMedia session, waiting for each PERSISTED.
-async fn put(
+/// Opens a PutMedia session on `stream` and sends the track header: the socket, its muxer
+/// and what was read after the response head.
+async fn open_session(
     addr: SocketAddr,
     stream: &str,
-    fragments: usize,
-    frames: usize,
-    frame_bytes: usize,
-    step_ms: u64,
-) -> std::io::Result<()> {
+) -> std::io::Result<(TcpStream, Muxer, Vec<u8>)> {
     let mut sock = TcpStream::connect(addr).await?;
+    let _ = sock.set_nodelay(true);
     let mut mux = Muxer::new(MuxerOptions::streaming());
     let mut buf = put_media_head(addr, stream).into_bytes();
     chunk(&mut buf, &media::document(&mut mux, stream));
@@ -379,6 +363,20 @@ async fn put(
             head.status
         )));
     }
+    Ok((sock, mux, acks))
+}
+
+/// Writes `fragments` fragments of `frames` frames of `frame_bytes` each to `stream` in one
+/// PutMedia session, waiting for each PERSISTED.
+async fn put(
+    addr: SocketAddr,
+    stream: &str,
+    fragments: usize,
+    frames: usize,
+    frame_bytes: usize,
+    step_ms: u64,
+) -> std::io::Result<()> {
+    let (mut sock, mut mux, mut acks) = open_session(addr, stream).await?;
     let frame = media::filler_of(frame_bytes);
     let mut timecode = now_ms();
     for _ in 0..fragments {

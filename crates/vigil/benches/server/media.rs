@@ -56,18 +56,7 @@ impl Stamp {
 /// Incompressible filler, made once.
 fn filler() -> &'static [u8] {
     static FILLER: OnceLock<Vec<u8>> = OnceLock::new();
-    FILLER.get_or_init(|| {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut v = Vec::with_capacity(FRAME_BYTES + 8);
-        while v.len() < FRAME_BYTES {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v.truncate(FRAME_BYTES);
-        v
-    })
+    FILLER.get_or_init(|| filler_of(FRAME_BYTES))
 }
 
 /// An AVCDecoderConfigurationRecord (High profile, level 3.1) with a plausible SPS and PPS;
