@@ -114,10 +114,20 @@ impl IndexBackup {
         if fs.exists(&tmp) {
             fs.remove(&tmp).map_err(io)?;
         }
-        let file = fs.open(&tmp, true).map_err(io)?;
-        let summary = self.index.backup_into(file.clone())?;
-        file.sync_data().map_err(io)?;
-        drop(file);
+        let written = fs.open(&tmp, true).map_err(io).and_then(|file| {
+            let summary = self.index.backup_into(file.clone())?;
+            file.sync_data().map_err(io)?;
+            Ok(summary)
+        });
+        let summary = match written {
+            Ok(summary) => summary,
+            Err(e) => {
+                // A copy cut short (a full disk) gives its space back at once, not at the
+                // next try: the index may need it.
+                let _ = fs.remove(&tmp);
+                return Err(e);
+            }
+        };
         fs.rename(&tmp, &self.dir.join(BACKUP_FILE)).map_err(io)?;
         fs.sync_dir(&self.dir).map_err(io)?;
         Ok(summary)

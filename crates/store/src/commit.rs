@@ -627,7 +627,8 @@ impl Committer {
         }
     }
 
-    /// Keeps `min_free_bytes` free after writing `need` bytes, deleting the oldest segments.
+    /// Keeps `min_free_bytes` free after writing `need` bytes, deleting the oldest segments
+    /// that are not being written to (see [`crate::space`]).
     fn ensure_space(&mut self, need: u64) -> Result<()> {
         loop {
             let avail = self
@@ -638,17 +639,27 @@ impl Committer {
                 return Ok(());
             }
             let mut rows = self.index.segments()?;
-            rows.retain(|r| r.live_fragments > 0 || r.sealed);
+            rows.retain(|r| {
+                (r.live_fragments > 0 || r.sealed) && !self.active.values().any(|a| a.id == r.id)
+            });
             rows.sort_by_key(|r| (r.max_server_ts_ms, r.id));
             let Some(oldest) = rows.first().copied() else {
                 return Err(StoreError::DiskFull(format!(
-                    "{avail} bytes free, the floor is {} and nothing is left to expire",
+                    "{avail} bytes free, the floor is {} and nothing is left to expire but the \
+                     segments being written",
                     self.min_free_bytes
                 )));
             };
-            let dropped = self.index.drop_segment(oldest.id)?;
-            self.active.retain(|_, a| a.id != oldest.id);
-            self.blobs.delete(oldest.id)?;
+            // So little left that the index update might not fit: free the file's space first
+            // (a crash in between leaves rows of a missing segment, which opening drops).
+            let dropped = if avail < crate::space::index_reserve(self.min_free_bytes) {
+                self.blobs.delete(oldest.id)?;
+                self.index.drop_segment(oldest.id)?
+            } else {
+                let dropped = self.index.drop_segment(oldest.id)?;
+                self.blobs.delete(oldest.id)?;
+                dropped
+            };
             tracing::warn!(
                 segment = oldest.id,
                 fragments = dropped,

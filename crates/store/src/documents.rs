@@ -27,6 +27,7 @@ impl Store {
     /// Stores the document (`kind`, `name`), replacing any before it; durable on return.
     pub fn put_document(&self, kind: &str, name: &str, body: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.check_space()?;
         check_key(kind, name)?;
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(StoreError::InvalidArgument(format!(
@@ -56,6 +57,7 @@ impl Store {
     /// Deletes the document; whether it was there. Durable on return.
     pub fn delete_document(&self, kind: &str, name: &str) -> Result<bool> {
         self.check_writable()?;
+        self.check_space_to_delete()?;
         check_key(kind, name)?;
         self.index().delete_document(kind, name)
     }

@@ -127,6 +127,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) index: Arc<dyn Index>,
     pub(crate) blobs: Arc<dyn BlobStore>,
+    /// The filesystem, for free space ([`crate::space`]).
+    pub(crate) fs: Arc<dyn Fs>,
     pub(crate) keys: KeyRing,
     pub(crate) nonces: NonceSource,
     data_keys: Mutex<HashMap<(u64, u32), Arc<AeadKey>>>,
@@ -277,6 +279,7 @@ impl Store {
             clock,
             index,
             blobs,
+            fs,
             keys,
             nonces: NonceSource::new()?,
             data_keys: Mutex::default(),
@@ -392,6 +395,7 @@ impl Store {
     pub(crate) fn next_number(&self) -> Result<u64> {
         let mut seq = lock(&self.0.seq);
         if seq.0 >= seq.1 {
+            self.check_space()?;
             let reserved = seq.1 + SEQ_BLOCK;
             self.0.index.set_meta("seq_reserved", reserved)?;
             seq.1 = reserved;
@@ -422,6 +426,7 @@ impl Store {
             .unwrap_or_else(|| self.0.keys.default_id().to_owned());
         let master = self.0.keys.get(&kms_key_id)?;
         let _g = lock(&self.0.control);
+        self.check_space()?;
         if self.0.index.stream_by_name(&new.name)?.is_some() {
             return Err(StoreError::StreamExists(new.name));
         }
@@ -495,6 +500,7 @@ impl Store {
     ) -> Result<StreamRecord> {
         let _g = lock(&self.0.control);
         let mut rec = self.stream(r)?;
+        self.check_space()?;
         if let Some(v) = expected_version
             && v != rec.version
         {
@@ -537,6 +543,7 @@ impl Store {
     ) -> std::result::Result<StreamRecord, E> {
         let _g = lock(&self.0.control);
         let mut rec = self.stream(r)?;
+        self.check_space()?;
         f(&mut rec.tags, &mut rec.attributes)?;
         self.0.index.put_stream(&rec)?;
         Ok(rec)
@@ -544,9 +551,13 @@ impl Store {
 
     /// Deletes a stream: at once it is gone for callers and its data keys are destroyed (its
     /// bytes can no longer be decrypted); its index entries are purged in the background.
+    ///
+    /// Allowed on a full disk, as long as [`crate::space::DELETE_MIN_FREE`] is free: it is
+    /// how space is freed, and its index update is a few pages.
     pub fn delete_stream(&self, r: StreamRef<'_>, expected_version: Option<&str>) -> Result<()> {
         let _g = lock(&self.0.control);
         let mut rec = self.stream(r)?;
+        self.check_space_to_delete()?;
         if let Some(v) = expected_version
             && v != rec.version
         {
@@ -571,6 +582,7 @@ impl Store {
     pub fn rotate_data_key(&self, r: StreamRef<'_>, master_key: Option<&str>) -> Result<u32> {
         let _g = lock(&self.0.control);
         let mut rec = self.stream(r)?;
+        self.check_space()?;
         let master_id = master_key.unwrap_or(&rec.kms_key_id).to_owned();
         let master = self.0.keys.get(&master_id)?;
         let generation = rec.key_generation + 1;
@@ -609,11 +621,40 @@ impl Store {
         Ok(key)
     }
 
+    /// A stream's live state (its memory window and change notifications), made on first use.
+    ///
+    /// The caller looked the stream up first, so it may have been deleted since: a state made
+    /// here for a stream the index no longer holds as active is closed at once (and dropped
+    /// from the map), never left open for a reader to wait on for ever.
     pub(crate) fn live_stream(&self, rec: &StreamRecord) -> Arc<LiveStream> {
-        lock(&self.0.live)
-            .entry(rec.id)
-            .or_insert_with(|| Arc::new(LiveStream::new(rec.data_retention_hours > 0)))
-            .clone()
+        let (live, made) = {
+            let mut map = lock(&self.0.live);
+            match map.get(&rec.id) {
+                Some(l) => (l.clone(), false),
+                None => {
+                    let l = Arc::new(LiveStream::new(rec.data_retention_hours > 0));
+                    map.insert(rec.id, l.clone());
+                    (l, true)
+                }
+            }
+        };
+        // `delete_stream` marks the stream deleted before it takes the live state out: a state
+        // made after the lookup and before the removal is closed there, one made after the
+        // removal is closed here.
+        if made
+            && matches!(
+                self.stream(StreamRef::Id(rec.id)),
+                Err(StoreError::StreamNotFound(_))
+            )
+        {
+            let mut map = lock(&self.0.live);
+            if map.get(&rec.id).is_some_and(|l| Arc::ptr_eq(l, &live)) {
+                map.remove(&rec.id);
+            }
+            drop(map);
+            live.close();
+        }
+        live
     }
 
     // ---- track headers ----
@@ -628,6 +669,7 @@ impl Store {
         {
             return Ok(id);
         }
+        self.check_space()?;
         let id = self.next_number()?;
         let mut sealed = Vec::with_capacity(16 + header.len() + 16);
         if self.0.cfg.encryption {

@@ -222,6 +222,7 @@ impl Store {
         tags: BTreeMap<String, String>,
     ) -> Result<CollectionRecord> {
         self.check_writable()?;
+        self.check_space()?;
         if name.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "a collection needs a name".into(),
@@ -263,6 +264,7 @@ impl Store {
         f: impl FnOnce(&mut BTreeMap<String, String>) -> std::result::Result<(), E>,
     ) -> std::result::Result<CollectionRecord, E> {
         self.check_writable()?;
+        self.check_space()?;
         let _g = lock(&self.0.control);
         let rec = self
             .0
@@ -294,6 +296,7 @@ impl Store {
     /// Deletes a face collection with its key and all its faces, durably.
     pub fn delete_collection(&self, name: &str) -> Result<CollectionRecord> {
         self.check_writable()?;
+        self.check_space_to_delete()?;
         let _g = lock(&self.0.control);
         let rec = self
             .0
@@ -324,6 +327,7 @@ impl Store {
     /// Adds faces to a collection, durably (embeddings sealed); returns the updated record.
     pub fn add_faces(&self, name: &str, faces: &[StoredFace]) -> Result<CollectionRecord> {
         self.check_writable()?;
+        self.check_space()?;
         let rec = self.collection(name)?;
         let key = if self.0.cfg.encryption {
             Some(self.collection_data_key(&rec)?)
@@ -352,6 +356,7 @@ impl Store {
     /// Removes faces from a collection, durably; returns the ids that were there.
     pub fn delete_faces(&self, name: &str, faces: &[u128]) -> Result<Vec<u128>> {
         self.check_writable()?;
+        self.check_space_to_delete()?;
         self.0.index.remove_faces(name, faces)
     }
 

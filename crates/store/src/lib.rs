@@ -103,6 +103,7 @@ pub mod record;
 pub mod recovery;
 pub mod retention;
 pub mod sealed;
+pub mod space;
 mod tail;
 pub mod types;
 

@@ -13,6 +13,7 @@
 //! allow_anonymous = false
 //! master_key_id = "vigil/master"
 //! shutdown_timeout = 30
+//! min_free_bytes = "10GiB"   # or a number of bytes
 //! max_connections = 10000
 //! max_connections_per_address = 2500
 //! max_putmedia_sessions = 2000
@@ -80,6 +81,8 @@ pub struct FileConfig {
     pub master_key_id: Option<String>,
     /// `--shutdown-timeout`, in seconds.
     pub shutdown_timeout: Option<u64>,
+    /// `--min-free-bytes`: a number of bytes or a string with a unit ("10GiB").
+    pub min_free_bytes: Option<SizeValue>,
     /// TLS.
     #[serde(default)]
     pub tls: TlsFileConfig,
@@ -110,6 +113,26 @@ pub struct FileConfig {
     /// Cameras the server records (`[[camera]]` tables; docs/cameras.md).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<crate::camera::CameraConfig>,
+}
+
+/// A size in the file: a number of bytes, or a string with a unit ("512MiB").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(u64),
+    /// With a unit, parsed by [`crate::storage::parse_size`].
+    Text(String),
+}
+
+impl SizeValue {
+    /// As the flag's text.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Bytes(n) => n.to_string(),
+            Self::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// The `[playback]` table.
@@ -204,6 +227,7 @@ mod tests {
             max_putmedia_sessions = 100
             max_putmedia_sessions_per_key = 10
             putmedia_min_bytes_per_minute = 0
+            min_free_bytes = "2GiB"
             [tls]
             self_signed = true
             names = ["nvr.home.arpa"]
@@ -228,6 +252,10 @@ mod tests {
         assert_eq!(c.max_putmedia_sessions, Some(100));
         assert_eq!(c.max_putmedia_sessions_per_key, Some(10));
         assert_eq!(c.putmedia_min_bytes_per_minute, Some(0));
+        assert_eq!(
+            c.min_free_bytes.map(|v| v.as_text()).as_deref(),
+            Some("2GiB")
+        );
         assert_eq!(c.tls.self_signed, Some(true));
         assert_eq!(
             c.tls.names.as_deref(),

@@ -128,6 +128,19 @@ pub struct Args {
     )]
     pub shutdown_timeout: u64,
 
+    /// Free space kept on the data directory's disk: below it the oldest segments are deleted
+    /// (whole segments, oldest data first), and when only those being written are left,
+    /// ingest fails with a storage error until space comes back (docs/storage.md). Bytes, or
+    /// with a unit: 512MiB, 10GiB, 2GB.
+    #[arg(
+        long,
+        env = "VIGIL_MIN_FREE_BYTES",
+        value_name = "SIZE",
+        default_value = "1GiB",
+        value_parser = crate::storage::parse_size
+    )]
+    pub min_free_bytes: u64,
+
     /// Low-latency HLS (partial segments, blocking playlist reloads) for LIVE FRAGMENTED_MP4
     /// HLS sessions of every stream without a `vigil:low-latency-hls` tag (docs/configuration.md).
     #[arg(long, env = "VIGIL_LOW_LATENCY_HLS")]
@@ -326,6 +339,10 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
         .filter(|_| defaulted(m, "shutdown_timeout"))
     {
         args.shutdown_timeout = v;
+    }
+    if let Some(v) = f.min_free_bytes.filter(|_| defaulted(m, "min_free_bytes")) {
+        args.min_free_bytes = crate::storage::parse_size(&v.as_text())
+            .map_err(|e| anyhow::anyhow!("min_free_bytes in the configuration file: {e}"))?;
     }
     let tls_flags = !defaulted(m, "tls_cert") || !defaulted(m, "tls_self_signed");
     if !tls_flags {
@@ -616,7 +633,8 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let cfg = args.store.config()?;
+    let mut cfg = args.store.config()?;
+    cfg.min_free_bytes = args.min_free_bytes;
     let dir = args.store.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || {
         Store::open(cfg, Arc::new(SystemClock))

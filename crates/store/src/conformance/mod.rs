@@ -443,7 +443,16 @@ pub fn delete_stream(open: Opener<'_>) {
     let s = stream(&store, "doomed", 24);
     let h = store.register_header(s, b"h").unwrap();
     let m = write(&store, s, h, 1, b"secret", 1);
+    // A reader that looked the stream up just before the delete (a stream processor starting
+    // as its stream goes) and makes the live state only after it: the state is born closed,
+    // so the reader ends instead of waiting for ever.
+    let looked_up = store.stream(StreamRef::Id(s)).unwrap();
     store.delete_stream(StreamRef::Id(s), None).unwrap();
+    assert!(store.live_stream(&looked_up).is_closed());
+    assert!(matches!(
+        store.tail(StreamRef::Id(s), StartAt::Now),
+        Err(StoreError::StreamNotFound(_))
+    ));
     assert!(store.read_fragment(s, m.number).is_err());
     assert!(store.begin_fragment(s, h, 2).is_err());
     let r = store.run_retention().unwrap();

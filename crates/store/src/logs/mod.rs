@@ -114,6 +114,7 @@ impl Store {
     /// Creates a log group with a fresh data key, durably.
     pub fn create_log_group(&self, new: NewLogGroup) -> Result<LogGroupRecord> {
         self.check_writable()?;
+        self.check_space()?;
         if new.name.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "a log group needs a name".into(),
@@ -214,6 +215,7 @@ impl Store {
         f: impl FnOnce(&mut LogGroupRecord) -> std::result::Result<(), E>,
     ) -> std::result::Result<LogGroupRecord, E> {
         self.check_writable()?;
+        self.check_space()?;
         let _g = lock(&self.0.control);
         let before = self.log_group(r)?;
         let mut rec = before.clone();
@@ -244,6 +246,7 @@ impl Store {
     /// its rows are purged by the retention pass.
     pub fn delete_log_group(&self, r: LogGroupRef<'_>) -> Result<()> {
         self.check_writable()?;
+        self.check_space_to_delete()?;
         let _g = lock(&self.0.control);
         let mut rec = self.log_group(r)?;
         rec.status = LogGroupStatus::Deleting;
@@ -272,6 +275,7 @@ impl Store {
     /// generation. Older batches keep the generation they were sealed with.
     pub fn rotate_log_key(&self, r: LogGroupRef<'_>, master_key: Option<&str>) -> Result<u32> {
         self.check_writable()?;
+        self.check_space()?;
         let _g = lock(&self.0.control);
         let mut rec = self.log_group(r)?;
         let master_id = master_key.unwrap_or(&rec.kms_key_id).to_owned();

@@ -629,16 +629,39 @@ fn free_space_floor_deletes_the_oldest_segments_then_fails() {
         (metas.len() - gone.len() + 1) as u64
     );
 
-    // Below the floor with everything already on disk: nothing can help.
+    // Below the floor with everything already on disk: every segment but the one being
+    // written goes, and that is not enough. What that segment holds stays readable.
     *fs.capacity.lock().unwrap() = FLOOR / 2;
     let err = write(&store, (s, h), &ts, 10_000, &mut rng).unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
-    assert_eq!(store.usage(s).unwrap().fragments, 0);
-    assert!(matches!(
-        store.read_fragment(s, next.number),
-        Err(StoreError::FragmentNotFound { .. })
-    ));
+    let active = next.location.segment;
+    let kept: Vec<&FragmentMeta> = metas
+        .iter()
+        .chain([&next])
+        .filter(|m| m.location.segment == active)
+        .collect();
+    assert!(!kept.is_empty());
+    assert_eq!(store.usage(s).unwrap().fragments, kept.len() as u64);
+    for m in &kept {
+        assert_reads_back(&store, m);
+    }
+    for m in metas.iter().filter(|m| m.location.segment != active) {
+        assert!(matches!(
+            store.read_fragment(s, m.number),
+            Err(StoreError::FragmentNotFound { .. })
+        ));
+    }
     let err = write(&store, (s, h), &ts, 10, &mut rng).unwrap_err();
+    assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
+    // Control calls that write to the index are refused under half the floor: the index
+    // could not survive a write that fails for space.
+    let err = store
+        .create_stream(NewStream {
+            name: "more".into(),
+            data_retention_hours: 24,
+            ..NewStream::default()
+        })
+        .unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
 
     // Room again: writes resume, and the store checks clean.
@@ -650,7 +673,8 @@ fn free_space_floor_deletes_the_oldest_segments_then_fails() {
 }
 
 /// The plain `FaultFs` floor: with the reported free space fixed below the floor, a write
-/// deletes every segment and still fails with `DiskFull`.
+/// deletes every segment but those being written and still fails with `DiskFull`; the
+/// fragments in those stay readable.
 #[test]
 fn fixed_free_space_below_the_floor_fails_with_disk_full() {
     let fs = FaultFs::new();
@@ -666,12 +690,27 @@ fn fixed_free_space_below_the_floor_fails_with_disk_full() {
     fs.set_available_space(5 << 20);
     let err = write(&store, streams[0], &ts, 10, &mut rng).unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
+    // Each stream has a lane of its own here: its newest segment is the one being written.
+    let newest = |stream: u64| {
+        metas
+            .iter()
+            .filter(|m| m.stream == stream)
+            .map(|m| m.location.segment)
+            .max()
+    };
+    let mut gone = 0;
     for m in &metas {
-        assert!(matches!(
-            store.read_fragment(m.stream, m.number),
-            Err(StoreError::FragmentNotFound { .. })
-        ));
+        if Some(m.location.segment) == newest(m.stream) {
+            assert_reads_back(&store, m);
+        } else {
+            gone += 1;
+            assert!(matches!(
+                store.read_fragment(m.stream, m.number),
+                Err(StoreError::FragmentNotFound { .. })
+            ));
+        }
     }
+    assert!(gone > 0, "no segment was deleted");
     fs.set_available_space(1 << 40);
     let m = write(&store, streams[1], &ts, 10, &mut rng).unwrap();
     assert_reads_back(&store, &m);

@@ -128,15 +128,6 @@ fn run_abuse(b: &Bench, clients: usize, fragment_bytes: usize) -> Abuse {
     out
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 async fn drive(addr: SocketAddr, pid: u32, clients: usize, fragment_bytes: usize) -> Abuse {
     let mut out = Abuse {
         rss_before_mb: 0.0,
@@ -179,7 +170,7 @@ async fn drive(addr: SocketAddr, pid: u32, clients: usize, fragment_bytes: usize
             return out;
         }
     };
-    out.rss_before_mb = rss_mb(pid);
+    out.rss_before_mb = crate::harness::rss_mb(pid);
 
     let requests = [
         post(
@@ -239,7 +230,7 @@ async fn drive(addr: SocketAddr, pid: u32, clients: usize, fragment_bytes: usize
     // Let the server fill what it will of the sockets, then look, with the producer going.
     tokio::time::sleep(Duration::from_secs(3)).await;
     out.producer_during_ms = median(cam.probe(PROBES).await, &mut out.errors);
-    out.rss_after_mb = rss_mb(pid);
+    out.rss_after_mb = crate::harness::rss_mb(pid);
     drop(held);
     out
 }

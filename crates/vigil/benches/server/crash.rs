@@ -51,12 +51,28 @@ struct Sent {
 }
 
 /// A stream's producer state across sessions.
-struct StreamLog {
+pub(crate) struct StreamLog {
     name: String,
     /// The next fragment's timecode, ms: never goes back, whatever the restarts.
     next_tc: u64,
     /// By producer timecode (ms).
     sent: BTreeMap<u64, Sent>,
+}
+
+impl StreamLog {
+    /// A stream's log with nothing sent yet.
+    pub(crate) fn new(name: String) -> Self {
+        Self {
+            name,
+            next_tc: now_ms(),
+            sent: BTreeMap::new(),
+        }
+    }
+
+    /// Fragments acknowledged PERSISTED.
+    pub(crate) fn acked(&self) -> usize {
+        self.sent.values().filter(|s| s.acked).count()
+    }
 }
 
 /// What the crash run measured.
@@ -168,7 +184,7 @@ fn run_crash(b: &Bench, producers: usize, readers: usize, kills: usize) -> Crash
         let addr = server.addr;
         let prod: Vec<_> = logs
             .drain(..)
-            .map(|log| b.rt.spawn(produce(addr, log)))
+            .map(|log| b.rt.spawn(produce(addr, log, FRAME, None)))
             .collect();
         let read: Vec<_> = (0..readers)
             .map(|i| b.rt.spawn(read(addr, names[i % producers.max(1)].clone())))
@@ -428,7 +444,12 @@ fn find(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
 
 /// One PutMedia session on `log`'s stream until the server goes: a fragment every 200 ms,
 /// each one's PERSISTED awaited. Gives the log back with the errors the server acked.
-async fn produce(addr: SocketAddr, mut log: StreamLog) -> (StreamLog, Vec<String>) {
+pub(crate) async fn produce(
+    addr: SocketAddr,
+    mut log: StreamLog,
+    frame_bytes: usize,
+    until: Option<Instant>,
+) -> (StreamLog, Vec<String>) {
     let mut errors = Vec::new();
     let Ok(mut sock) = TcpStream::connect(addr).await else {
         return (log, errors);
@@ -449,8 +470,8 @@ async fn produce(addr: SocketAddr, mut log: StreamLog) -> (StreamLog, Vec<String
         }
         Err(_) => return (log, errors),
     }
-    let frame = media::filler_of(FRAME);
-    loop {
+    let frame = media::filler_of(frame_bytes);
+    while until.is_none_or(|u| Instant::now() < u) {
         let tc = log.next_tc.max(now_ms());
         log.next_tc = tc + FRAGMENT_MS;
         let cluster = fragment(&mut mux, tc, &frame);
@@ -523,7 +544,7 @@ fn find_str(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A GetMedia reader at NOW that reads until the server goes; the bytes it read.
-async fn read(addr: SocketAddr, stream: String) -> u64 {
+pub(crate) async fn read(addr: SocketAddr, stream: String) -> u64 {
     let body =
         format!(r#"{{"StreamName":"{stream}","StartSelector":{{"StartSelectorType":"NOW"}}}}"#);
     let req = format!(
@@ -563,7 +584,7 @@ fn fragment(mux: &mut Muxer, timecode: u64, frame: &[u8]) -> Vec<u8> {
     out
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()

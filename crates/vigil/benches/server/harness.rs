@@ -208,6 +208,20 @@ fn machine_ticks() -> (u64, u64) {
     (total - at(3) - at(4), at(5) + at(6))
 }
 
+/// Resident memory (VmRSS) of a process now, in MB.
+pub fn rss_mb(pid: u32) -> f64 {
+    status_field(pid, "VmRSS:").map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A number field of `/proc/PID/status` (its first word: kB for the memory ones).
+pub fn status_field(pid: u32, name: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+}
+
 /// Peak resident memory (VmHWM) of a process ("self" for this one), in MB.
 pub fn peak_rss_mb(pid: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -13,7 +13,9 @@
 //!    on another stream timed before and during (`abuse.rs`);
 //! 5. **crash**: producers and readers while the server is killed with SIGKILL at random
 //!    moments and restarted on the same data: its ready time, and every fragment acknowledged
-//!    PERSISTED found again byte for byte (`crash.rs`).
+//!    PERSISTED found again byte for byte (`crash.rs`);
+//! 6. **soak** (only when named, or in quick mode): an hour of steady load, the server's
+//!    memory, open files and threads sampled each minute (`soak.rs`).
 //!
 //! The server's CPU is read from /proc apart from this process's (the load generators), and
 //! the rest of the machine's; the harness reports how late its own timers fired, so that a
@@ -25,7 +27,8 @@
 //! cargo bench --profile ci -p vigil --bench server -- --quick  # about 25 s; scripts/test
 //! ```
 //!
-//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse|crash` (repeatable);
+//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse|crash|soak` (repeatable;
+//! the full run leaves soak out unless named); `--soak-secs N`, `--soak-sample-secs N`;
 //! `--streams N` (repeatable: the stream counts of ingest and live); `--readers N`
 //! (repeatable: fan-out reader counts); `--secs N` (measured seconds, default 20, quick 3) and
 //! `--warmup N` (seconds before, default 3, quick 1). The server runs with
@@ -45,6 +48,7 @@ mod media;
 mod producer;
 mod reader;
 mod run;
+mod soak;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -71,6 +75,8 @@ const ABUSE_TARGET_CLIENTS: usize = 1000;
 const ABUSE_TARGET_MB: f64 = 256.0;
 /// Crash: at this many SIGKILLs, no fragment acknowledged PERSISTED may be lost.
 const CRASH_TARGET_KILLS: usize = 100;
+/// Soak: the run this long is judged against its target.
+const SOAK_TARGET_SECS: u64 = 3600;
 /// Error messages printed per run (all are counted).
 const SHOW_ERRORS: usize = 5;
 
@@ -89,6 +95,10 @@ struct Plan {
     crash_producers: usize,
     crash_readers: usize,
     crash_kills: usize,
+    soak: bool,
+    soak_streams: usize,
+    soak_secs: u64,
+    soak_sample_secs: u64,
     ingest_streams: Vec<usize>,
     live_streams: Vec<usize>,
     fanout_readers: Vec<usize>,
@@ -120,8 +130,8 @@ impl Plan {
         let only = values("--only");
         for o in &only {
             assert!(
-                ["ingest", "live", "fanout", "abuse", "crash"].contains(&o.as_str()),
-                "--only takes ingest, live, fanout, abuse or crash, not {o:?}"
+                ["ingest", "live", "fanout", "abuse", "crash", "soak"].contains(&o.as_str()),
+                "--only takes ingest, live, fanout, abuse, crash or soak, not {o:?}"
             );
         }
         let section = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
@@ -141,6 +151,11 @@ impl Plan {
             crash_producers: 50,
             crash_readers: 20,
             crash_kills: CRASH_TARGET_KILLS,
+            // An hour: only when named (quick mode runs a short one, so that it never rots).
+            soak: only.iter().any(|o| o == "soak") || (quick && only.is_empty()),
+            soak_streams: 50,
+            soak_secs: SOAK_TARGET_SECS,
+            soak_sample_secs: 60,
             ingest_streams: vec![10, 100, INGEST_TARGET_STREAMS],
             live_streams: vec![LIVE_TARGET_STREAMS],
             fanout_readers: vec![FANOUT_TARGET_READERS],
@@ -158,6 +173,9 @@ impl Plan {
                 crash_producers: 5,
                 crash_readers: 2,
                 crash_kills: 5,
+                soak_streams: 5,
+                soak_secs: 12,
+                soak_sample_secs: 2,
                 warm: Duration::from_secs(1),
                 measure: Duration::from_secs(3),
                 ..plan
@@ -174,6 +192,12 @@ impl Plan {
         }
         if let Some(&s) = numbers("--secs").last() {
             plan.measure = Duration::from_secs(s.max(1) as u64);
+        }
+        if let Some(&s) = numbers("--soak-secs").last() {
+            plan.soak_secs = s.max(1) as u64;
+        }
+        if let Some(&s) = numbers("--soak-sample-secs").last() {
+            plan.soak_sample_secs = s.max(1) as u64;
         }
         if let Some(&s) = numbers("--warmup").last() {
             plan.warm = Duration::from_secs(s as u64);
@@ -261,6 +285,9 @@ fn main() {
     }
     if plan.crash {
         rows.extend(crash::rows(&bench));
+    }
+    if plan.soak {
+        rows.extend(soak::rows(&bench));
     }
     drop(bench);
     let _ = std::fs::remove_dir_all(&root);

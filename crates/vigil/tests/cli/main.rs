@@ -14,6 +14,7 @@ mod check;
 mod client;
 mod conformance;
 mod console;
+mod disk_full;
 mod inspect;
 mod kinesis;
 mod media;

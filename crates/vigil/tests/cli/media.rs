@@ -24,7 +24,7 @@ use crate::{ROOT_KEY, ROOT_SECRET, Server};
 
 /// 6 s of 320x240 H.264 at 25 fps, a key frame a second (so 6 Clusters), absolute
 /// timestamps from 1.7e12 ms, as a KVS producer's.
-fn ffmpeg_media(dir: &Path) -> Vec<u8> {
+pub(crate) fn ffmpeg_media(dir: &Path) -> Vec<u8> {
     let path = dir.join("in.mkv");
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
@@ -72,7 +72,7 @@ fn ffprobe(dir: &Path, name: &str, data: &[u8]) -> Vec<(i64, bool)> {
 }
 
 /// Splits concatenated EBML documents (GetMedia output) at their EBML headers.
-fn documents(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn documents(data: &[u8]) -> Vec<&[u8]> {
     let mut d = Demuxer::new();
     d.push(data);
     d.finish();
@@ -118,7 +118,7 @@ fn demux(data: &[u8]) -> (Vec<FrameInfo>, Vec<TagInfo>) {
 
 /// A producer's PutMedia connection, signed as the C producer signs: acks arrive on
 /// `acks` as the server sends them (the channel closes when the response ends).
-struct Producer {
+pub(crate) struct Producer {
     wr: tokio::net::tcp::OwnedWriteHalf,
     acks: tokio::sync::mpsc::UnboundedReceiver<Value>,
     reader: tokio::task::JoinHandle<()>,
@@ -182,7 +182,7 @@ fn signed_head(server: &Server, stream: &str) -> String {
 }
 
 impl Producer {
-    async fn open(server: &Server, stream: &str) -> Producer {
+    pub(crate) async fn open(server: &Server, stream: &str) -> Producer {
         let head = signed_head(server, stream);
         let sock = TcpStream::connect(server.addr).await.unwrap();
         let (rd, mut wr) = sock.into_split();
@@ -193,7 +193,7 @@ impl Producer {
     }
 
     /// Sends `data` as HTTP chunks of at most `chunk` bytes.
-    async fn send(&mut self, data: &[u8], chunk: usize) {
+    pub(crate) async fn send(&mut self, data: &[u8], chunk: usize) {
         for c in data.chunks(chunk) {
             self.wr
                 .write_all(format!("{:x}\r\n", c.len()).as_bytes())
@@ -205,19 +205,19 @@ impl Producer {
     }
 
     /// Ends the body.
-    async fn end(&mut self) {
+    pub(crate) async fn end(&mut self) {
         self.wr.write_all(b"0\r\n\r\n").await.unwrap();
     }
 
     /// The next ack, or `None` when the response has ended.
-    async fn ack(&mut self) -> Option<Value> {
+    pub(crate) async fn ack(&mut self) -> Option<Value> {
         tokio::time::timeout(Duration::from_secs(30), self.acks.recv())
             .await
             .expect("an ack, or the end of the response, within 30 s")
     }
 
     /// Every ack until the response ends.
-    async fn rest(mut self) -> Vec<Value> {
+    pub(crate) async fn rest(mut self) -> Vec<Value> {
         let mut all = Vec::new();
         while let Some(a) = self.ack().await {
             all.push(a);
@@ -289,7 +289,7 @@ async fn put_media(server: &Server, stream: &str, body: &[u8], chunk: usize) -> 
 }
 
 /// Byte offsets of the Clusters of a Matroska stream.
-fn cluster_offsets(data: &[u8]) -> Vec<usize> {
+pub(crate) fn cluster_offsets(data: &[u8]) -> Vec<usize> {
     let mut d = Demuxer::new();
     d.push(data);
     d.finish();

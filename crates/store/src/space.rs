@@ -1,0 +1,83 @@
+//! Free space: what the store does as its disk fills up.
+//!
+//! The store keeps [`StoreConfig::min_free_bytes`] free (the *floor*). Three rules keep a
+//! full disk a clean, recoverable state rather than a broken store:
+//!
+//! 1. **Group commits keep the floor.** Before a batch is written, the commit thread deletes
+//!    the oldest segments that are not being written to (oldest data first, whole segments)
+//!    until the batch fits above the floor. If only the segments being written to are left,
+//!    the batch fails with [`StoreError::DiskFull`]: nothing is written, nothing acknowledged
+//!    before is touched, and the data in those segments stays readable. The next batch tries
+//!    again, so ingest resumes by itself once space comes back (another file removed, a stream
+//!    deleted, retention).
+//! 2. **Half the floor is the index's.** The index (redb) cannot survive a write that fails
+//!    for space: after one, it refuses every call until it is reopened. So nothing writes to
+//!    the index when less than half the floor is free ([`Store::check_space`]): control calls
+//!    (streams, headers, collections, documents, log groups) fail with `DiskFull`, and
+//!    retention waits for the commit thread to make room. The group commit's own index update
+//!    runs only after its segment write kept the floor, so it has at least the floor's half
+//!    to grow into.
+//! 3. **Under half the floor, segments go before their index rows.** When the commit thread
+//!    must delete a segment with so little space that the index update itself might not fit,
+//!    it removes the file first (freeing its space) and then its index rows. A crash between
+//!    the two leaves index rows of a missing segment, which opening drops (reported).
+//!
+//! Deleting a stream or a log group is the exception to rule 2: it is how a user frees space,
+//! and its index update is a few pages, so it needs only [`DELETE_MIN_FREE`].
+//!
+//! A floor of 0 (`vigil check`) turns rules 2 and 3 off.
+
+use crate::engine::Store;
+use crate::error::{Result, StoreError};
+
+impl Store {
+    /// Free space on the data directory's filesystem.
+    pub(crate) fn free_space(&self) -> Result<u64> {
+        self.0
+            .fs
+            .available_space(&self.0.cfg.data_dir)
+            .map_err(|e| StoreError::io("reading free space", e))
+    }
+
+    /// Fails with [`StoreError::DiskFull`] when less than half the free-space floor is left:
+    /// called before every write to the index outside the commit thread (rule 2 above).
+    pub(crate) fn check_space(&self) -> Result<()> {
+        let floor = self.0.cfg.min_free_bytes;
+        if floor == 0 {
+            return Ok(());
+        }
+        let free = self.free_space()?;
+        if free < index_reserve(floor) {
+            return Err(StoreError::DiskFull(format!(
+                "{free} bytes free on {}, under half the free-space floor of {floor} bytes; \
+                 free some space (ingest resumes by itself)",
+                self.0.cfg.data_dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails with [`StoreError::DiskFull`] when less than [`DELETE_MIN_FREE`] is left (and the
+    /// floor is not 0).
+    pub(crate) fn check_space_to_delete(&self) -> Result<()> {
+        if self.0.cfg.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let free = self.free_space()?;
+        if free < DELETE_MIN_FREE.min(index_reserve(self.0.cfg.min_free_bytes)) {
+            return Err(StoreError::DiskFull(format!(
+                "{free} bytes free on {}: even a delete needs {DELETE_MIN_FREE}",
+                self.0.cfg.data_dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Free space a delete (a stream's or a log group's) needs: its index update is a few pages.
+pub const DELETE_MIN_FREE: u64 = 1 << 20;
+
+/// The free space below which nothing but the commit thread writes to the index.
+pub(crate) fn index_reserve(floor: u64) -> u64 {
+    floor / 2
+}
