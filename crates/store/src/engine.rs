@@ -122,6 +122,18 @@ pub struct StoredFragment {
 #[derive(Debug, Clone)]
 pub struct Store(pub(crate) Arc<Inner>);
 
+/// A handle that does not keep the store open ([`Store::downgrade`]): for observers such as
+/// the metrics, which must not outlive it.
+#[derive(Debug, Clone)]
+pub struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    /// The store, while some [`Store`] handle keeps it open.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(Store)
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) cfg: StoreConfig,
     pub(crate) clock: Arc<dyn Clock>,
@@ -365,6 +377,11 @@ impl Store {
     /// The index backend.
     pub fn index(&self) -> &Arc<dyn Index> {
         &self.0.index
+    }
+
+    /// A handle that does not keep the store open.
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.0))
     }
 
     /// The blob backend.

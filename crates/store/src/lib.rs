@@ -109,7 +109,9 @@ pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::StoreStats;
-pub use engine::{DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, lane_for};
+pub use engine::{
+    DEFAULT_MASTER_KEY_ID, Store, StoreConfig, StoredFragment, StreamRef, WeakStore, lane_for,
+};
 pub use error::{Result, StoreError};
 pub use faces::{CollectionRecord, StoredFace};
 pub use ingest::{Durable, FragmentWriter, MAX_FRAGMENT_BYTES};

@@ -31,8 +31,9 @@ use crate::engine::Store;
 use crate::error::{Result, StoreError};
 
 impl Store {
-    /// Free space on the data directory's filesystem.
-    pub(crate) fn free_space(&self) -> Result<u64> {
+    /// Free space on the data directory's filesystem, in bytes (what the floor is kept
+    /// against; the server's `vigil_store_free_bytes`).
+    pub fn free_space(&self) -> Result<u64> {
         self.0
             .fs
             .available_space(&self.0.cfg.data_dir)

@@ -21,6 +21,7 @@ mod put;
 mod putmedia_limits;
 mod serve;
 mod storage;
+mod store_metrics;
 mod stream_cmd;
 mod tls;
 

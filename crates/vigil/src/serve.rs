@@ -753,6 +753,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     let camera_service: Arc<dyn vigil_api_kvs::cameras::CameraService> = Arc::new(cameras.clone());
     let _ = state.kvs.cameras.set(Arc::downgrade(&camera_service));
     vigil_api_common::metrics::global().add_collector(cameras.metrics_collector());
+    vigil_api_common::metrics::global().add_collector(crate::store_metrics::collector(&store));
     crate::camera::start_configured(&cameras, std::mem::take(&mut args.cameras))?;
     cameras.start_persisted(persisted);
     let bound = listener.local_addr().context("reading the bound address")?;

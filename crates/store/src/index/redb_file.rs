@@ -135,7 +135,7 @@ pub fn open_existing(file: Arc<dyn File>) -> Result<std::result::Result<Database
         return Ok(Err(why));
     }
     let opened = catch_unwind(AssertUnwindSafe(|| {
-        let db = match Database::builder().create_with_backend(RedbBackend(file)) {
+        let db = match super::redb::builder().create_with_backend(RedbBackend(file)) {
             Ok(db) => db,
             Err(e) => return Err(Unusable::Damaged(format!("cannot be opened: {e}"))),
         };

@@ -125,7 +125,8 @@ pub fn rows(b: &Bench) -> Vec<Row> {
     for e in c.errors.iter().take(crate::SHOW_ERRORS) {
         println!("      error: {e}");
     }
-    let full = kills >= crate::CRASH_TARGET_KILLS;
+    let full =
+        kills >= crate::CRASH_TARGET_KILLS && b.plan.crash_preload >= crate::CRASH_TARGET_FRAGMENTS;
     let errors = c.errors.len() as u64;
     vec![Row {
         name: format!("crash: {kills} SIGKILLs, {producers} producers"),
@@ -136,8 +137,13 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         cpu: String::new(),
         harness: String::new(),
         disk: String::new(),
-        target: "0 lost, 0 errors".into(),
-        pass: full.then_some(c.lost == 0 && errors == 0 && c.check_ok),
+        target: format!(
+            "0 lost, 0 errors, ready p99 <= {:.0} s",
+            crate::CRASH_TARGET_READY_MS / 1e3
+        ),
+        pass: full.then_some(
+            c.lost == 0 && errors == 0 && c.check_ok && q.p99 <= crate::CRASH_TARGET_READY_MS,
+        ),
     }]
 }
 
@@ -172,6 +178,37 @@ fn run_crash(b: &Bench, producers: usize, readers: usize, kills: usize) -> Crash
             sent: BTreeMap::new(),
         })
         .collect();
+    let preload_total = b.plan.crash_preload;
+    if preload_total > 0 {
+        // Producer timestamps in the past, ending now, so the campaign's follow on.
+        let per_stream = preload_total.div_ceil(producers.max(1));
+        let first = now_ms() - (per_stream as u64 + 5) * FRAGMENT_MS;
+        let started = Instant::now();
+        let addr = server.addr;
+        let tasks: Vec<_> = logs
+            .drain(..)
+            .map(|mut log| {
+                log.next_tc = first;
+                b.rt.spawn(preload(addr, log, per_stream))
+            })
+            .collect();
+        b.rt.block_on(async {
+            for t in tasks {
+                let (log, errs) = t.await.expect("a preload task");
+                logs.push(log);
+                c.errors.extend(errs);
+            }
+        });
+        for log in &mut logs {
+            log.next_tc = log.next_tc.max(now_ms());
+        }
+        let n: usize = logs.iter().map(StreamLog::acked).sum();
+        println!(
+            "   preloaded {} fragments in {:.1} s",
+            thousands(n as u64),
+            started.elapsed().as_secs_f64()
+        );
+    }
     // Fragment numbers already verified byte-identical, per stream.
     let mut verified: Vec<HashSet<String>> = vec![HashSet::new(); producers];
     let mut lost: HashSet<(usize, u64)> = HashSet::new();
@@ -474,7 +511,7 @@ pub(crate) async fn produce(
     while until.is_none_or(|u| Instant::now() < u) {
         let tc = log.next_tc.max(now_ms());
         log.next_tc = tc + FRAGMENT_MS;
-        let cluster = fragment(&mut mux, tc, &frame);
+        let cluster = fragment(&mut mux, tc, &frame, FRAMES);
         let mut key = [0u8; KEY];
         key.copy_from_slice(&cluster[..KEY]);
         log.sent.insert(
@@ -508,6 +545,72 @@ pub(crate) async fn produce(
         }
         let due = started + Duration::from_millis(FRAGMENT_MS);
         tokio::time::sleep_until(due.into()).await;
+    }
+    (log, errors)
+}
+
+/// Sends `count` small fragments (one 1 KB frame each) back to back on one session, each
+/// one's PERSISTED awaited and logged as the campaign's are: what fills the data directory
+/// before the kills.
+async fn preload(addr: SocketAddr, mut log: StreamLog, count: usize) -> (StreamLog, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut sock = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            let why = format!("preload {}: {e}", log.name);
+            return (log, vec![why]);
+        }
+    };
+    let _ = sock.set_nodelay(true);
+    let mut mux = Muxer::new(MuxerOptions::streaming());
+    let mut buf = put_media_head(addr, &log.name).into_bytes();
+    chunk(&mut buf, &media::document(&mut mux, &log.name));
+    let mut acks = Vec::new();
+    if sock.write_all(&buf).await.is_err()
+        || !matches!(read_head(&mut sock, &mut acks).await, Ok(h) if h.status == 200)
+    {
+        let why = format!("preload {}: no PutMedia session", log.name);
+        return (log, vec![why]);
+    }
+    let frame = media::filler_of(1000);
+    for _ in 0..count {
+        let tc = log.next_tc;
+        log.next_tc = tc + FRAGMENT_MS;
+        let cluster = fragment(&mut mux, tc, &frame, 1);
+        let mut key = [0u8; KEY];
+        key.copy_from_slice(&cluster[..KEY]);
+        log.sent.insert(
+            tc,
+            Sent {
+                len: cluster.len(),
+                hash: fnv1a(&cluster),
+                key,
+                acked: false,
+            },
+        );
+        let mut mkv = cluster;
+        media::end_of_fragment(&mut mux, &mut mkv);
+        let mut buf = Vec::new();
+        chunk(&mut buf, &mkv);
+        if sock.write_all(&buf).await.is_err() {
+            errors.push(format!("preload {}: the connection broke", log.name));
+            break;
+        }
+        match wait_ack(&mut sock, &mut acks).await {
+            Ack::Persisted => {
+                if let Some(s) = log.sent.get_mut(&tc) {
+                    s.acked = true;
+                }
+            }
+            Ack::Error(e) => {
+                errors.push(format!("preload {}: fragment at {tc} ms: {e}", log.name));
+                break;
+            }
+            Ack::Gone => {
+                errors.push(format!("preload {}: no ack", log.name));
+                break;
+            }
+        }
     }
     (log, errors)
 }
@@ -570,11 +673,11 @@ pub(crate) async fn read(addr: SocketAddr, stream: String) -> u64 {
 
 /// One Cluster of `FRAMES` frames (the first a key frame), `STEP_MS` apart; each frame's
 /// first 8 bytes are its timecode, so that no two fragments hold the same bytes.
-fn fragment(mux: &mut Muxer, timecode: u64, frame: &[u8]) -> Vec<u8> {
+pub(crate) fn fragment(mux: &mut Muxer, timecode: u64, frame: &[u8], frames: usize) -> Vec<u8> {
     mux.begin_cluster(timecode).expect("a cluster");
     let mut out = mux.take();
     let mut data = frame.to_vec();
-    for i in 0..FRAMES {
+    for i in 0..frames {
         let t = timecode + i as u64 * STEP_MS;
         data[..8].copy_from_slice(&t.to_le_bytes());
         mux.write_simple_block(1, t as i64, i == 0, &data)

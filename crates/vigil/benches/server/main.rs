@@ -14,7 +14,9 @@
 //! 5. **crash**: producers and readers while the server is killed with SIGKILL at random
 //!    moments and restarted on the same data: its ready time, and every fragment acknowledged
 //!    PERSISTED found again byte for byte (`crash.rs`);
-//! 6. **soak** (only when named, or in quick mode): an hour of steady load, the server's
+//! 6. **saturate**: producers sending as fast as the server takes: the store's durable rate
+//!    against the raw write+fsync rate of the same disk (`saturate.rs`);
+//! 7. **soak** (only when named, or in quick mode): an hour of steady load, the server's
 //!    memory, open files and threads sampled each minute (`soak.rs`).
 //!
 //! The server's CPU is read from /proc apart from this process's (the load generators), and
@@ -27,8 +29,9 @@
 //! cargo bench --profile ci -p vigil --bench server -- --quick  # about 25 s; scripts/test
 //! ```
 //!
-//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse|crash|soak` (repeatable;
-//! the full run leaves soak out unless named); `--soak-secs N`, `--soak-sample-secs N`;
+//! Options after `--`: `--quick`; `--only ingest|live|fanout|abuse|crash|saturate|soak` (repeatable;
+//! the full run leaves soak out unless named); `--soak-secs N`, `--soak-sample-secs N`; `--crash-kills N`, `--crash-preload N` (fragments written before
+//! the first kill, default 100,000, quick 2,000);
 //! `--streams N` (repeatable: the stream counts of ingest and live); `--readers N`
 //! (repeatable: fan-out reader counts); `--secs N` (measured seconds, default 20, quick 3) and
 //! `--warmup N` (seconds before, default 3, quick 1). The server runs with
@@ -48,6 +51,7 @@ mod media;
 mod producer;
 mod reader;
 mod run;
+mod saturate;
 mod soak;
 
 use std::fmt::Write as _;
@@ -61,8 +65,8 @@ use producer::AckKind;
 use run::{Load, run_load};
 
 /// Ingest: p99 from a fragment's last byte sent to PERSISTED, at this many producers.
-const INGEST_TARGET_STREAMS: usize = 500;
-const INGEST_TARGET_P99_MS: f64 = 100.0;
+const INGEST_TARGET_STREAMS: usize = 1000;
+const INGEST_TARGET_P99_MS: f64 = 50.0;
 /// Live: p99 from a frame's last byte into PutMedia to its last byte out of GetMedia.
 const LIVE_TARGET_STREAMS: usize = 100;
 const LIVE_TARGET_P99_MS: f64 = 20.0;
@@ -75,6 +79,10 @@ const ABUSE_TARGET_CLIENTS: usize = 1000;
 const ABUSE_TARGET_MB: f64 = 256.0;
 /// Crash: at this many SIGKILLs, no fragment acknowledged PERSISTED may be lost.
 const CRASH_TARGET_KILLS: usize = 100;
+/// Crash: ... with at least this many fragments in the data directory (written first).
+const CRASH_TARGET_FRAGMENTS: usize = 100_000;
+/// Crash: the ready time's p99 target after a kill, ms.
+const CRASH_TARGET_READY_MS: f64 = 2000.0;
 /// Soak: the run this long is judged against its target.
 const SOAK_TARGET_SECS: u64 = 3600;
 /// Error messages printed per run (all are counted).
@@ -95,6 +103,10 @@ struct Plan {
     crash_producers: usize,
     crash_readers: usize,
     crash_kills: usize,
+    /// Fragments written before the first kill.
+    crash_preload: usize,
+    saturate: bool,
+    saturate_producers: usize,
     soak: bool,
     soak_streams: usize,
     soak_secs: u64,
@@ -130,8 +142,11 @@ impl Plan {
         let only = values("--only");
         for o in &only {
             assert!(
-                ["ingest", "live", "fanout", "abuse", "crash", "soak"].contains(&o.as_str()),
-                "--only takes ingest, live, fanout, abuse, crash or soak, not {o:?}"
+                [
+                    "ingest", "live", "fanout", "abuse", "crash", "saturate", "soak"
+                ]
+                .contains(&o.as_str()),
+                "--only takes ingest, live, fanout, abuse, crash, saturate or soak, not {o:?}"
             );
         }
         let section = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
@@ -151,12 +166,15 @@ impl Plan {
             crash_producers: 50,
             crash_readers: 20,
             crash_kills: CRASH_TARGET_KILLS,
+            crash_preload: CRASH_TARGET_FRAGMENTS,
+            saturate: section("saturate"),
+            saturate_producers: 100,
             // An hour: only when named (quick mode runs a short one, so that it never rots).
             soak: only.iter().any(|o| o == "soak") || (quick && only.is_empty()),
             soak_streams: 50,
             soak_secs: SOAK_TARGET_SECS,
             soak_sample_secs: 60,
-            ingest_streams: vec![10, 100, INGEST_TARGET_STREAMS],
+            ingest_streams: vec![10, 100, 500, INGEST_TARGET_STREAMS],
             live_streams: vec![LIVE_TARGET_STREAMS],
             fanout_readers: vec![FANOUT_TARGET_READERS],
             warm: Duration::from_secs(3),
@@ -173,6 +191,8 @@ impl Plan {
                 crash_producers: 5,
                 crash_readers: 2,
                 crash_kills: 5,
+                crash_preload: 2_000,
+                saturate_producers: 10,
                 soak_streams: 5,
                 soak_secs: 12,
                 soak_sample_secs: 2,
@@ -192,6 +212,12 @@ impl Plan {
         }
         if let Some(&s) = numbers("--secs").last() {
             plan.measure = Duration::from_secs(s.max(1) as u64);
+        }
+        if let Some(&n) = numbers("--crash-preload").last() {
+            plan.crash_preload = n;
+        }
+        if let Some(&n) = numbers("--crash-kills").last() {
+            plan.crash_kills = n;
         }
         if let Some(&s) = numbers("--soak-secs").last() {
             plan.soak_secs = s.max(1) as u64;
@@ -285,6 +311,9 @@ fn main() {
     }
     if plan.crash {
         rows.extend(crash::rows(&bench));
+    }
+    if plan.saturate {
+        rows.extend(saturate::rows(&bench));
     }
     if plan.soak {
         rows.extend(soak::rows(&bench));

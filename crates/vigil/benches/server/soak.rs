@@ -6,13 +6,18 @@
 //! server's resident memory (VmRSS), open files (`/proc/PID/fd`) and threads are sampled.
 //! **Target: after the warm-up (the first tenth of the run, at least one sample), each of the
 //! three stays within 10% of its value at the end of the warm-up** (open files and threads
-//! within 10% or 5 of it, whichever is more, since they are small numbers); no producer errors.
+//! within 10% or 5 of it, whichever is more, since they are small numbers); segment files,
+//! counted apart, stay within the store's bound on them (256 handles; one more per segment
+//! written until then); no producer errors.
 
 use std::time::{Duration, Instant};
 
 use crate::crash::{StreamLog, produce, read};
 use crate::harness::{Server, rss_mb, status_field, thousands};
 use crate::{Bench, Row};
+
+/// The store's bound on open segment handles (`vigil_store::blob::LocalBlobs`).
+const SEGMENT_HANDLES: usize = 256;
 
 /// Frame bytes of a soak camera (5 a fragment, 5 fragments a second).
 const FRAME: usize = 2_000;
@@ -22,15 +27,29 @@ const FRAME: usize = 2_000;
 struct Sample {
     at_s: f64,
     rss_mb: f64,
+    /// Open files other than segment files.
     fds: usize,
+    /// Open segment files: the store keeps a handle per segment it used, up to 256, so these
+    /// grow with the segments written (a new one every couple of minutes here) to that bound.
+    segment_fds: usize,
     threads: usize,
 }
 
 fn sample(pid: u32, started: Instant) -> Sample {
+    let (mut fds, mut segment_fds) = (0, 0);
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in dir.flatten() {
+            match std::fs::read_link(e.path()) {
+                Ok(t) if t.extension().is_some_and(|x| x == "seg") => segment_fds += 1,
+                _ => fds += 1,
+            }
+        }
+    }
     Sample {
         at_s: started.elapsed().as_secs_f64(),
         rss_mb: rss_mb(pid),
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
+        fds,
+        segment_fds,
         threads: status_field(pid, "Threads:").map_or(0, |t| t as usize),
     }
 }
@@ -81,8 +100,9 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         std::thread::sleep(next.min(until).saturating_duration_since(Instant::now()));
         let s = sample(server.pid, started);
         println!(
-            "   {:>6.0} s: VmRSS {:>7.1} MB, {:>4} open files, {:>3} threads",
-            s.at_s, s.rss_mb, s.fds, s.threads
+            "   {:>6.0} s: VmRSS {:>7.1} MB, {:>4} open files and {:>3} segment files, {:>3} \
+             threads",
+            s.at_s, s.rss_mb, s.fds, s.segment_fds, s.threads
         );
         samples.push(s);
     }
@@ -134,9 +154,11 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         5.0,
     );
     let last = samples[samples.len() - 1];
+    let segments_ok = after.iter().all(|s| s.segment_fds <= SEGMENT_HANDLES);
     println!(
         "   after the warm-up ({:.0} s): VmRSS {:.1} → {:.1} MB (max drift {:.1}%), open files \
-         {} → {} ({:.1}%), threads {} → {} ({:.1}%)",
+         {} → {} ({:.1}%), threads {} → {} ({:.1}%); segment files {} → {} (bound \
+         {SEGMENT_HANDLES})",
         base.at_s,
         base.rss_mb,
         last.rss_mb,
@@ -146,7 +168,9 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         fd_drift * 100.0,
         base.threads,
         last.threads,
-        th_drift * 100.0
+        th_drift * 100.0,
+        base.segment_fds,
+        last.segment_fds
     );
     println!(
         "   {} fragments acknowledged; readers read {:.1} MB; the server logged {warnings} \
@@ -172,6 +196,6 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         harness: String::new(),
         disk: String::new(),
         target: "flat within 10%".into(),
-        pass: full.then_some(rss_ok && fd_ok && th_ok && errors.is_empty()),
+        pass: full.then_some(rss_ok && fd_ok && th_ok && segments_ok && errors.is_empty()),
     }]
 }
