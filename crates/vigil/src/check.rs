@@ -4,7 +4,9 @@
 //! written after the last index checkpoint indexed again, rows of missing segments dropped).
 //! The check then reads every record of every segment and every fragment in the index,
 //! authenticating each one. `--repair` also removes index entries whose records are damaged.
-//! Exit status: 0 when the store is sound, 1 when damage remains.
+//! It also reads `cameras.json` back as the server does at start (sealed under the default
+//! master key): a file that does not open is a problem, since the server refuses to start on
+//! it. Exit status: 0 when the store is sound, 1 when damage remains.
 //!
 //! A data directory the store refuses to open (its index or `keys/default.key` missing or
 //! damaged: `vigil_store::datadir`) is reported as a problem, with the store's message naming
@@ -62,6 +64,9 @@ struct JsonReport<'a> {
     problems: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     restored: Option<&'a str>,
+    /// Cameras in `cameras.json`, read back and authenticated (absent: no file, or it failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cameras: Option<usize>,
 }
 
 /// Runs the check.
@@ -95,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     ..CheckReport::default()
                 };
                 if args.json {
-                    print_json(&report, restored.as_deref())?;
+                    print_json(&report, restored.as_deref(), None)?;
                 } else {
                     println!("store {}", dir.display());
                     for line in &report.problems {
@@ -113,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut step = String::new();
-    let report = check(&store, args.repair, &mut |what, done, total| {
+    let mut report = check(&store, args.repair, &mut |what, done, total| {
         if what != step {
             step = what.to_owned();
             bar.set_message(step.clone());
@@ -122,12 +127,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
+    let cameras = check_cameras(&dir, &store, &mut report);
     store.close()?;
 
     if args.json {
-        print_json(&report, restored.as_deref())?;
+        print_json(&report, restored.as_deref(), cameras)?;
     } else {
-        print_text(&dir, &report);
+        print_text(&dir, &report, cameras);
     }
     if report.is_clean() {
         Ok(())
@@ -137,6 +143,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.problems.len() + report.recovery.problems.len(),
             dir.display()
         )
+    }
+}
+
+/// Reads `cameras.json` back as the server does at start (sealed under the store's default
+/// master key): a file that does not open is a problem; the number of cameras it holds
+/// otherwise (`None`: no file).
+fn check_cameras(dir: &Path, store: &Store, report: &mut CheckReport) -> Option<usize> {
+    let file = crate::camera::persist::CameraFile::new(dir, store.clone());
+    if !file.path().exists() {
+        return None;
+    }
+    match file.load() {
+        Ok(loaded) => {
+            if let Some(why) = loaded.rewrite {
+                report.repairs.push(format!(
+                    "{} will be sealed again at the next start: {why}",
+                    file.path().display()
+                ));
+            }
+            Some(loaded.cameras.len())
+        }
+        Err(e) => {
+            report.problems.push(format!("{e:#}"));
+            None
+        }
     }
 }
 
@@ -171,7 +202,11 @@ fn restored_line(dir: &Path, r: &RestoreReport) -> String {
     line
 }
 
-fn print_json(report: &CheckReport, restored: Option<&str>) -> anyhow::Result<()> {
+fn print_json(
+    report: &CheckReport,
+    restored: Option<&str>,
+    cameras: Option<usize>,
+) -> anyhow::Result<()> {
     let json = JsonReport {
         clean: report.is_clean(),
         segments: report.segments,
@@ -185,6 +220,7 @@ fn print_json(report: &CheckReport, restored: Option<&str>) -> anyhow::Result<()
         repairs: all(&report.recovery.repairs, &report.repairs),
         problems: all(&report.recovery.problems, &report.problems),
         restored,
+        cameras,
     };
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
@@ -194,7 +230,7 @@ fn all<'a>(a: &'a [String], b: &'a [String]) -> Vec<&'a str> {
     a.iter().chain(b).map(String::as_str).collect()
 }
 
-fn print_text(dir: &Path, r: &CheckReport) {
+fn print_text(dir: &Path, r: &CheckReport, cameras: Option<usize>) {
     println!("store {}", dir.display());
     println!(
         "  {} segment(s), {} bytes, {} intact record(s)",
@@ -208,6 +244,9 @@ fn print_text(dir: &Path, r: &CheckReport) {
         "  {} data stream log group(s), {} record batch(es) read back and authenticated",
         r.log_groups, r.log_batches
     );
+    if let Some(n) = cameras {
+        println!("  {n} camera(s) in cameras.json read back and authenticated");
+    }
     if r.recovery.reindexed > 0 {
         println!(
             "  {} record(s) written after the last index checkpoint were indexed again",

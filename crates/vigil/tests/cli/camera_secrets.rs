@@ -120,6 +120,16 @@ fn a_plain_cameras_json_is_sealed_at_start_kept_across_restarts_and_refused_if_a
     );
     let data = stop(server);
 
+    // `vigil check` reads the sealed list back too.
+    let out = crate::run(
+        crate::vigil()
+            .args(["check", "--json", "--data-dir"])
+            .arg(data.path()),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cameras"], 1, "{report}");
+    assert_eq!(report["clean"], true, "{report}");
+
     // One character of the sealed list changed: the server does not start, and says which
     // file and what to do; the file is left as it was.
     let mut v: serde_json::Value = serde_json::from_slice(&sealed).unwrap();
@@ -134,6 +144,19 @@ fn a_plain_cameras_json_is_sealed_at_start_kept_across_restarts_and_refused_if_a
         stderr.contains(&format!("{} fails authentication", file.display())),
         "{stderr}"
     );
+    // `vigil check` says the same, and fails.
+    let out = crate::vigil()
+        .args(["check", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("PROBLEM") && text.contains("fails authentication"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
     assert!(stderr.contains("Restore cameras.json"), "{stderr}");
     assert!(stderr.contains("vigil camera add"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "{stderr}");
