@@ -633,8 +633,10 @@ pub fn h265_sps(nal: &[u8]) -> Option<H265Sps> {
             (2, false) => (2, 1),
             _ => (1, 1),
         };
-        width = width.checked_sub(sub_w * left.checked_add(right)?)?;
-        height = height.checked_sub(sub_h * top.checked_add(bottom)?)?;
+        // The offsets are ue(v), up to 2^32 - 2 each: their sum, and that times the chroma
+        // subsampling, can pass u32 (a fuzz finding).
+        width = width.checked_sub(left.checked_add(right)?.checked_mul(sub_w)?)?;
+        height = height.checked_sub(top.checked_add(bottom)?.checked_mul(sub_h)?)?;
     }
     let bit_depth_luma = r.ue()?.checked_add(8)?;
     let bit_depth_chroma = r.ue()?.checked_add(8)?;
