@@ -22,6 +22,42 @@ const SEGMENT_HANDLES: usize = 256;
 /// Frame bytes of a soak camera (5 a fragment, 5 fragments a second).
 const FRAME: usize = 2_000;
 
+/// A producer for the whole run: a new session whenever one ends with 4003
+/// (`MAX_CONNECTION_DURATION_REACHED`: KVS ends every PutMedia connection after 45 minutes,
+/// and producers reconnect), as the SDKs do. Any other end is an error. Gives the log, the
+/// errors and the sessions opened.
+async fn keep_producing(
+    addr: std::net::SocketAddr,
+    mut log: StreamLog,
+    until: Instant,
+) -> (StreamLog, Vec<String>, u32) {
+    let (mut errors, mut sessions) = (Vec::new(), 0);
+    loop {
+        let (l, errs) = produce(addr, log, FRAME, Some(until)).await;
+        log = l;
+        sessions += 1;
+        let limit = errs.iter().any(|e| e.contains("4003"));
+        errors.extend(errs.into_iter().filter(|e| !e.contains("4003")));
+        if Instant::now() >= until {
+            return (log, errors, sessions);
+        }
+        if !limit {
+            errors.push(format!("a session ended early after {sessions} sessions"));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// A GetMedia reader at NOW for the whole run, reconnecting whenever its response ends (as
+/// its producer reconnects); the bytes it read.
+async fn keep_reading(addr: std::net::SocketAddr, stream: String, until: Instant) -> u64 {
+    let mut total = 0;
+    while Instant::now() < until {
+        total += read(addr, stream.clone()).await;
+    }
+    total
+}
+
 /// One sample of the server's resources.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -86,13 +122,11 @@ pub fn rows(b: &Bench) -> Vec<Row> {
     let addr = server.addr;
     let prod: Vec<_> = names
         .iter()
-        .map(|n| {
-            b.rt.spawn(produce(addr, StreamLog::new(n.clone()), FRAME, Some(until)))
-        })
+        .map(|n| b.rt.spawn(keep_producing(addr, StreamLog::new(n.clone()), until)))
         .collect();
     let read: Vec<_> = names
         .iter()
-        .map(|n| b.rt.spawn(read(addr, n.clone())))
+        .map(|n| b.rt.spawn(keep_reading(addr, n.clone(), until)))
         .collect();
     let mut samples = vec![sample(server.pid, started)];
     while Instant::now() < until {
@@ -107,12 +141,13 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         samples.push(s);
     }
     let mut errors = Vec::new();
-    let mut acked = 0;
+    let (mut acked, mut sessions) = (0, 0);
     b.rt.block_on(async {
         for t in prod {
             match tokio::time::timeout(Duration::from_secs(30), t).await {
-                Ok(Ok((log, errs))) => {
+                Ok(Ok((log, errs, n))) => {
                     acked += log.acked();
+                    sessions += n;
                     errors.extend(errs);
                 }
                 Ok(Err(e)) => errors.push(format!("a producer failed: {e}")),
@@ -173,7 +208,7 @@ pub fn rows(b: &Bench) -> Vec<Row> {
         last.segment_fds
     );
     println!(
-        "   {} fragments acknowledged; readers read {:.1} MB; the server logged {warnings} \
+        "   {} fragments acknowledged in {sessions} PutMedia sessions; readers read {:.1} MB; the server logged {warnings} \
          warnings and {logged_errors} errors; producer errors: {}",
         thousands(acked as u64),
         read_bytes as f64 / 1e6,
