@@ -128,7 +128,10 @@ impl IndexBackup {
                 return Err(e);
             }
         };
-        fs.rename(&tmp, &self.dir.join(BACKUP_FILE)).map_err(io)?;
+        if let Err(e) = fs.rename(&tmp, &self.dir.join(BACKUP_FILE)) {
+            let _ = fs.remove(&tmp);
+            return Err(io(e));
+        }
         fs.sync_dir(&self.dir).map_err(io)?;
         Ok(summary)
     }

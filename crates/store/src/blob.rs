@@ -136,12 +136,14 @@ impl BlobStore for LocalBlobs {
     }
 
     fn delete(&self, segment: u64) -> Result<()> {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&segment);
+        // The cache stays locked until the name is gone, so that no reader reopens the file
+        // in between and pins its space (the floor counts on it being freed).
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(&segment);
         let path = self.path(segment);
-        match self.fs.remove(&path) {
+        let removed = self.fs.remove(&path);
+        drop(open);
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io(self.ctx("deleting", segment), e)),

@@ -251,13 +251,15 @@ impl Committer {
                     next = rx.try_recv().ok();
                 }
             }
-            if !batch.is_empty() {
-                self.commit(batch);
+            // Only a batch that reached the index leaves something to checkpoint: a failed one
+            // (a full disk) must not make the checkpoint write to the index.
+            if !batch.is_empty() && self.commit(batch) {
                 dirty = true;
             }
             if dirty && last_checkpoint.elapsed() >= self.checkpoint_every {
                 if let Err(e) = self.index.checkpoint() {
-                    tracing::error!(error = %e, "index checkpoint failed");
+                    // redb refuses every call after a failed write: stop here, as for `apply`.
+                    self.poison(format!("index checkpoint failed: {e}"));
                 }
                 dirty = false;
                 last_checkpoint = Instant::now();
@@ -299,15 +301,28 @@ impl Committer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Append>) {
+    /// Commits a batch; whether it reached the index (every writer is answered either way).
+    fn commit(&mut self, batch: Vec<Append>) -> bool {
         if let Some(p) = self.poisoned() {
-            return self.fail_all(batch, || StoreError::Poisoned(p.clone()));
+            self.fail_all(batch, || StoreError::Poisoned(p.clone()));
+            return false;
         }
         let started = Instant::now();
         let need: u64 = batch.iter().map(|a| a.record.len() as u64).sum();
-        if let Err(e) = self.ensure_space(need) {
-            let msg = e.to_string();
-            return self.fail_all(batch, || StoreError::DiskFull(msg.clone()));
+        match self.ensure_space(need) {
+            Ok(()) => {}
+            Err(StoreError::DiskFull(msg)) => {
+                self.fail_all(batch, || StoreError::DiskFull(msg.clone()));
+                return false;
+            }
+            // Freeing space failed half way (a segment deleted, its rows not, or the index
+            // refusing): nothing is clean about the state, as after a failed fsync.
+            Err(e) => {
+                self.poison(format!("freeing space failed: {e}"));
+                let msg = e.to_string();
+                self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+                return false;
+            }
         }
         let now = self.clock.now_ms();
         // Segment lengths before this batch, to cut back to on failure.
@@ -342,7 +357,8 @@ impl Committer {
                     // written since the last good fsync can be trusted.
                     self.poison(format!("fsync of segment {seg} failed: {e}"));
                     let msg = e.to_string();
-                    return self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+                    self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+                    return false;
                 }
             }
         }
@@ -361,7 +377,7 @@ impl Committer {
             };
             let full = matches!(e, StoreError::DiskFull(_));
             let poisoned = matches!(e, StoreError::Poisoned(_));
-            return self.fail_all(batch, || {
+            self.fail_all(batch, || {
                 if full {
                     StoreError::DiskFull(msg.clone())
                 } else if poisoned {
@@ -373,6 +389,7 @@ impl Committer {
                     }
                 }
             });
+            return false;
         }
         let synced = Instant::now();
         let rows = before
@@ -401,7 +418,8 @@ impl Committer {
             // live index is now behind: stop, rather than serve a store that disagrees.
             self.poison(format!("index update failed: {e}"));
             let msg = e.to_string();
-            return self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+            self.fail_all(batch, || StoreError::Poisoned(msg.clone()));
+            return false;
         }
         let c = &self.counters;
         c.batches.fetch_add(1, Ordering::Relaxed);
@@ -440,6 +458,7 @@ impl Committer {
                 }
             }
         }
+        true
     }
 
     fn row(&self, a: &Active, sealed: bool) -> SegmentRow {

@@ -885,7 +885,12 @@ fn wait_or_stop(stop: &(Mutex<bool>, Condvar), interval_ms: u64) -> bool {
 fn backup_loop(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval_ms: u64) {
     while !wait_or_stop(&stop, interval_ms) {
         let Some(inner) = weak.upgrade() else { return };
-        if let Some(b) = &inner.backup
+        let store = Store(inner);
+        if !store.room_for_backup() {
+            tracing::debug!("index backup put off: too little free space");
+            continue;
+        }
+        if let Some(b) = &store.0.backup
             && let Err(e) = b.refresh()
         {
             tracing::warn!(error = %e, "refreshing the index backup failed");

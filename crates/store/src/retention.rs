@@ -122,6 +122,11 @@ pub(crate) fn run(store: &Store) -> Result<RetentionReport> {
     }
     let index = store.index();
     for rec in index.all_streams()? {
+        // Checked again for every stream: a pass is many transactions.
+        if let Err(e) = store.check_space_to_delete() {
+            tracing::warn!(error = %e, "retention pass cut short");
+            return Ok(report);
+        }
         match rec.status {
             StreamStatus::Active => {
                 let (e, o) = expire_stream(store, &rec)?;

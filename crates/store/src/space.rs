@@ -8,13 +8,12 @@
 //!    until the batch fits above the floor. If only the segments being written to are left,
 //!    the batch fails with [`StoreError::DiskFull`]: nothing is written, nothing acknowledged
 //!    before is touched, and the data in those segments stays readable. The next batch tries
-//!    again, so ingest resumes by itself once space comes back (another file removed, a stream
-//!    deleted, retention).
+//!    again, so ingest resumes by itself once space comes back (see below for what frees it).
 //! 2. **Half the floor is the index's.** The index (redb) cannot survive a write that fails
 //!    for space: after one, it refuses every call until it is reopened. So nothing writes to
 //!    the index when less than half the floor is free ([`Store::check_space`]): control calls
-//!    (streams, headers, collections, documents, log groups) fail with `DiskFull`, and
-//!    retention waits for the commit thread to make room. The group commit's own index update
+//!    (streams, headers, collections, documents, log groups) fail with `DiskFull`. The group
+//!    commit's own index update
 //!    runs only after its segment write kept the floor, so it has at least the floor's half
 //!    to grow into.
 //! 3. **Under half the floor, segments go before their index rows.** When the commit thread
@@ -22,8 +21,20 @@
 //!    it removes the file first (freeing its space) and then its index rows. A crash between
 //!    the two leaves index rows of a missing segment, which opening drops (reported).
 //!
-//! Deleting a stream or a log group is the exception to rule 2: it is how a user frees space,
-//! and its index update is a few pages, so it needs only [`DELETE_MIN_FREE`].
+//! Deletes are the exception to rule 2 (of a stream, a log group, a collection, faces, a
+//! document, and retention's removal of expired entries): they are how space is freed, and
+//! their index updates are a few pages, so they need only [`DELETE_MIN_FREE`] (checked before
+//! each stream in a retention pass). The index backup, a copy of the index written beside
+//! the old one, waits while less than half the floor plus the index's size is free.
+//!
+//! What frees space once a batch has failed: anything outside the store (another file
+//! removed), or the store's own sealed segments aging out. The segments being written to are
+//! kept until they are sealed (at `segment_max_bytes` or `segment_max_age_ms`, 1 hour by
+//! default), so a stream deleted in that state gives its space back only then.
+//!
+//! Opening the store writes to the index (recovery re-indexes, the sequence reservation) with
+//! no space check: on a disk with no room at all it fails with the I/O error (redb's
+//! copy-on-write keeps the last durable state), and starts once space is freed.
 //!
 //! A floor of 0 (`vigil check`) turns rules 2 and 3 off.
 
@@ -56,6 +67,25 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// Whether the index backup may be refreshed: it writes a copy of the index (at most the
+    /// index file's size) beside the old one, which must not eat the index's own half of the
+    /// floor.
+    pub(crate) fn room_for_backup(&self) -> bool {
+        let floor = self.0.cfg.min_free_bytes;
+        if floor == 0 {
+            return true;
+        }
+        let index = self.0.cfg.data_dir.join(crate::datadir::INDEX_FILE);
+        let size = self
+            .0
+            .fs
+            .open(&index, false)
+            .and_then(|f| f.len())
+            .unwrap_or(0);
+        self.free_space()
+            .is_ok_and(|free| free >= index_reserve(floor).saturating_add(size))
     }
 
     /// Fails with [`StoreError::DiskFull`] when less than [`DELETE_MIN_FREE`] is left (and the

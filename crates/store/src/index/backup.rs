@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use redb::{
-    Database, Durability, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase,
-    TableDefinition, TableHandle, Value, WriteTransaction,
+    Durability, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, TableDefinition,
+    TableHandle, Value, WriteTransaction,
 };
 
 use super::redb::{
@@ -111,7 +111,7 @@ impl RedbIndex {
     pub(crate) fn backup_into(&self, file: Arc<dyn File>) -> Result<BackupSummary> {
         let r = self.db.begin_read()?;
         check_tables(&r)?;
-        let dst = Database::builder()
+        let dst = super::redb::builder()
             .create_with_backend(RedbBackend(file))
             .map_err(storage)?;
         let mut w = dst.begin_write()?;

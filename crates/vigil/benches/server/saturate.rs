@@ -82,7 +82,10 @@ async fn produce(addr: SocketAddr, stream: String, until: Instant) -> (u64, Vec<
         let (mut persisted, mut errors) = (0u64, Vec::new());
         let mut tmp = vec![0u8; 16 << 10];
         loop {
-            while let Some(p) = find(&acks, b"\"EventType\":\"") {
+            // An event whose type has not fully arrived waits for the next read.
+            while let Some(p) = find(&acks, b"\"EventType\":\"")
+                && acks.len() >= p + 13 + 9
+            {
                 let rest = &acks[p + 13..];
                 if rest.starts_with(b"PERSISTED") {
                     persisted += 1;

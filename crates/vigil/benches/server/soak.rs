@@ -53,7 +53,12 @@ async fn keep_producing(
 async fn keep_reading(addr: std::net::SocketAddr, stream: String, until: Instant) -> u64 {
     let mut total = 0;
     while Instant::now() < until {
+        let began = Instant::now();
         total += read(addr, stream.clone()).await;
+        // A response refused or ended at once is not retried in a spin.
+        if began.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
     total
 }
@@ -122,7 +127,9 @@ pub fn rows(b: &Bench) -> Vec<Row> {
     let addr = server.addr;
     let prod: Vec<_> = names
         .iter()
-        .map(|n| b.rt.spawn(keep_producing(addr, StreamLog::new(n.clone()), until)))
+        .map(|n| {
+            b.rt.spawn(keep_producing(addr, StreamLog::new(n.clone()), until))
+        })
         .collect();
     let read: Vec<_> = names
         .iter()
