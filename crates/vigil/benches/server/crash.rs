@@ -510,33 +510,9 @@ pub(crate) async fn produce(
     let frame = media::filler_of(frame_bytes);
     while until.is_none_or(|u| Instant::now() < u) {
         let tc = log.next_tc.max(now_ms());
-        log.next_tc = tc + FRAGMENT_MS;
-        let cluster = fragment(&mut mux, tc, &frame, FRAMES);
-        let mut key = [0u8; KEY];
-        key.copy_from_slice(&cluster[..KEY]);
-        log.sent.insert(
-            tc,
-            Sent {
-                len: cluster.len(),
-                hash: fnv1a(&cluster),
-                key,
-                acked: false,
-            },
-        );
-        let mut mkv = cluster;
-        media::end_of_fragment(&mut mux, &mut mkv);
-        let mut buf = Vec::new();
-        chunk(&mut buf, &mkv);
         let started = Instant::now();
-        if sock.write_all(&buf).await.is_err() {
-            break;
-        }
-        match wait_ack(&mut sock, &mut acks).await {
-            Ack::Persisted => {
-                if let Some(s) = log.sent.get_mut(&tc) {
-                    s.acked = true;
-                }
-            }
+        match send_logged(&mut sock, &mut mux, &mut acks, &mut log, tc, &frame, FRAMES).await {
+            Ack::Persisted => {}
             Ack::Error(e) => {
                 errors.push(format!("{}: fragment at {tc} ms: {e}", log.name));
                 break;
@@ -575,44 +551,63 @@ async fn preload(addr: SocketAddr, mut log: StreamLog, count: usize) -> (StreamL
     let frame = media::filler_of(1000);
     for _ in 0..count {
         let tc = log.next_tc;
-        log.next_tc = tc + FRAGMENT_MS;
-        let cluster = fragment(&mut mux, tc, &frame, 1);
-        let mut key = [0u8; KEY];
-        key.copy_from_slice(&cluster[..KEY]);
-        log.sent.insert(
-            tc,
-            Sent {
-                len: cluster.len(),
-                hash: fnv1a(&cluster),
-                key,
-                acked: false,
-            },
-        );
-        let mut mkv = cluster;
-        media::end_of_fragment(&mut mux, &mut mkv);
-        let mut buf = Vec::new();
-        chunk(&mut buf, &mkv);
-        if sock.write_all(&buf).await.is_err() {
-            errors.push(format!("preload {}: the connection broke", log.name));
-            break;
-        }
-        match wait_ack(&mut sock, &mut acks).await {
-            Ack::Persisted => {
-                if let Some(s) = log.sent.get_mut(&tc) {
-                    s.acked = true;
-                }
-            }
+        match send_logged(&mut sock, &mut mux, &mut acks, &mut log, tc, &frame, 1).await {
+            Ack::Persisted => {}
             Ack::Error(e) => {
                 errors.push(format!("preload {}: fragment at {tc} ms: {e}", log.name));
                 break;
             }
             Ack::Gone => {
-                errors.push(format!("preload {}: no ack", log.name));
+                errors.push(format!(
+                    "preload {}: no ack, or the connection broke",
+                    log.name
+                ));
                 break;
             }
         }
     }
     (log, errors)
+}
+
+/// Sends one fragment at timecode `tc` (`frames` copies of `frame`, then the end-of-fragment
+/// tag) on an open session, logs it in `log` as sent (and moves `log.next_tc` past it), and
+/// waits for its ack; a PERSISTED marks it acknowledged. A write that fails is `Ack::Gone`.
+async fn send_logged(
+    sock: &mut TcpStream,
+    mux: &mut Muxer,
+    acks: &mut Vec<u8>,
+    log: &mut StreamLog,
+    tc: u64,
+    frame: &[u8],
+    frames: usize,
+) -> Ack {
+    log.next_tc = tc + FRAGMENT_MS;
+    let cluster = fragment(mux, tc, frame, frames);
+    let mut key = [0u8; KEY];
+    key.copy_from_slice(&cluster[..KEY]);
+    log.sent.insert(
+        tc,
+        Sent {
+            len: cluster.len(),
+            hash: fnv1a(&cluster),
+            key,
+            acked: false,
+        },
+    );
+    let mut mkv = cluster;
+    media::end_of_fragment(mux, &mut mkv);
+    let mut buf = Vec::new();
+    chunk(&mut buf, &mkv);
+    if sock.write_all(&buf).await.is_err() {
+        return Ack::Gone;
+    }
+    let ack = wait_ack(sock, acks).await;
+    if matches!(ack, Ack::Persisted)
+        && let Some(s) = log.sent.get_mut(&tc)
+    {
+        s.acked = true;
+    }
+    ack
 }
 
 enum Ack {
