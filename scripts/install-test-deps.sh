@@ -30,6 +30,8 @@ command -v nasm >/dev/null 2>&1 || packages+=(nasm)
 [[ -x "${VIGIL_CHROMIUM:-/usr/bin/chromium}" ]] || packages+=(chromium)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# The SNS tests verify delivery signatures against the served certificate with openssl.
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # The camera tests' RTSP server: each package is checked on its own (dpkg), so a partly
 # installed set is completed.
 for p in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
@@ -44,7 +46,7 @@ run() {
 }
 
 if [[ ${#packages[@]} -eq 0 ]]; then
-  echo "ffprobe, nasm, chromium, node, npm and GStreamer's RTSP server found; nothing to install with apt-get"
+  echo "ffprobe, nasm, chromium, node, npm, openssl and GStreamer's RTSP server found; nothing to install with apt-get"
 else
   sudo=()
   if [[ "$(id -u)" -ne 0 ]]; then

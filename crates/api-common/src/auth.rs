@@ -53,6 +53,8 @@ pub enum Service {
     Rekognition,
     /// Kinesis Data Streams (`kinesis`).
     Kinesis,
+    /// SNS topics (`sns`).
+    Sns,
 }
 
 impl Service {
@@ -62,6 +64,7 @@ impl Service {
             Self::KinesisVideo => vigil_auth::sigv4::SERVICE,
             Self::Rekognition => "rekognition",
             Self::Kinesis => "kinesis",
+            Self::Sns => "sns",
         }
     }
 }
@@ -159,6 +162,7 @@ pub struct SigV4 {
     kinesis_video: vigil_auth::Verifier,
     rekognition: vigil_auth::Verifier,
     kinesis: vigil_auth::Verifier,
+    sns: vigil_auth::Verifier,
     keys: vigil_auth::KeyStore,
     clock: Arc<dyn Clock>,
 }
@@ -187,6 +191,7 @@ impl SigV4 {
             kinesis_video: verifier(Service::KinesisVideo),
             rekognition: verifier(Service::Rekognition),
             kinesis: verifier(Service::Kinesis),
+            sns: verifier(Service::Sns),
             keys,
             clock,
         }
@@ -197,6 +202,7 @@ impl SigV4 {
             Service::KinesisVideo => &self.kinesis_video,
             Service::Rekognition => &self.rekognition,
             Service::Kinesis => &self.kinesis,
+            Service::Sns => &self.sns,
         }
     }
 

@@ -19,10 +19,13 @@
 //! patterns do not apply to them); Kinesis actions act on a data stream, whose name the stream
 //! patterns must match.
 //!
+//! SNS actions (`sns:Publish`) act on a topic, whose name the stream patterns must match.
+//!
 //! Operations that make the server reach out ([`NAMED_ONLY`]: `PutCamera`, `DeleteCamera`; a
-//! camera is an address the server dials) are allowed only by a pattern that names them,
-//! without a wildcard: a key allowed `*` or `Put*` cannot add cameras, so a leaked key with
-//! broad KVS rights cannot turn the server into a scanner of its network.
+//! camera is an address the server dials; `sns:Subscribe`, whose endpoint the server posts
+//! to) are allowed only by a pattern that names them, without a wildcard: a key allowed `*`,
+//! `Put*` or `sns:*` cannot add cameras or subscriptions, so a leaked key with broad rights
+//! cannot turn the server into a scanner of its network.
 //!
 //! The root principal may do everything.
 
@@ -34,8 +37,10 @@ use serde::{Deserialize, Serialize};
 pub const REKOGNITION_PREFIX: &str = "rekognition:";
 /// The prefix of Kinesis Data Streams actions and of the operation patterns that match them.
 pub const KINESIS_PREFIX: &str = "kinesis:";
+/// The prefix of SNS actions and of the operation patterns that match them.
+pub const SNS_PREFIX: &str = "sns:";
 /// Every service prefix an action may carry; an action without one is a KVS operation.
-pub const SERVICE_PREFIXES: [&str; 2] = [REKOGNITION_PREFIX, KINESIS_PREFIX];
+pub const SERVICE_PREFIXES: [&str; 3] = [REKOGNITION_PREFIX, KINESIS_PREFIX, SNS_PREFIX];
 
 /// An action's service prefix and the rest (`("kinesis:", "PutRecord")`), or `None` for a
 /// KVS operation.
@@ -45,8 +50,9 @@ pub fn split_service(action: &str) -> Option<(&'static str, &str)> {
         .find_map(|p| action.strip_prefix(p).map(|rest| (*p, rest)))
 }
 
-/// KVS-side operations a pattern must name exactly (no `*` or `?`) to allow.
-pub const NAMED_ONLY: [&str; 2] = ["PutCamera", "DeleteCamera"];
+/// Operations a pattern must name exactly (no `*` or `?`) to allow: those that make the
+/// server dial an address a caller gives.
+pub const NAMED_ONLY: [&str; 3] = ["PutCamera", "DeleteCamera", "sns:Subscribe"];
 
 /// The most patterns of each kind in a policy.
 pub const MAX_PATTERNS: usize = 100;
@@ -121,6 +127,9 @@ impl Policy {
     /// patterns without one).
     pub fn allows_operation(&self, operation: &str) -> bool {
         match split_service(operation) {
+            Some(_) if NAMED_ONLY.contains(&operation) => {
+                self.operations.iter().any(|p| p == operation)
+            }
             Some((prefix, action)) => self.operations.iter().any(|p| {
                 p.strip_prefix(prefix)
                     .is_some_and(|p| glob_match(p, action))

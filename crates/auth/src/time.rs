@@ -63,6 +63,24 @@ pub fn format_amz_date(ms: u64) -> String {
     )
 }
 
+/// Formats milliseconds since the Unix epoch as ISO 8601 with milliseconds,
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (SNS's `Timestamp`), clamped as [`format_amz_date`].
+pub fn format_iso8601_ms(ms: u64) -> String {
+    let max = 253_402_300_799_999_u64;
+    let ms = ms.min(max);
+    let secs = ms / 1_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        ms % 1_000
+    )
+}
+
 fn digits(bytes: &[u8]) -> Option<u64> {
     bytes.iter().try_fold(0_u64, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
@@ -122,6 +140,15 @@ mod tests {
         assert_eq!(format_amz_date(1_795_320_641_601), "20261122T041041Z");
         assert_eq!(format_amz_date(951_825_600_000), "20000229T120000Z");
         assert_eq!(format_amz_date(u64::MAX), "99991231T235959Z");
+        assert_eq!(
+            format_iso8601_ms(1_795_320_641_601),
+            "2026-11-22T04:10:41.601Z"
+        );
+        assert_eq!(
+            format_iso8601_ms(951_825_600_007),
+            "2000-02-29T12:00:00.007Z"
+        );
+        assert_eq!(format_iso8601_ms(u64::MAX), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The server's wiring: one HTTP front over every service crate.
 //!
 //! Each AWS service is its own crate (`vigil-api-kvs`, `vigil-api-playback`,
-//! `vigil-api-rekognition`, `vigil-api-kinesis`), none of which imports another; this crate builds their states
-//! over one store and one authenticator, puts them behind one [`Front`] in the order their
-//! claims are asked (Rekognition and Kinesis by `X-Amz-Target`, archived media by path, then
-//! the KVS control and media planes, which are also the fallback that answers unknown paths),
+//! `vigil-api-rekognition`, `vigil-api-kinesis`, `vigil-api-sns`), none of which imports
+//! another; this crate builds their states over one store and one authenticator, puts them
+//! behind one [`Front`] in the order their claims are asked (Rekognition and Kinesis by
+//! `X-Amz-Target`, SNS by the signature's service and its delivery links, archived media by
+//! path, then the KVS control and media planes, which are also the fallback that answers
+//! unknown paths),
 //! and adds what belongs to no service: `GET /health`, `GET /metrics` (Prometheus text), and
 //! the web console ([`console`]), whose requests run as their session's key through the same
 //! handlers and policies as any API call.
@@ -30,6 +32,7 @@ use vigil_api_kvs::media::sessions::PutMediaConfig;
 use vigil_api_kvs::{Kvs, KvsState};
 use vigil_api_playback::{Playback, PlaybackConfig, PlaybackState};
 use vigil_api_rekognition::{Rekognition, RekognitionState};
+use vigil_api_sns::{Sns, SnsState};
 use vigil_datastreams::DataStreams;
 use vigil_store::Store;
 
@@ -54,6 +57,8 @@ pub struct ServerConfig {
     pub datastreams: vigil_datastreams::Limits,
     /// Stream processors: limits, how far behind live a run may fall.
     pub analysis: AnalysisConfig,
+    /// Topics: limits, message retention, deliveries in flight.
+    pub topics: vigil_topics::TopicsConfig,
 }
 
 /// Why the server's state could not be built.
@@ -65,6 +70,9 @@ pub enum StartError {
     /// The stream processors did not load.
     #[error("loading the stream processors: {0}")]
     Analysis(#[from] vigil_analysis::Error),
+    /// SNS did not start (its signing key, its topics).
+    #[error("starting SNS: {0}")]
+    Sns(#[from] vigil_api_sns::StartError),
 }
 
 /// Every service's state, over one store and one authenticator.
@@ -84,6 +92,8 @@ pub struct ServerState {
     pub rekognition: Arc<RekognitionState>,
     /// Kinesis Data Streams.
     pub kinesis: Arc<KinesisState>,
+    /// SNS topics.
+    pub sns: Arc<SnsState>,
     /// Signed-in web console sessions.
     pub console_sessions: console::Sessions,
     /// Failed console sign-ins per client address.
@@ -135,6 +145,12 @@ impl ServerState {
             cfg.api.clone(),
             auth.clone(),
         ));
+        let sns = Arc::new(SnsState::open(
+            store.clone(),
+            cfg.api.clone(),
+            auth.clone(),
+            cfg.topics,
+        )?);
         metrics::metrics();
         Ok(Self {
             store,
@@ -144,6 +160,7 @@ impl ServerState {
             playback,
             rekognition,
             kinesis,
+            sns,
             console_sessions: console::Sessions::default(),
             console_throttle: console::throttle::SignInThrottle::default(),
         })
@@ -161,11 +178,22 @@ impl ServerState {
         self.rekognition.analysis.shutdown();
     }
 
+    /// Starts the topics' deliveries; how many subscriptions deliver. Blocking.
+    pub fn start_deliveries(&self) -> vigil_topics::Result<usize> {
+        self.sns.start()
+    }
+
+    /// Stops the topics' deliveries, each writing where it is (at shutdown). Blocking.
+    pub fn stop_deliveries(&self) {
+        self.sns.shutdown();
+    }
+
     /// The front: every API, in the order their claims are asked.
     pub fn front(&self) -> Front {
         Front::new(Arc::new(Kvs(self.kvs.clone())))
             .with(Arc::new(Rekognition(self.rekognition.clone())))
             .with(Arc::new(Kinesis(self.kinesis.clone())))
+            .with(Arc::new(Sns(self.sns.clone())))
             .with(Arc::new(Playback(self.playback.clone())))
     }
 }
@@ -178,7 +206,22 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route(
             "/",
-            get(console::index).fallback(move |req| {
+            get({
+                let front = front.clone();
+                move |state: axum::extract::State<Arc<ServerState>>, req: axum::extract::Request| {
+                    let front = front.clone();
+                    async move {
+                        // SNS's links (`GET /?Action=ConfirmSubscription&...`) are API calls;
+                        // a plain `GET /` is the console.
+                        if req.uri().query().is_some_and(|q| q.contains("Action=")) {
+                            front.handle(req).await
+                        } else {
+                            console::index(state, req.headers().clone()).await
+                        }
+                    }
+                }
+            })
+            .fallback(move |req| {
                 let front = front.clone();
                 async move { front.handle(req).await }
             }),

@@ -735,6 +735,16 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     if resumed > 0 {
         info!(processors = resumed, "stream processors running again");
     }
+    let delivering = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.start_deliveries())
+            .await
+            .context("starting the topics' deliveries")?
+            .context("starting the topics' deliveries")?
+    };
+    if delivering > 0 {
+        info!(subscriptions = delivering, "topic deliveries running");
+    }
     let app = vigil_server::router(state.clone());
     let networks = crate::camera::reach::Networks::parse(&args.camera_networks)
         .map_err(anyhow::Error::msg)
@@ -800,6 +810,11 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     {
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || state.stop_processors()).await;
+    }
+    info!("stopping the topics' deliveries");
+    {
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.stop_deliveries()).await;
     }
     drop(state);
     tokio::task::spawn_blocking(move || store.close())

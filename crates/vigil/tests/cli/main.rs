@@ -19,6 +19,7 @@ mod inspect;
 mod kinesis;
 mod media;
 mod rekognition;
+mod sns;
 mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
