@@ -180,6 +180,10 @@ pub fn from_engine(e: EngineError) -> SnsError {
             SnsError::SubscriptionLimitExceededException(m)
         }
         EngineError::LimitExceeded(m) => SnsError::TagLimitExceededException(m),
+        // A topic deleted while the call ran.
+        EngineError::Store(StoreError::LogGroupNotFound(_)) => {
+            SnsError::NotFoundException("Topic does not exist".into())
+        }
         EngineError::Store(StoreError::DiskFull(m)) => {
             SnsError::ThrottledException(format!("storage is full: {m}"))
         }

@@ -68,8 +68,9 @@ impl SnsState {
     /// Starts the deliveries; how many subscriptions deliver. Blocking.
     pub fn start(&self) -> Result<usize, vigil_topics::Error> {
         let n = self.engine.start()?;
-        if n > 0 {
-            // Deliveries sign: have the key before the first.
+        if self.engine.subscription_count() > 0 {
+            // Deliveries sign, and subscribers fetch the certificate: have the key before
+            // the first.
             if let Err(e) = self.signer.get() {
                 tracing::error!("{e}");
             }

@@ -9,6 +9,9 @@
 //! | `vigil_sns_filtered_total` | counter | `topic`, `subscription` | messages the filter policy left out |
 //! | `vigil_sns_in_flight` | gauge | `topic`, `subscription` | messages being delivered or waiting for a retry |
 //! | `vigil_sns_delivery_latency_ms_sum` | counter | `topic`, `subscription` | publish to delivery, summed over delivered messages (with `delivered_total`: the mean) |
+//!
+//! `subscription` is not the subscription's id but the first 8 bytes of its SHA-256, hex: a
+//! subscription's ARN is what an unsigned unsubscribe link names, and `/metrics` is open.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -26,6 +29,16 @@ pub fn register(stats: Arc<StatsRegistry>) {
     *STATS.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| global().add_collector(Arc::new(render)));
+}
+
+/// What names a subscription in the metrics: a digest of its id, which stays secret.
+fn label(id: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, id.as_bytes())
+        .as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn escape(s: &str) -> String {
@@ -91,7 +104,7 @@ fn render(out: &mut String) {
                 out,
                 "{name}{{topic=\"{}\",subscription=\"{}\"}} {}",
                 escape(&s.topic),
-                escape(id),
+                label(id),
                 get(s)
             );
         }

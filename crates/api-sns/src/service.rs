@@ -198,13 +198,16 @@ impl Call {
 #[derive(Debug, Clone)]
 pub struct Sns(pub Arc<SnsState>);
 
+/// An unsigned delivery link: no `Authorization` header and no presigned query (a presigned
+/// `GET` is verified like any signed call).
 fn is_link(req: &Request) -> bool {
     req.method() == Method::GET
         && req.uri().path() == "/"
         && req.headers().get(header::AUTHORIZATION).is_none()
         && req.uri().query().is_some_and(|q| {
-            q.split('&')
-                .any(|kv| kv == "Action=ConfirmSubscription" || kv == "Action=Unsubscribe")
+            !q.split('&').any(|kv| kv.starts_with("X-Amz-Signature="))
+                && q.split('&')
+                    .any(|kv| kv == "Action=ConfirmSubscription" || kv == "Action=Unsubscribe")
         })
 }
 

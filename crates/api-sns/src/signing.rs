@@ -171,7 +171,12 @@ impl Signer {
             .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, text, &mut sig)
         {
             Ok(()) => B64.encode(sig),
-            Err(_) => String::new(),
+            Err(e) => {
+                // ring fails only for a key it refused to load; the subscriber sees a
+                // signature that does not verify.
+                tracing::error!("signing an SNS delivery: {e}");
+                String::new()
+            }
         }
     }
 }

@@ -220,9 +220,14 @@ pub(crate) fn get_subscription_attributes(call: &Call, rid: &str) -> SnsResult<S
         .engine()
         .topic(&s.topic)
         .map_err(|e| call.engine_error(e))?;
+    let topic_policy = topic.meta.attributes.get("DeliveryPolicy");
+    // A topic that disables subscription overrides applies its own, as the engine does.
+    let overridden = topic_policy
+        .and_then(|p| vigil_topics::retry::TopicDeliveryPolicy::parse(p).ok())
+        .is_some_and(|p| p.disable_subscription_overrides);
     let effective = match (
-        s.attributes.get("DeliveryPolicy"),
-        topic.meta.attributes.get("DeliveryPolicy"),
+        s.attributes.get("DeliveryPolicy").filter(|_| !overridden),
+        topic_policy,
     ) {
         (Some(p), _) => effective_from_subscription(p),
         (None, Some(p)) => p.clone(),

@@ -229,20 +229,28 @@ pub(crate) fn list_tags_for_resource(call: &Call, rid: &str) -> SnsResult<String
     Ok(x.finish(rid))
 }
 
-/// The topic's policy document (its own, or SNS's default), parsed.
-fn policy(call: &Call, name: &str) -> SnsResult<serde_json::Value> {
-    let info = call
-        .engine()
-        .topic(name)
-        .map_err(|e| call.engine_error(e))?;
+/// Edits the statements of the topic's policy (its own, or SNS's default) with `f`, under the
+/// engine's control lock.
+fn edit_policy(
+    call: &Call,
+    name: &str,
+    f: impl FnOnce(&mut Vec<serde_json::Value>) -> Result<(), String>,
+) -> SnsResult<()> {
     let arn = call.state.topic_arn(name);
-    let text = info
-        .meta
-        .attributes
-        .get("Policy")
-        .cloned()
-        .unwrap_or_else(|| default_policy(&arn, &call.state.cfg.account_id));
-    serde_json::from_str(&text).map_err(|_| invalid("Policy"))
+    let account = call.state.cfg.account_id.clone();
+    call.engine()
+        .modify_topic_attribute(name, "Policy", |current| {
+            let text = current.map_or_else(|| default_policy(&arn, &account), str::to_owned);
+            let bad = || vigil_topics::Error::Invalid("Policy".into());
+            let mut doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+            let statements = doc
+                .get_mut("Statement")
+                .and_then(serde_json::Value::as_array_mut)
+                .ok_or_else(bad)?;
+            f(statements).map_err(vigil_topics::Error::Invalid)?;
+            Ok(doc.to_string())
+        })
+        .map_err(|e| call.engine_error(e))
 }
 
 pub(crate) fn add_permission(call: &Call, rid: &str) -> SnsResult<String> {
@@ -264,48 +272,38 @@ pub(crate) fn add_permission(call: &Call, rid: &str) -> SnsResult<String> {
     if actions.is_empty() {
         return Err(invalid("ActionName is required"));
     }
-    let mut doc = policy(call, &name)?;
     let arn = call.state.topic_arn(&name);
-    let statements = doc
-        .get_mut("Statement")
-        .and_then(serde_json::Value::as_array_mut)
-        .ok_or_else(|| invalid("Policy"))?;
-    if statements
-        .iter()
-        .any(|s| s.get("Sid").and_then(|v| v.as_str()) == Some(label))
-    {
-        return Err(invalid("Statement already exists"));
-    }
     let principals: Vec<String> = accounts
         .iter()
         .map(|a| format!("arn:aws:iam::{a}:root"))
         .collect();
     let actions: Vec<String> = actions.iter().map(|a| format!("SNS:{a}")).collect();
-    statements.push(serde_json::json!({
-        "Sid": label, "Effect": "Allow", "Principal": {"AWS": principals},
-        "Action": actions, "Resource": arn,
-    }));
-    call.engine()
-        .set_topic_attribute(&name, "Policy", &doc.to_string())
-        .map_err(|e| call.engine_error(e))?;
+    edit_policy(call, &name, |statements| {
+        if statements
+            .iter()
+            .any(|s| s.get("Sid").and_then(|v| v.as_str()) == Some(label))
+        {
+            return Err("Statement already exists".into());
+        }
+        statements.push(serde_json::json!({
+            "Sid": label, "Effect": "Allow", "Principal": {"AWS": principals},
+            "Action": actions, "Resource": arn,
+        }));
+        Ok(())
+    })?;
     Ok(Xml::finish_without_result("AddPermission", rid))
 }
 
 pub(crate) fn remove_permission(call: &Call, rid: &str) -> SnsResult<String> {
     let name = call.topic("TopicArn")?;
     let label = call.required("Label")?;
-    let mut doc = policy(call, &name)?;
-    let statements = doc
-        .get_mut("Statement")
-        .and_then(serde_json::Value::as_array_mut)
-        .ok_or_else(|| invalid("Policy"))?;
-    let before = statements.len();
-    statements.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(label));
-    if statements.len() == before {
-        return Err(invalid("Label"));
-    }
-    call.engine()
-        .set_topic_attribute(&name, "Policy", &doc.to_string())
-        .map_err(|e| call.engine_error(e))?;
+    edit_policy(call, &name, |statements| {
+        let before = statements.len();
+        statements.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(label));
+        if statements.len() == before {
+            return Err("Label".into());
+        }
+        Ok(())
+    })?;
     Ok(Xml::finish_without_result("RemovePermission", rid))
 }

@@ -35,12 +35,24 @@ pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// Signatures made lately, by (message id, protocol, signature version): a notification's
+/// string to sign does not name the subscription, so a message to N endpoints is signed once,
+/// not N times (an RSA-2048 signature costs about a millisecond).
+/// Each entry is made once: the deliveries of one message to its N subscriptions run at the
+/// same moment, and the first signs while the others wait for its result.
+type SignatureCache =
+    std::collections::HashMap<(String, Protocol, u8), Arc<std::sync::OnceLock<String>>>;
+
+/// How many signatures the cache keeps before it starts again.
+const SIGNATURE_CACHE: usize = 4096;
+
 /// Deliveries over HTTP and HTTPS.
 pub struct HttpTransport {
     region: String,
     account: String,
     signer: Arc<LazySigner>,
     client: HttpsClient,
+    signatures: std::sync::Mutex<SignatureCache>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -95,7 +107,27 @@ impl HttpTransport {
             account: cfg.account_id.clone(),
             signer,
             client,
+            signatures: std::sync::Mutex::default(),
         }
+    }
+
+    /// The signature of notification `id` for `protocol`, made once.
+    fn notification_signature(
+        &self,
+        signer: &Signer,
+        key: (String, Protocol, u8),
+        text: &str,
+    ) -> String {
+        let version = key.2;
+        let once = {
+            let mut cache = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= SIGNATURE_CACHE && !cache.contains_key(&key) {
+                cache.clear();
+            }
+            cache.entry(key).or_default().clone()
+        };
+        once.get_or_init(|| signer.sign(version, text.as_bytes()))
+            .clone()
     }
 
     /// A topic's ARN.
@@ -199,7 +231,11 @@ fn render(t: &HttpTransport, signer: &Signer, d: &Delivery) -> Rendered {
                 ("TopicArn", topic_arn.as_str()),
                 ("Type", "Notification"),
             ]);
-            let signature = signer.sign(version, string_to_sign(&members).as_bytes());
+            let signature = t.notification_signature(
+                signer,
+                (m.id.clone(), sub.protocol, version),
+                &string_to_sign(&members),
+            );
             let unsubscribe = format!(
                 "{base}/?Action=Unsubscribe&SubscriptionArn={}",
                 urlencode(&sub_arn)
@@ -331,7 +367,10 @@ impl Transport for HttpTransport {
             match sub.protocol {
                 Protocol::Http | Protocol::Https => {}
             }
-            let mut req = hyper::Request::post(sub.endpoint.as_str())
+            // `https://user:password@host/...`: SNS sends the user information as HTTP
+            // basic authentication, not in the URL.
+            let (url, basic) = split_userinfo(&sub.endpoint);
+            let mut req = hyper::Request::post(url.as_str())
                 .header("content-type", content_type)
                 .header("user-agent", USER_AGENT)
                 .header("x-amz-sns-message-type", r.message_type)
@@ -345,6 +384,9 @@ impl Transport for HttpTransport {
             }
             if r.raw {
                 req = req.header("x-amz-sns-rawdelivery", "true");
+            }
+            if let Some(b) = basic {
+                req = req.header("authorization", b);
             }
             let req = match req.body(Full::new(Bytes::from(r.body))) {
                 Ok(r) => r,
@@ -369,6 +411,30 @@ impl Transport for HttpTransport {
             }
         })
     }
+}
+
+/// The endpoint without its user information, and that information as an `Authorization:
+/// Basic` value.
+fn split_userinfo(endpoint: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return (endpoint.to_owned(), None);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (endpoint.to_owned(), None);
+    };
+    let decoded: Vec<u8> =
+        form_urlencoded::parse(format!("u={}", userinfo.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(decoded)
+    );
+    (format!("{scheme}://{host}{tail}"), Some(basic))
 }
 
 fn content_type(d: &Delivery) -> String {
@@ -396,4 +462,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_userinfo;
+
+    #[test]
+    fn user_information_becomes_basic_authentication() {
+        assert_eq!(
+            split_userinfo("https://alice:s%40cret@example.com:8443/hook?x=1"),
+            (
+                "https://example.com:8443/hook?x=1".to_owned(),
+                // base64("alice:s@cret")
+                Some("Basic YWxpY2U6c0BjcmV0".to_owned())
+            )
+        );
+        assert_eq!(
+            split_userinfo("http://127.0.0.1:9/a@b"),
+            ("http://127.0.0.1:9/a@b".to_owned(), None)
+        );
+    }
 }

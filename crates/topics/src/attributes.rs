@@ -11,7 +11,14 @@ pub fn check_topic_attribute(name: &str, value: &str) -> Result<()> {
                 return Err(Error::Invalid("DisplayName: at most 100 characters".into()));
             }
         }
-        "Policy" | "DataProtectionPolicy" => {
+        "DataProtectionPolicy" => {
+            return Err(Error::Invalid(
+                "DataProtectionPolicy: Vigil has no message data protection (see \
+                 docs/compatibility.md)"
+                    .into(),
+            ));
+        }
+        "Policy" => {
             serde_json::from_str::<serde_json::Value>(value)
                 .ok()
                 .filter(serde_json::Value::is_object)

@@ -13,7 +13,7 @@
 //!   run out the message is kept in the topic's dead letters with the last failure.
 //! - `maxReceivesPerSecond` spaces the attempts' starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -199,7 +199,7 @@ pub(crate) fn spawn_control(inner: &Arc<Inner>, d: Delivery) {
                 Ok(Outcome::Rejected(e)) => {
                     tracing::warn!(
                         subscription = d.subscription.id,
-                        endpoint = d.subscription.endpoint,
+                        endpoint = d.subscription.endpoint_for_logs(),
                         "{what} refused: {e}"
                     );
                     return;
@@ -207,7 +207,7 @@ pub(crate) fn spawn_control(inner: &Arc<Inner>, d: Delivery) {
                 Ok(Outcome::Failed(e)) => {
                     tracing::info!(
                         subscription = d.subscription.id,
-                        endpoint = d.subscription.endpoint,
+                        endpoint = d.subscription.endpoint_for_logs(),
                         "{what} failed: {e}"
                     );
                 }
@@ -221,8 +221,20 @@ pub(crate) fn spawn_control(inner: &Arc<Inner>, d: Delivery) {
 struct Compiled {
     sub: Arc<Subscription>,
     topic: Arc<TopicMeta>,
-    filter: Option<FilterPolicy>,
+    /// `None`: no policy; `Some(Err)`: a kept policy that no longer parses, which lets
+    /// nothing through (fail closed) until it is set again.
+    filter: Option<Result<FilterPolicy, ()>>,
     policy: EffectivePolicy,
+}
+
+impl Compiled {
+    fn passes(&self, m: &Message) -> bool {
+        match &self.filter {
+            None => true,
+            Some(Ok(f)) => f.matches(&m.attributes, m.body_for(self.sub.protocol)),
+            Some(Err(())) => false,
+        }
+    }
 }
 
 fn compile(inner: &Inner, h: &SubHandle) -> Option<(Compiled, u64)> {
@@ -237,7 +249,11 @@ fn compile(inner: &Inner, h: &SubHandle) -> Option<(Compiled, u64)> {
         .attributes
         .get("FilterPolicy")
         .filter(|f| !f.is_empty())
-        .and_then(|f| FilterPolicy::parse(f, scope).ok());
+        .map(|f| {
+            FilterPolicy::parse(f, scope).map_err(|e| {
+                tracing::error!(subscription = sub.id, "its filter policy no longer parses, so nothing is delivered until it is set again: {e}");
+            })
+        });
     let topic_policy = topic
         .attributes
         .get("DeliveryPolicy")
@@ -318,9 +334,14 @@ async fn deliveries(
     let mut last_write = Instant::now();
     // Messages read and not finished: false while in flight, true once finished.
     let mut slots: BTreeMap<Position, bool> = BTreeMap::new();
+    // Attempts by task, so that one that panicked still finishes its message.
     let mut attempts: JoinSet<Done> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (Position, Arc<Message>, u32)> = HashMap::new();
     let mut next_start = tokio::time::Instant::now();
+    // Messages in flight (the window), and everything read past the oldest unfinished one
+    // (finished or filtered out behind a message being retried), bounded apart.
     let max = inner.cfg.max_in_flight.max(1);
+    let max_read = max.saturating_mul(READ_AHEAD);
     loop {
         if cancel.load(Ordering::SeqCst) != RUNNING {
             break;
@@ -336,9 +357,12 @@ async fn deliveries(
         }
         // Read what is new, as far as the window allows.
         let mut read_some = false;
-        if slots.len() < max {
+        let open = running_count(&slots);
+        let has_room =
+            |slots: &BTreeMap<Position, bool>| running_count(slots) < max && slots.len() < max_read;
+        if has_room(&slots) {
             wake.borrow_and_update();
-            let room = max - slots.len();
+            let room = (max - open).min(max_read - slots.len());
             let s2 = store.clone();
             let from = next_read;
             let read = tokio::task::spawn_blocking(move || {
@@ -358,18 +382,24 @@ async fn deliveries(
                                 continue;
                             }
                         };
-                        let pass = c.filter.as_ref().is_none_or(|f| {
-                            f.matches(&msg.attributes, msg.body_for(c.sub.protocol))
-                        });
-                        if !pass {
+                        if !c.passes(&msg) {
                             SubStats::inc(&stats.filtered);
                             slots.insert(e.position, true);
                             continue;
                         }
                         slots.insert(e.position, false);
                         stats.in_flight.fetch_add(1, Ordering::Relaxed);
-                        let at = throttled(&mut next_start, &c.policy, Duration::ZERO);
-                        launch(&inner, &mut attempts, &c, e.position, msg, 1, at);
+                        let at = throttled(&mut next_start, &c.policy);
+                        launch(
+                            &inner,
+                            &mut attempts,
+                            &mut running,
+                            &c,
+                            e.position,
+                            msg,
+                            1,
+                            at,
+                        );
                     }
                 }
                 Ok(Err(StoreError::LogGroupNotFound(_))) => break,
@@ -389,22 +419,37 @@ async fn deliveries(
         }
         cursor = slots.first_key_value().map_or(next_read, |(p, _)| *p);
         // At most one write a second: each is an index transaction (an fsync).
-        if cursor != written && last_write.elapsed() >= CURSOR_FLUSH {
+        if cursor != written
+            && last_write.elapsed() >= CURSOR_FLUSH
+            && cancel.load(Ordering::SeqCst) == RUNNING
+        {
             if write_cursor(&store, &id, cursor).await {
                 written = cursor;
             }
             last_write = Instant::now();
         }
-        if read_some && slots.len() < max {
+        if read_some && has_room(&slots) {
             continue;
         }
         let flush_in = CURSOR_FLUSH.saturating_sub(last_write.elapsed());
         tokio::select! {
-            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                let Ok(done) = done else { continue };
-                finish(&inner, &mut attempts, &c, &stats, &mut slots, &mut next_start, group, done).await;
+            Some(joined) = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                let done = match joined {
+                    Ok((task, done)) => {
+                        running.remove(&task);
+                        done
+                    }
+                    // An attempt that panicked: its message failed this attempt.
+                    Err(e) => {
+                        let Some((position, message, attempt)) = running.remove(&e.id()) else {
+                            continue;
+                        };
+                        Done { position, message, attempt, outcome: Outcome::Failed(format!("the delivery failed: {e}")) }
+                    }
+                };
+                finish(&inner, &mut attempts, &mut running, &c, &stats, &mut slots, group, done).await;
             }
-            r = wake.changed(), if slots.len() < max => {
+            r = wake.changed(), if has_room(&slots) => {
                 if r.is_err() {
                     break;
                 }
@@ -424,13 +469,20 @@ async fn deliveries(
     }
 }
 
-/// When an attempt asked for after `delay` may start, under the throttle policy.
+/// How far past the oldest unfinished message a subscription reads, in windows.
+const READ_AHEAD: usize = 16;
+
+fn running_count(slots: &BTreeMap<Position, bool>) -> usize {
+    slots.values().filter(|d| !**d).count()
+}
+
+/// When a message's first attempt may start, under the throttle policy (retries start when
+/// their delay says, and do not push fresh messages back).
 fn throttled(
     next_start: &mut tokio::time::Instant,
     policy: &EffectivePolicy,
-    delay: Duration,
 ) -> tokio::time::Instant {
-    let want = tokio::time::Instant::now() + delay;
+    let want = tokio::time::Instant::now();
     let Some(rate) = policy.max_receives_per_second.filter(|r| *r > 0) else {
         return want;
     };
@@ -439,9 +491,11 @@ fn throttled(
     at
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch(
     inner: &Arc<Inner>,
     attempts: &mut JoinSet<Done>,
+    running: &mut HashMap<tokio::task::Id, (Position, Arc<Message>, u32)>,
     c: &Compiled,
     position: Position,
     message: Arc<Message>,
@@ -454,7 +508,8 @@ fn launch(
         topic: c.topic.clone(),
         kind: DeliveryKind::Notification(message.clone()),
     };
-    attempts.spawn_on(
+    let what = (position, message.clone(), attempt);
+    let handle = attempts.spawn_on(
         async move {
             tokio::time::sleep_until(at).await;
             let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, transport.deliver(d)).await {
@@ -470,16 +525,17 @@ fn launch(
         },
         &inner.runtime,
     );
+    running.insert(handle.id(), what);
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     inner: &Arc<Inner>,
     attempts: &mut JoinSet<Done>,
+    running: &mut HashMap<tokio::task::Id, (Position, Arc<Message>, u32)>,
     c: &Compiled,
     stats: &SubStats,
     slots: &mut BTreeMap<Position, bool>,
-    next_start: &mut tokio::time::Instant,
     group: u64,
     done: Done,
 ) {
@@ -512,10 +568,11 @@ async fn finish(
                         attempt = done.attempt,
                         "delivery failed, retrying in {delay:?}: {e}"
                     );
-                    let at = throttled(next_start, &c.policy, delay);
+                    let at = tokio::time::Instant::now() + delay;
                     launch(
                         inner,
                         attempts,
+                        running,
                         c,
                         done.position,
                         done.message,

@@ -14,10 +14,12 @@
 //! - [`Topics::publish`] returns once the messages are durable in the topic's log (the
 //!   store's log contract: appended to a segment, `fdatasync`ed, indexed): a message whose id
 //!   was returned is delivered after any crash.
-//! - A delivery cursor is written at most [`CURSOR_FLUSH`] after it moves, and when the
-//!   server stops. After a crash, messages delivered in that last moment are delivered again:
-//!   deliveries are at least once, as SNS's are. A message being retried when the server
-//!   stops is retried after the restart (its count of attempts starts again).
+//! - A delivery cursor (the first message not finished) is written at most [`CURSOR_FLUSH`]
+//!   after it moves, and when the server stops. After a crash, messages delivered in that
+//!   last moment are delivered again, and after any restart so are those finished after a
+//!   message still being retried: deliveries are at least once, as SNS's are. A message
+//!   being retried when the server stops is retried after the restart (its count of attempts
+//!   starts again).
 //! - Control calls (create, subscribe, confirm, attributes, unsubscribe, delete) are durable
 //!   (one index transaction each) before they return.
 //!
@@ -251,6 +253,20 @@ impl Topics {
             .started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.purge_expired()?;
+        // Expired tokens are dropped hourly too (a weak handle: the task must not keep the
+        // store open).
+        let weak = Arc::downgrade(&self.0);
+        self.0.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let t = Topics(inner);
+                let r = tokio::task::spawn_blocking(move || t.purge_expired()).await;
+                if let Ok(Err(e)) = r {
+                    tracing::warn!("dropping expired subscriptions: {e}");
+                }
+            }
+        });
         let subs: Vec<Arc<SubHandle>> = lock(&self.0.subs).values().cloned().collect();
         let mut n = 0;
         for h in subs {
@@ -272,6 +288,11 @@ impl Topics {
         for h in subs {
             h.join_blocking(&self.0.runtime);
         }
+    }
+
+    /// Subscriptions kept, in every state.
+    pub fn subscription_count(&self) -> usize {
+        lock(&self.0.subs).len()
     }
 
     /// Delivery statistics per subscription.
@@ -436,11 +457,7 @@ impl Topics {
             check_topic_attribute(key, value)?;
         } else {
             check_topic_attribute(key, "").or_else(|e| match key {
-                "Policy"
-                | "DataProtectionPolicy"
-                | "DeliveryPolicy"
-                | "SignatureVersion"
-                | "TracingConfig" => Ok(()),
+                "Policy" | "DeliveryPolicy" | "SignatureVersion" | "TracingConfig" => Ok(()),
                 _ => Err(e),
             })?;
         }
@@ -450,6 +467,23 @@ impl Topics {
             } else {
                 m.attributes.insert(key.to_owned(), value.to_owned());
             }
+            Ok(())
+        })
+    }
+
+    /// Changes one attribute from what it is (`None`: not set) to what `f` makes of it, under
+    /// the control lock, so that two read-modify-writes (AddPermission's edits of `Policy`)
+    /// cannot lose one another's change.
+    pub fn modify_topic_attribute(
+        &self,
+        name: &str,
+        key: &str,
+        f: impl FnOnce(Option<&str>) -> Result<String>,
+    ) -> Result<()> {
+        self.update_topic(name, |m| {
+            let next = f(m.attributes.get(key).map(String::as_str))?;
+            check_topic_attribute(key, &next)?;
+            m.attributes.insert(key.to_owned(), next);
             Ok(())
         })
     }
@@ -494,22 +528,31 @@ impl Topics {
             .filter(|h| h.get().topic == name)
             .cloned()
             .collect();
+        // The topic goes first: if that fails nothing changed; after it, its subscriptions'
+        // tasks end by themselves (their log is gone), and what is left of them is removed
+        // here or, after a crash, when the engine opens (subscriptions of no topic).
+        match self.0.store.delete_log_group(LogGroupRef::Id(group)) {
+            Ok(()) | Err(StoreError::LogGroupNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        lock(&self.0.topics).remove(name);
         for h in &subs {
             h.stop(false);
         }
         for h in &subs {
             h.join_blocking(&self.0.runtime);
             let id = h.get().id.clone();
-            self.0.store.delete_document(SUBSCRIPTION_KIND, &id)?;
-            self.0.store.delete_document(CURSOR_KIND, &id)?;
+            for kind in [SUBSCRIPTION_KIND, CURSOR_KIND] {
+                if let Err(e) = self.0.store.delete_document(kind, &id) {
+                    tracing::warn!(
+                        subscription = id,
+                        "removing a deleted topic's subscription: {e}"
+                    );
+                }
+            }
             lock(&self.0.subs).remove(&id);
             self.0.stats.remove(&id);
         }
-        match self.0.store.delete_log_group(LogGroupRef::Id(group)) {
-            Ok(()) | Err(StoreError::LogGroupNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        lock(&self.0.topics).remove(name);
         Ok(())
     }
 
@@ -586,7 +629,10 @@ impl Topics {
         }
         let count = lock(&self.0.subs)
             .values()
-            .filter(|h| h.get().topic == topic)
+            .filter(|h| {
+                let s = h.get();
+                s.topic == topic && s.state != SubscriptionState::Deleted
+            })
             .count();
         if count >= self.0.cfg.max_subscriptions_per_topic {
             return Err(Error::LimitExceeded(format!(
@@ -740,16 +786,20 @@ impl Topics {
         if s.state == SubscriptionState::Deleted {
             return Err(Error::SubscriptionNotFound(id.to_owned()));
         }
-        h.stop(false);
-        h.join_blocking(&self.0.runtime);
         let (_, meta) = self.group_of(&s.topic)?;
-        self.0.store.delete_document(CURSOR_KIND, &s.id)?;
         let was_confirmed = s.state == SubscriptionState::Confirmed;
         s.state = SubscriptionState::Deleted;
         s.token = Some(new_token());
         s.token_expires_ms = self.now_ms().saturating_add(TOKEN_TTL_MS);
+        // The durable change first: if it fails, nothing changed and deliveries go on.
         self.put_subscription(&s)?;
         h.set(s);
+        h.stop(false);
+        h.join_blocking(&self.0.runtime);
+        // A cursor left by a failure here is overwritten by the next confirmation.
+        if let Err(e) = self.0.store.delete_document(CURSOR_KIND, id) {
+            tracing::warn!(subscription = id, "deleting its delivery cursor: {e}");
+        }
         self.0.stats.remove(id);
         if was_confirmed {
             self.send_control(&meta, &h, DeliveryKind::UnsubscribeConfirmation);

@@ -185,6 +185,18 @@ pub struct Subscription {
     pub created_ms: u64,
 }
 
+impl Subscription {
+    /// The endpoint as logs show it: scheme, host and port only (a URL's user, password,
+    /// path and query may carry secrets).
+    pub fn endpoint_for_logs(&self) -> String {
+        let e = self.endpoint.as_str();
+        let (scheme, rest) = e.split_once("://").unwrap_or(("", e));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        format!("{scheme}://{host}")
+    }
+}
+
 /// The document kind of subscriptions.
 pub const SUBSCRIPTION_KIND: &str = "sns-subscription";
 /// The document kind of delivery cursors (named by subscription id).

@@ -20,6 +20,8 @@ use crate::{
 struct Fake {
     answers: Mutex<Vec<Outcome>>,
     seen: Mutex<Vec<(String, DeliveryKind)>>,
+    /// Messages with this body always fail.
+    failing: Mutex<Option<String>>,
 }
 
 impl Fake {
@@ -27,6 +29,7 @@ impl Fake {
         Arc::new(Self {
             answers: Mutex::new(answers),
             seen: Mutex::default(),
+            failing: Mutex::default(),
         })
     }
 
@@ -57,6 +60,11 @@ impl Transport for Fake {
     fn deliver(&self, d: Delivery) -> BoxFuture<Outcome> {
         let token = d.subscription.token.clone().unwrap_or_default();
         self.seen.lock().unwrap().push((token, d.kind.clone()));
+        if let DeliveryKind::Notification(m) = &d.kind
+            && self.failing.lock().unwrap().as_deref() == Some(m.body.as_str())
+        {
+            return Box::pin(async { Outcome::Failed("HTTP 500".into()) });
+        }
         let mut a = self.answers.lock().unwrap();
         let out = if a.len() > 1 {
             a.remove(0)
@@ -422,6 +430,38 @@ async fn create_topic_is_idempotent_and_its_state_survives_a_restart() {
     assert_eq!(info.meta.tags.get("room").unwrap(), "hall");
     assert_eq!(info.pending, 1);
     assert_eq!(t.list_topics(None, 10), ["door"]);
+    let t2 = t.clone();
+    blocking(move || t2.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_being_retried_does_not_hold_back_the_ones_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let fake = Fake::answering(vec![Outcome::Delivered]);
+    let t = topics(&store, fake.clone());
+    let policy = r#"{"healthyRetryPolicy": {"minDelayTarget": 60, "maxDelayTarget": 60, "numRetries": 50}, "throttlePolicy": {"maxReceivesPerSecond": 1000}}"#;
+    let id = subscribed(&t, &fake, &[("DeliveryPolicy", policy)]).await;
+    *fake.failing.lock().unwrap() = Some("stuck".into());
+    t.publish("alerts", vec![msg("stuck", None)]).await.unwrap();
+    until("the first attempt", || !fake.notifications().is_empty()).await;
+    // Far more than the window (64) after it: all delivered while it waits a minute, and
+    // neither the window nor the throttle is held by it.
+    for chunk in 0..5 {
+        let batch = (0..50)
+            .map(|i| msg(&format!("m{chunk}-{i}"), None))
+            .collect();
+        t.publish("alerts", batch).await.unwrap();
+    }
+    let stats = t.stats().of(&id, "alerts");
+    until("250 deliveries behind the stuck one", || {
+        stats.delivered.load(std::sync::atomic::Ordering::Relaxed) == 250
+    })
+    .await;
+    assert_eq!(
+        stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     let t2 = t.clone();
     blocking(move || t2.shutdown()).await;
 }

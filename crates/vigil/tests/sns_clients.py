@@ -171,7 +171,7 @@ def test_topics_attributes_tags_paging_and_errors():
 
 
 def test_http_subscriptions_receive_signed_notifications():
-    sub = Subscriber()
+    sub = Subscriber(ENDPOINT)
     topic = S.create_topic(Name="doorbell")["TopicArn"]
     sub_arn = subscribe_confirmed(topic, sub, "/hook")
     assert sub_arn.startswith(topic + ":"), sub_arn
@@ -239,7 +239,7 @@ def test_http_subscriptions_receive_signed_notifications():
 
 
 def test_filter_policies_and_batches():
-    sub = Subscriber()
+    sub = Subscriber(ENDPOINT)
     topic = S.create_topic(Name="faces")["TopicArn"]
     subscribe_confirmed(topic, sub, "/all")
     strangers = subscribe_confirmed(
@@ -281,7 +281,7 @@ def test_filter_policies_and_batches():
 
 
 def test_a_failing_endpoint_is_retried_then_dead_lettered():
-    sub = Subscriber()
+    sub = Subscriber(ENDPOINT)
     topic = S.create_topic(Name="flaky")["TopicArn"]
     policy = {"healthyRetryPolicy": {"minDelayTarget": 1, "maxDelayTarget": 1, "numRetries": 2}}
     sub_arn = subscribe_confirmed(topic, sub, "/down", DeliveryPolicy=json.dumps(policy))
@@ -322,7 +322,7 @@ def test_pipeline_errors_in_the_query_protocol():
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/",
                  Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:q"})})
     # A pending subscription shows as such, and a token is needed to confirm it.
-    sub = Subscriber(confirm=False)
+    sub = Subscriber(ENDPOINT, confirm=False)
     r = S.subscribe(TopicArn=topic, Protocol="http", Endpoint=sub.url("/p"), ReturnSubscriptionArn=True)
     assert r["SubscriptionArn"].startswith(topic + ":"), r
     listed = S.list_subscriptions()["Subscriptions"]
@@ -360,7 +360,7 @@ def test_the_aws_cli():
         assert out.returncode == 0, f"aws sns {' '.join(args)}: {out.stderr}"
         return json.loads(out.stdout) if out.stdout.strip() else {}
 
-    sub = Subscriber()
+    sub = Subscriber(ENDPOINT)
     topic = ok("create-topic", "--name", "cli")["TopicArn"]
     assert topic == arn("cli"), topic
     ok("subscribe", "--topic-arn", topic, "--protocol", "http", "--notification-endpoint", sub.url("/cli"))

@@ -7,10 +7,14 @@ Used two ways:
 - imported by sns_clients.py (Subscriber(), in a thread of the test script);
 - run on its own by crates/vigil/tests/cli/sns.rs, to outlive a server restart:
 
-      python sns_subscriber.py PORT_FILE LOG_FILE FAIL_FLAG_FILE
+      python sns_subscriber.py PORT_FILE LOG_FILE FAIL_FLAG_FILE TRUSTED_PREFIX
 
   it writes its port to PORT_FILE, appends one JSON line per POST to LOG_FILE, and answers 503
   while FAIL_FLAG_FILE exists (confirmations are followed either way).
+
+As a careful subscriber does, it trusts a certificate only from a URL under TRUSTED_PREFIX (the
+server's URL: a forged document naming another host is not verified) and follows a
+SubscribeURL only from a document whose signature verified.
 """
 
 import base64
@@ -39,9 +43,12 @@ def string_to_sign(doc):
 _certs = {}
 
 
-def verify(doc):
-    """Whether the document's Signature verifies under the certificate at SigningCertURL."""
+def verify(doc, trusted):
+    """Whether the document's Signature verifies under the certificate at SigningCertURL, a
+    URL under `trusted`."""
     url = doc["SigningCertURL"]
+    if not url.startswith(trusted):
+        return False
     if url not in _certs:
         with urllib.request.urlopen(url, timeout=10) as r:
             _certs[url] = r.read()
@@ -74,7 +81,8 @@ def verify(doc):
 class Subscriber:
     """An endpoint on 127.0.0.1; `url(path)` is where to subscribe."""
 
-    def __init__(self, log_file=None, fail_flag=None, confirm=True):
+    def __init__(self, trusted, log_file=None, fail_flag=None, confirm=True):
+        self.trusted = trusted
         self.received = []
         self.lock = threading.Lock()
         self.fail = False
@@ -96,10 +104,10 @@ class Subscriber:
                     try:
                         doc = json.loads(body)
                         entry["doc"] = doc
-                        entry["verified"] = verify(doc)
+                        entry["verified"] = verify(doc, me.trusted)
                     except Exception as e:  # noqa: BLE001
                         entry["error"] = repr(e)
-                if kind == "SubscriptionConfirmation" and me.confirm and "doc" in entry:
+                if kind == "SubscriptionConfirmation" and me.confirm and entry.get("verified"):
                     # A real subscriber confirms by following the link, unsigned.
                     threading.Thread(target=me._follow, args=(entry["doc"]["SubscribeURL"],)).start()
                     entry["answered"] = 200
@@ -139,8 +147,8 @@ class Subscriber:
 
 
 if __name__ == "__main__":
-    port_file, log_file, fail_flag = sys.argv[1:4]
-    s = Subscriber(log_file=log_file, fail_flag=fail_flag)
+    port_file, log_file, fail_flag, trusted = sys.argv[1:5]
+    s = Subscriber(trusted, log_file=log_file, fail_flag=fail_flag)
     with open(port_file + ".tmp", "w") as f:
         f.write(str(s.port))
     os.rename(port_file + ".tmp", port_file)
