@@ -13,9 +13,11 @@
 //! - [`signing`]: the key deliveries are signed with and its certificate (made on the first
 //!   subscription, not at start).
 //! - [`transport`]: HTTP/HTTPS deliveries: SNS's headers and signed JSON document.
+//! - [`mail`]: `email` and `email-json` deliveries through an SMTP relay.
 //! - [`metrics`]: delivery figures per subscription on `/metrics`.
 
 pub mod error;
+pub mod mail;
 pub mod metrics;
 pub mod publish;
 pub mod query;
@@ -33,11 +35,15 @@ use vigil_store::Store;
 use vigil_topics::{Topics, TopicsConfig};
 
 pub use error::{SnsError, SnsResult};
+pub use mail::SmtpConfig;
 pub use service::{Sns, SnsState};
 
 /// Why SNS could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The mail settings.
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
     /// The topics did not load.
     #[error("loading the topics: {0}")]
     Topics(#[from] vigil_topics::Error),
@@ -52,9 +58,12 @@ impl SnsState {
         cfg: ApiConfig,
         auth: Arc<dyn Authenticator>,
         topics: TopicsConfig,
+        smtp: Option<&SmtpConfig>,
     ) -> Result<Self, StartError> {
         let signer = Arc::new(signing::LazySigner::new(store.clone()));
-        let transport = Arc::new(transport::HttpTransport::new(&cfg, signer.clone()));
+        let mailer = smtp.map(mail::Mailer::new).transpose()?.map(Arc::new);
+        let email = mailer.is_some();
+        let transport = Arc::new(transport::HttpTransport::new(&cfg, signer.clone(), mailer));
         let engine = Topics::open(store, transport, topics)?;
         metrics::register(engine.stats());
         Ok(Self {
@@ -62,6 +71,7 @@ impl SnsState {
             cfg,
             auth,
             signer,
+            email,
         })
     }
 

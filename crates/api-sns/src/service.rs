@@ -39,6 +39,9 @@ pub struct SnsState {
     pub auth: Arc<dyn Authenticator>,
     /// The deliveries' signing key.
     pub signer: Arc<LazySigner>,
+    /// Whether `email` and `email-json` subscriptions can be delivered (an SMTP relay is
+    /// configured).
+    pub email: bool,
 }
 
 impl SnsState {

@@ -54,11 +54,23 @@ pub(crate) fn subscribe(call: &Call, rid: &str) -> SnsResult<String> {
         .get()
         .map_err(|e| SnsError::InternalErrorException(e.to_string()))?;
     let protocol = call.required("Protocol")?;
-    let (protocol, endpoint) = validate::endpoint(protocol, call.form.get("Endpoint"))?;
+    let (protocol, endpoint) =
+        validate::endpoint(protocol, call.form.get("Endpoint"), call.state.email)?;
     let attributes = call
         .form
         .map("Attributes", "key", "value", 20)
         .map_err(invalid)?;
+    // As SNS: only HTTP/S takes a delivery policy, and raw delivery is not for mail.
+    if protocol.is_email() {
+        for a in ["DeliveryPolicy", "RawMessageDelivery"] {
+            if attributes.contains_key(a) {
+                return Err(invalid(format!(
+                    "Attributes: {a} is not valid for protocol {}",
+                    protocol.name()
+                )));
+            }
+        }
+    }
     let return_arn = call
         .form
         .get("ReturnSubscriptionArn")
@@ -248,6 +260,12 @@ pub(crate) fn set_subscription_attributes(call: &Call, rid: &str) -> SnsResult<S
     let s = subscription(call)?;
     let key = call.required("AttributeName")?;
     let value = call.form.get("AttributeValue").unwrap_or_default();
+    if s.protocol.is_email() && matches!(key, "DeliveryPolicy" | "RawMessageDelivery") {
+        return Err(invalid(format!(
+            "AttributeName: {key} is not valid for protocol {}",
+            s.protocol.name()
+        )));
+    }
     call.engine()
         .set_subscription_attribute(&s.id, key, value)
         .map_err(|e| call.engine_error(e))?;

@@ -53,6 +53,8 @@ pub struct HttpTransport {
     signer: Arc<LazySigner>,
     client: HttpsClient,
     signatures: std::sync::Mutex<SignatureCache>,
+    /// `email` and `email-json` deliveries, when a relay is configured.
+    mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -65,7 +67,11 @@ impl std::fmt::Debug for HttpTransport {
 
 impl HttpTransport {
     /// A transport signing with `signer`, naming ARNs in `cfg`'s region and account.
-    pub fn new(cfg: &ApiConfig, signer: Arc<LazySigner>) -> Self {
+    pub fn new(
+        cfg: &ApiConfig,
+        signer: Arc<LazySigner>,
+        mailer: Option<Arc<crate::mail::Mailer>>,
+    ) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
@@ -108,6 +114,7 @@ impl HttpTransport {
             signer,
             client,
             signatures: std::sync::Mutex::default(),
+            mailer,
         }
     }
 
@@ -363,10 +370,18 @@ impl Transport for HttpTransport {
         let sub = d.subscription.clone();
         let content_type = content_type(&d);
         let client = self.client.clone();
+        if sub.protocol.is_email() {
+            let mailer = self.mailer.clone();
+            return Box::pin(async move {
+                let Some(mailer) = mailer else {
+                    return Outcome::Failed("no SMTP relay is configured (--smtp-url)".into());
+                };
+                let doc: serde_json::Value =
+                    serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
+                mailer.send(&d, &doc, &topic_arn).await
+            });
+        }
         Box::pin(async move {
-            match sub.protocol {
-                Protocol::Http | Protocol::Https => {}
-            }
             // `https://user:password@host/...`: SNS sends the user information as HTTP
             // basic authentication, not in the URL.
             let (url, basic) = split_userinfo(&sub.endpoint);

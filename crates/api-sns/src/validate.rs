@@ -86,18 +86,15 @@ pub fn subscription_arn(arn: &str, region: &str, account: &str) -> SnsResult<(St
     Ok((topic.to_owned(), id.to_owned()))
 }
 
-/// A protocol Vigil delivers to, and its endpoint checked for it.
-pub fn endpoint(protocol: &str, endpoint: Option<&str>) -> SnsResult<(Protocol, String)> {
+/// A protocol Vigil delivers to, and its endpoint checked for it (`email`: whether mail can
+/// go out).
+pub fn endpoint(
+    protocol: &str,
+    endpoint: Option<&str>,
+    email: bool,
+) -> SnsResult<(Protocol, String)> {
     let Some(p) = Protocol::from_name(protocol) else {
-        let known = [
-            "email",
-            "email-json",
-            "sms",
-            "sqs",
-            "application",
-            "lambda",
-            "firehose",
-        ];
+        let known = ["sms", "sqs", "application", "lambda", "firehose"];
         if known.contains(&protocol.to_ascii_lowercase().as_str()) {
             return Err(invalid(format!(
                 "Protocol: Vigil does not deliver to {protocol} yet (http and https; see \
@@ -107,6 +104,19 @@ pub fn endpoint(protocol: &str, endpoint: Option<&str>) -> SnsResult<(Protocol, 
         return Err(invalid(format!("Invalid protocol type: {protocol}")));
     };
     let e = endpoint.unwrap_or_default();
+    if p.is_email() {
+        if !email {
+            return Err(invalid(format!(
+                "Protocol: {} needs an SMTP relay, and this server has none (--smtp-url)",
+                p.name()
+            )));
+        }
+        let ok = e.parse::<lettre::message::Mailbox>().is_ok() && !e.contains('<');
+        if !ok {
+            return Err(invalid(format!("Email address: {e:?}")));
+        }
+        return Ok((p, e.to_owned()));
+    }
     let scheme = format!("{}://", p.name());
     let ok = e.len() > scheme.len()
         && e.get(..scheme.len())
@@ -331,11 +341,14 @@ mod tests {
 
     #[test]
     fn endpoints_and_names() {
-        assert!(endpoint("http", Some("http://127.0.0.1:9/x")).is_ok());
-        assert!(endpoint("HTTPS", Some("https://example.com/")).is_ok());
-        assert!(endpoint("http", Some("https://example.com/")).is_err());
-        assert!(endpoint("http", Some("http://")).is_err());
-        assert!(endpoint("email", Some("a@b.c")).is_err());
+        assert!(endpoint("http", Some("http://127.0.0.1:9/x"), false).is_ok());
+        assert!(endpoint("HTTPS", Some("https://example.com/"), false).is_ok());
+        assert!(endpoint("http", Some("https://example.com/"), false).is_err());
+        assert!(endpoint("http", Some("http://"), false).is_err());
+        assert!(endpoint("email", Some("a@b.c"), false).is_err());
+        assert!(endpoint("email", Some("a@b.c"), true).is_ok());
+        assert!(endpoint("email-json", Some("not an address"), true).is_err());
+        assert!(endpoint("sqs", Some("arn:aws:sqs:us-east-1:1:q"), true).is_err());
         assert!(topic_name("alerts-1_x").is_ok());
         assert!(topic_name("a.fifo").is_err());
         assert!(topic_name("").is_err());

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub analysis: AnalysisConfig,
     /// Topics: limits, message retention, deliveries in flight.
     pub topics: vigil_topics::TopicsConfig,
+    /// The SMTP relay of `email` and `email-json` subscriptions (none: they are refused).
+    pub smtp: Option<vigil_api_sns::SmtpConfig>,
 }
 
 /// Why the server's state could not be built.
@@ -150,6 +152,7 @@ impl ServerState {
             cfg.api.clone(),
             auth.clone(),
             cfg.topics,
+            cfg.smtp.as_ref(),
         )?);
         metrics::metrics();
         Ok(Self {

@@ -262,7 +262,14 @@ fn compile(inner: &Inner, h: &SubHandle) -> Option<(Compiled, u64)> {
         .attributes
         .get("DeliveryPolicy")
         .and_then(|p| SubscriptionDeliveryPolicy::parse(p).ok());
-    let policy = crate::retry::effective(topic_policy.as_ref(), sub_policy.as_ref());
+    let mut policy = crate::retry::effective(topic_policy.as_ref(), sub_policy.as_ref());
+    if sub.protocol.is_email() {
+        // Only HTTP/S retries follow a delivery policy.
+        policy = EffectivePolicy {
+            retry: crate::retry::RetryPolicy::SMTP,
+            ..EffectivePolicy::default()
+        };
+    }
     Some((
         Compiled {
             sub,

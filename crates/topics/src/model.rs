@@ -109,12 +109,16 @@ pub struct TopicInfo {
 
 /// How a subscription delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// An HTTP POST.
     Http,
     /// An HTTPS POST.
     Https,
+    /// A mail with the message as its text.
+    Email,
+    /// A mail with SNS's JSON document as its text.
+    EmailJson,
 }
 
 impl Protocol {
@@ -123,7 +127,14 @@ impl Protocol {
         match self {
             Self::Http => "http",
             Self::Https => "https",
+            Self::Email => "email",
+            Self::EmailJson => "email-json",
         }
+    }
+
+    /// Whether it delivers by mail (SMTP), whose retries SNS fixes.
+    pub fn is_email(self) -> bool {
+        matches!(self, Self::Email | Self::EmailJson)
     }
 
     /// From SNS's name (case-insensitive, as SNS takes it).
@@ -131,6 +142,8 @@ impl Protocol {
         match s.to_ascii_lowercase().as_str() {
             "http" => Some(Self::Http),
             "https" => Some(Self::Https),
+            "email" => Some(Self::Email),
+            "email-json" => Some(Self::EmailJson),
             _ => None,
         }
     }

@@ -44,6 +44,10 @@
 //! max_lag_ms = 1000         # further behind live than this, a processor skips ahead
 //! max_processors = 20
 //!
+//! [sns]
+//! smtp_url = "smtp://relay.home.arpa:587?tls=required"   # email subscriptions' relay
+//! smtp_from = "vigil@home.arpa"
+//!
 //! [[camera]]
 //! name = "front-door"
 //! url = "rtsp://viewer:secret@192.168.1.20:554/stream1"
@@ -98,6 +102,9 @@ pub struct FileConfig {
     /// Stream processors.
     #[serde(default)]
     pub analysis: AnalysisFileConfig,
+    /// SNS: the SMTP relay of email subscriptions.
+    #[serde(default)]
+    pub sns: SnsFileConfig,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
     /// `--max-connections-per-address`.
@@ -163,6 +170,16 @@ pub struct FacesFileConfig {
     pub backend: Option<String>,
     /// `--onnxruntime-library`.
     pub onnxruntime_library: Option<PathBuf>,
+}
+
+/// The `[sns]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsFileConfig {
+    /// `--smtp-url`.
+    pub smtp_url: Option<String>,
+    /// `--smtp-from`.
+    pub smtp_from: Option<String>,
 }
 
 /// The `[analysis]` table.

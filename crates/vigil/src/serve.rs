@@ -212,6 +212,21 @@ pub struct Args {
     )]
     pub analysis_max_lag_ms: u64,
 
+    /// The SMTP relay of SNS `email` and `email-json` subscriptions, as a URL:
+    /// `smtp://host:25`, `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465`, with
+    /// `user:password@` to authenticate. Without it, email subscriptions are refused.
+    #[arg(long, env = "VIGIL_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+
+    /// The sender address of SNS mail.
+    #[arg(
+        long,
+        env = "VIGIL_SMTP_FROM",
+        value_name = "ADDRESS",
+        default_value = "vigil@localhost"
+    )]
+    pub smtp_from: String,
+
     /// Most stream processors the server keeps.
     #[arg(
         long,
@@ -400,6 +415,17 @@ fn apply_file(args: &mut Args, m: &ArgMatches) -> anyhow::Result<()> {
             );
         }
         args.console_session_hours = v;
+    }
+    if let Some(v) = f.sns.smtp_url.clone().filter(|_| defaulted(m, "smtp_url")) {
+        args.smtp_url = Some(v);
+    }
+    if let Some(v) = f
+        .sns
+        .smtp_from
+        .clone()
+        .filter(|_| defaulted(m, "smtp_from"))
+    {
+        args.smtp_from = v;
     }
     if let Some(v) = f.analysis.fps.filter(|_| defaulted(m, "analysis_fps")) {
         if !(1..=25).contains(&v) {
@@ -703,6 +729,10 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
             ..vigil_analysis::AnalysisConfig::default()
         },
         putmedia: args.putmedia.config(),
+        smtp: args.smtp_url.clone().map(|url| vigil_api_sns::SmtpConfig {
+            url,
+            from: args.smtp_from.clone(),
+        }),
         ..ServerConfig::default()
     };
     // Blocking: it reads the data streams' records from the store.

@@ -11,9 +11,13 @@ any failed. The phases `restart_before SUBSCRIBER_URL` and `restart_after LOG_FI
 halves of the restart test, driven by sns.rs around a server restart.
 """
 
+import email
+import email.policy
 import json
 import os
+import socketserver
 import subprocess
+import threading
 import sys
 import time
 import traceback
@@ -316,7 +320,10 @@ def test_pipeline_errors_in_the_query_protocol():
     status, body = raw_call("CreatePlatformApplication", {"Name": "x", "Platform": "GCM"})
     assert status == 400 and "<Code>InvalidAction</Code>" in body, body
     topic = S.create_topic(Name="errs")["TopicArn"]
-    expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="email", Endpoint="a@example.com")
+    expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:1:q")
+    expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="email", Endpoint="not an address")
+    expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="email", Endpoint="a@example.com",
+                 Attributes={"DeliveryPolicy": json.dumps({"healthyRetryPolicy": {"numRetries": 1}})})
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="https://example.com/")
     expect_error("InvalidParameter", 400, S.confirm_subscription, TopicArn=topic, Token="f" * 128)
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/",
@@ -335,6 +342,101 @@ def test_pipeline_errors_in_the_query_protocol():
         raise AssertionError("an unsigned ListTopics was answered")
     except urllib.error.HTTPError as e:
         assert e.code == 403 and b"<Code>MissingAuthenticationToken</Code>" in e.read(), e.code
+    S.delete_topic(TopicArn=topic)
+
+
+class SmtpSink:
+    """An SMTP server that keeps every mail (the relay `vigil serve --smtp-url` names)."""
+
+    def __init__(self, port):
+        self.mails = []
+        self.lock = threading.Lock()
+        me = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                def say(line):
+                    self.wfile.write(line.encode() + b"\r\n")
+                    self.wfile.flush()
+
+                say("220 sink ESMTP")
+                rcpt = []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode(errors="replace").strip()
+                    verb = cmd.split(" ")[0].upper()
+                    if verb == "EHLO":
+                        say("250-sink")
+                        say("250 8BITMIME")
+                    elif verb == "HELO" or verb in ("MAIL", "RSET", "NOOP"):
+                        say("250 OK")
+                    elif verb == "RCPT":
+                        rcpt.append(cmd.split(":", 1)[1].strip().strip("<>"))
+                        say("250 OK")
+                    elif verb == "DATA":
+                        say("354 go on")
+                        data = b""
+                        while not data.endswith(b"\r\n.\r\n"):
+                            chunk = self.rfile.readline()
+                            if not chunk:
+                                return
+                            data += chunk
+                        msg = email.message_from_bytes(data[:-3], policy=email.policy.default)
+                        with me.lock:
+                            me.mails.append((list(rcpt), msg))
+                        rcpt = []
+                        say("250 queued")
+                    elif verb == "QUIT":
+                        say("221 bye")
+                        return
+                    else:
+                        say("502 not here")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def to(self, address, subject=None):
+        with self.lock:
+            return [m for r, m in self.mails if address in r and (subject is None or m["Subject"] == subject)]
+
+
+SMTP = None
+
+
+def smtp():
+    global SMTP
+    if SMTP is None:
+        SMTP = SmtpSink(int(os.environ["SMTP_PORT"]))
+    return SMTP
+
+
+def test_email_subscriptions_confirm_and_receive_mail():
+    sink = smtp()
+    topic = S.create_topic(Name="mail", Attributes={"DisplayName": "Front door"})["TopicArn"]
+    for protocol, address in [("email", "home@example.org"), ("email-json", "robot@example.org")]:
+        r = S.subscribe(TopicArn=topic, Protocol=protocol, Endpoint=address)
+        assert r["SubscriptionArn"] == "pending confirmation", r
+        mail = until(f"the confirmation to {address}", lambda: sink.to(address, "AWS Notification - Subscription Confirmation"))[0]
+        text = mail.get_content()
+        assert "Front door" in mail["From"], mail["From"]
+        url = [w for w in text.split() if w.startswith(ENDPOINT + "/?Action=ConfirmSubscription&")][0]
+        urllib.request.urlopen(url).read()
+    until("both confirmed", lambda: not any(
+        s["SubscriptionArn"] == "PendingConfirmation" for s in S.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    ))
+    mid = S.publish(TopicArn=topic, Subject="Unknown face at the door", Message="someone we do not know")["MessageId"]
+    mail = until("the mail", lambda: sink.to("home@example.org", "Unknown face at the door"))[0]
+    text = mail.get_content()
+    assert text.startswith("someone we do not know"), text
+    assert ENDPOINT + "/?Action=Unsubscribe&SubscriptionArn=" in text, text
+    j = until("the JSON mail", lambda: sink.to("robot@example.org", "Unknown face at the door"))[0]
+    doc = json.loads(j.get_content())
+    assert doc["Type"] == "Notification" and doc["MessageId"] == mid and doc["Message"] == "someone we do not know", doc
+    from sns_subscriber import verify
+    assert verify(doc, ENDPOINT), doc
     S.delete_topic(TopicArn=topic)
 
 

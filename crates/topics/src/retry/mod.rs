@@ -188,6 +188,19 @@ impl RetryPolicy {
         backoff: Backoff::Linear,
     };
 
+    /// SNS's fixed policy for SMTP (`email`, `email-json`) endpoints, which no delivery policy
+    /// changes: 2 retries 10 s apart, 10 backing off from 10 s to 600 s, then 38 at 600 s
+    /// (AWS's "Amazon SNS message delivery retries": 50 attempts over about 6 hours).
+    pub const SMTP: RetryPolicy = RetryPolicy {
+        min_delay_s: 10,
+        max_delay_s: 600,
+        num_retries: 50,
+        num_no_delay_retries: 0,
+        num_min_delay_retries: 2,
+        num_max_delay_retries: 38,
+        backoff: Backoff::Exponential,
+    };
+
     /// The retries of the backoff phase: those the other three phases leave of `numRetries`.
     pub fn backoff_retries(&self) -> u32 {
         self.num_retries

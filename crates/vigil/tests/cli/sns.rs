@@ -10,8 +10,13 @@ use crate::kinesis::aws_python;
 use crate::{ROOT_KEY, ROOT_SECRET, Server};
 
 fn script(server: &Server, args: &[&str]) -> String {
+    script_with(server, args, &[])
+}
+
+fn script_with(server: &Server, args: &[&str], env: &[(&str, &str)]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sns_clients.py");
     let out = Command::new(aws_python())
+        .envs(env.iter().copied())
         .arg(&script)
         .args([
             format!("http://{}", server.addr),
@@ -31,9 +36,17 @@ fn script(server: &Server, args: &[&str]) -> String {
 }
 
 #[test]
-fn boto3_and_the_aws_cli_drive_topics_and_signed_http_deliveries() {
-    let server = Server::start_with_root(&[]);
-    let stdout = script(&server, &[]);
+fn boto3_and_the_aws_cli_drive_topics_and_signed_http_and_email_deliveries() {
+    // The SMTP relay's port: the script runs the relay (a sink) there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let server =
+        Server::start_with_root(&["--smtp-url", &smtp, "--smtp-from", "vigil@example.org"]);
+    let stdout = script_with(&server, &[], &[("SMTP_PORT", &port.to_string())]);
     // Every test ran (a renamed or lost test would not show here).
     for t in [
         "test_topics_attributes_tags_paging_and_errors",
@@ -41,6 +54,7 @@ fn boto3_and_the_aws_cli_drive_topics_and_signed_http_deliveries() {
         "test_filter_policies_and_batches",
         "test_a_failing_endpoint_is_retried_then_dead_lettered",
         "test_pipeline_errors_in_the_query_protocol",
+        "test_email_subscriptions_confirm_and_receive_mail",
         "test_the_aws_cli",
     ] {
         assert!(
