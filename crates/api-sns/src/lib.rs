@@ -13,6 +13,7 @@
 //! - [`signing`]: the key deliveries are signed with and its certificate (made on the first
 //!   subscription, not at start).
 //! - [`transport`]: HTTP/HTTPS deliveries: SNS's headers and signed JSON document.
+//! - [`reach`]: the addresses deliveries may not go to (link-local, multicast).
 //! - [`mail`]: `email` and `email-json` deliveries through an SMTP relay.
 //! - [`metrics`]: delivery figures per subscription on `/metrics`.
 
@@ -21,6 +22,7 @@ pub mod mail;
 pub mod metrics;
 pub mod publish;
 pub mod query;
+pub mod reach;
 pub mod service;
 pub mod signing;
 pub mod subs;

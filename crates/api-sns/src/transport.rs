@@ -33,7 +33,8 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The user agent SNS's deliveries carry.
 pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Connector = HttpConnector<crate::reach::GuardedResolver>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes>>;
 
 /// Signatures made lately, by (message id, protocol, signature version): a notification's
 /// string to sign does not name the subscription, so a message to N endpoints is signed once,
@@ -82,7 +83,7 @@ impl HttpTransport {
         ))
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(crate::reach::GuardedResolver::default());
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         let connector = match tls {
@@ -101,7 +102,9 @@ impl HttpTransport {
                     )
                     .https_or_http()
                     .enable_http1()
-                    .wrap_connector(HttpConnector::new())
+                    .wrap_connector(HttpConnector::new_with_resolver(
+                        crate::reach::GuardedResolver::default(),
+                    ))
             }
         };
         let client = Client::builder(TokioExecutor::new())
@@ -385,6 +388,16 @@ impl Transport for HttpTransport {
             // `https://user:password@host/...`: SNS sends the user information as HTTP
             // basic authentication, not in the URL.
             let (url, basic) = split_userinfo(&sub.endpoint);
+            // A literal address is not resolved, so the resolver's check does not see it.
+            let host = url
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_owned));
+            if let Some(ip) = host.as_deref().and_then(crate::reach::literal_host)
+                && !crate::reach::allowed(ip)
+            {
+                return Outcome::Rejected(format!("deliveries may not go to {ip}"));
+            }
             let mut req = hyper::Request::post(url.as_str())
                 .header("content-type", content_type)
                 .header("user-agent", USER_AGENT)

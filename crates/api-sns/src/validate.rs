@@ -131,6 +131,16 @@ pub fn endpoint(
             p.name()
         )));
     }
+    let literal = e
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().and_then(crate::reach::literal_host));
+    if let Some(ip) = literal.filter(|ip| !crate::reach::allowed(*ip)) {
+        return Err(invalid(format!(
+            "{} endpoint: deliveries may not go to {ip} (link-local, multicast or unspecified)",
+            p.name().to_ascii_uppercase()
+        )));
+    }
     Ok((p, e.to_owned()))
 }
 
@@ -345,6 +355,8 @@ mod tests {
         assert!(endpoint("HTTPS", Some("https://example.com/"), false).is_ok());
         assert!(endpoint("http", Some("https://example.com/"), false).is_err());
         assert!(endpoint("http", Some("http://"), false).is_err());
+        assert!(endpoint("http", Some("http://169.254.169.254/latest"), false).is_err());
+        assert!(endpoint("http", Some("http://[fe80::1]:80/"), false).is_err());
         assert!(endpoint("email", Some("a@b.c"), false).is_err());
         assert!(endpoint("email", Some("a@b.c"), true).is_ok());
         assert!(endpoint("email-json", Some("not an address"), true).is_err());

@@ -325,6 +325,8 @@ def test_pipeline_errors_in_the_query_protocol():
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="email", Endpoint="a@example.com",
                  Attributes={"DeliveryPolicy": json.dumps({"healthyRetryPolicy": {"numRetries": 1}})})
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="https://example.com/")
+    # A cloud's metadata service is not a subscriber.
+    expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="http://169.254.169.254/latest/meta-data/")
     expect_error("InvalidParameter", 400, S.confirm_subscription, TopicArn=topic, Token="f" * 128)
     expect_error("InvalidParameter", 400, S.subscribe, TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/",
                  Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:q"})})
