@@ -372,10 +372,17 @@ async fn deliveries(
             let room = (max - open).min(max_read - slots.len());
             let s2 = store.clone();
             let from = next_read;
-            let read = tokio::task::spawn_blocking(move || {
-                s2.read_log(group, MESSAGES_LOG, from, room, 4 << 20)
-            })
-            .await;
+            // At the live edge the log's memory has it: no trip to the blocking pool.
+            let read = match store.read_log_memory(group, MESSAGES_LOG, from, room, 4 << 20) {
+                Ok(Some(entries)) => Ok(Ok(entries)),
+                Ok(None) => {
+                    tokio::task::spawn_blocking(move || {
+                        s2.read_log(group, MESSAGES_LOG, from, room, 4 << 20)
+                    })
+                    .await
+                }
+                Err(e) => Ok(Err(e)),
+            };
             match read {
                 Ok(Ok(entries)) => {
                     read_some = !entries.is_empty();

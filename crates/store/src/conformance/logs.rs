@@ -662,9 +662,36 @@ pub fn log_survives_reopen(open: Opener<'_>) {
             Some(last.1.last())
         );
     }
+    // Nothing is in memory after a restart: the memory-only read sends a reader to disk.
+    assert_eq!(
+        store
+            .read_log_memory(g, 1, Position::MIN, 10, 1 << 20)
+            .unwrap(),
+        None
+    );
     let max = sent.iter().map(|(_, a, _)| a.last()).max().unwrap();
     let next = append(&store, g, 1, &test_entries(999, 1, 10));
     assert!(next.first > max);
+    // A reader at the live edge is served from memory, and nothing older is made up.
+    let live = store
+        .read_log_memory(g, 1, next.first, 10, 1 << 20)
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live.first().unwrap().position, next.first);
+    assert_eq!(
+        store
+            .read_log_memory(g, 1, Position::MIN, 10, 1 << 20)
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .read_log_memory(g, 1, next.first.next(), 10, 1 << 20)
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A subscriber learns of each durable append before the appender does, and can read it.

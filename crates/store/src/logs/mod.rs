@@ -37,6 +37,8 @@
 //! [`Store::read_log`] reads from a position on, from the log's in-memory tail (recent
 //! durable batches, bounded by [`LogTailLimits`]) when the position is there, and from the
 //! segments otherwise (checked, authenticated, and checked to be the batch the index named).
+//! [`Store::read_log_memory`] serves a reader at the live edge from the tail alone, without
+//! I/O (on an async runtime), and sends it to [`Store::read_log`] otherwise.
 //! [`Store::log_bounds`] and [`Store::position_at_time`] locate positions;
 //! [`Store::subscribe_log`] wakes an in-process consumer as soon as a batch is durable. Reads
 //! block on disk: call them from a thread or `spawn_blocking`.

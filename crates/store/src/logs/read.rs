@@ -82,6 +82,29 @@ impl Store {
         Ok(into.out)
     }
 
+    /// [`Store::read_log`] when the log's in-memory tail holds `from` (a reader at the live
+    /// edge): `Some` of what it holds from there, read without I/O, so callable on an async
+    /// runtime's workers; `None` when the read must go to the segments (call
+    /// [`Store::read_log`] off the runtime then).
+    pub fn read_log_memory(
+        &self,
+        group: u64,
+        log: u32,
+        from: Position,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<LogEntry>>> {
+        self.active_log_group(group)?;
+        let mut into = Collect::new(max_entries, max_bytes);
+        if max_entries == 0 {
+            return Ok(Some(into.out));
+        }
+        let Some(state) = self.0.logs.state_if_any(group, log) else {
+            return Ok(None);
+        };
+        Ok(state.read(from, &mut into).then_some(into.out))
+    }
+
     /// Reads a batch's entries (key, data) from its record: checksum, identity (the record is
     /// the batch the row names) and authentication under the group's key.
     pub fn read_log_batch(&self, m: &LogBatchMeta) -> Result<Vec<(Bytes, Bytes)>> {
