@@ -28,5 +28,5 @@ pub mod track;
 
 pub use collections::Collections;
 pub use error::{Error, Result};
-pub use model::{OutputFormat, ProcessorRecord, StartAt, Status};
+pub use model::{Alerts, OutputFormat, ProcessorRecord, StartAt, Status};
 pub use processors::{Analysis, AnalysisConfig, ProcessorStats, StatsRegistry};

@@ -201,6 +201,15 @@ pub trait OutputFormat: Send + Sync + std::fmt::Debug {
     fn frame_record(&self, frame: &FrameResult) -> (String, Vec<u8>);
 }
 
+/// Where a processor's alerts go: its `NotificationChannel` topic, through the server's
+/// topics (the server gives this; the analysis knows no topic). Called once per track decided
+/// unknown, after its event is recorded, from the processor's thread: it must not block
+/// (publish in the background) and logs its own failures.
+pub trait Alerts: Send + Sync + std::fmt::Debug {
+    /// Publishes the alert for `event` to the topic `topic_arn`.
+    fn unknown_face(&self, topic_arn: &str, event: &crate::events::FaceEvent);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     control: Mutex<()>,
     runs: Mutex<HashMap<String, Run>>,
     stats: Arc<StatsRegistry>,
+    /// Where unknown-face alerts go ([`Analysis::set_alerts`]).
+    pub(crate) alerts: std::sync::OnceLock<Arc<dyn crate::model::Alerts>>,
 }
 
 /// Every processor's statistics, by name: shareable without holding the store (the metrics
@@ -178,7 +180,15 @@ impl Analysis {
             control: Mutex::new(()),
             runs: Mutex::new(HashMap::new()),
             stats: Arc::default(),
+            alerts: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Sends each processor's unknown-face alerts (one per track decided unknown) to its
+    /// `NotificationChannel` topic through `alerts`; without it, a processor's topic is kept
+    /// and shown only. Set once, before [`Analysis::resume`].
+    pub fn set_alerts(&self, alerts: Arc<dyn crate::model::Alerts>) {
+        let _ = self.0.alerts.set(alerts);
     }
 
     /// The store.

@@ -322,6 +322,14 @@ impl Run<'_> {
         } else {
             ProcessorStats::add(&self.stats.events, 1);
         }
+        // One alert per stranger: when the track is decided unknown (not again when it ends).
+        if kind == EventKind::FaceTrackStarted
+            && decision == Decision::Unknown
+            && let (Some(topic), Some(alerts)) =
+                (&self.rec.notification_topic_arn, self.inner.alerts.get())
+        {
+            alerts.unknown_face(topic, &event);
+        }
         Ok(())
     }
 

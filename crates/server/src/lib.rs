@@ -14,6 +14,7 @@
 //! `vigil serve` (in the `vigil` binary) configures and runs it; the in-process tests
 //! (`tests/api/`) drive the same [`router`] over TCP.
 
+pub mod alerts;
 pub mod console;
 pub mod metrics;
 
@@ -136,6 +137,20 @@ impl ServerState {
             Arc::new(vigil_api_rekognition::results::RekognitionOutput),
             cfg.analysis.clone(),
         )?;
+        let sns = Arc::new(SnsState::open(
+            store.clone(),
+            cfg.api.clone(),
+            auth.clone(),
+            cfg.topics,
+            cfg.smtp.as_ref(),
+        )?);
+        // Unknown faces are published to a processor's NotificationChannel topic.
+        analysis.set_alerts(Arc::new(alerts::TopicAlerts {
+            topics: sns.engine.clone(),
+            region: cfg.api.region.clone(),
+            account: cfg.api.account_id.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        }));
         let rekognition = Arc::new(RekognitionState::new(
             analysis,
             collections,
@@ -147,13 +162,6 @@ impl ServerState {
             cfg.api.clone(),
             auth.clone(),
         ));
-        let sns = Arc::new(SnsState::open(
-            store.clone(),
-            cfg.api.clone(),
-            auth.clone(),
-            cfg.topics,
-            cfg.smtp.as_ref(),
-        )?);
         metrics::metrics();
         Ok(Self {
             store,

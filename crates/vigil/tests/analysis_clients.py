@@ -35,6 +35,9 @@ from botocore.exceptions import ClientError
 ENDPOINT, KEY, SECRET, REGION, ACCOUNT, VIGIL, MEDIA = sys.argv[1:8]
 ONLY = sys.argv[8:]
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/vigil-tests"
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sns_subscriber import Subscriber  # noqa: E402
 # Every fragment (ListFragments, by server time).
 EVER = {"FragmentSelectorType": "SERVER_TIMESTAMP",
         "TimestampRange": {"StartTimestamp": 0, "EndTimestamp": time.time() + 86400}}
@@ -269,11 +272,24 @@ def test_every_failed_cause():
 def test_three_cameras_known_and_unknown():
     face_id = collection("home")
     kin = data_stream("home-faces")
+    # The reference scenario's last link: strangers raise a notification. An HTTP endpoint
+    # subscribed to the processors' topic, filtering on the alert's attributes.
+    sns = boto3.client("sns", endpoint_url=ENDPOINT, region_name=REGION,
+                       aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+    topic = sns.create_topic(Name="strangers")["TopicArn"]
+    phone = Subscriber(ENDPOINT)
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=phone.url("/alerts"),
+                  Attributes={"FilterPolicy": json.dumps({"decision": ["UNKNOWN"]})})
+    deadline = time.monotonic() + 20
+    while any(s["SubscriptionArn"] == "PendingConfirmation"
+              for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]):
+        assert time.monotonic() < deadline, "the alert subscription was not confirmed"
+        time.sleep(0.05)
     cams = ["front-door", "garden", "garage"]
     arns = {}
     for cam in cams:
         arns[cam] = video_stream(cam)
-        processor(f"watch-{cam}", arns[cam], kin, "home")
+        processor(f"watch-{cam}", arns[cam], kin, "home", NotificationChannel={"SNSTopicArn": topic})
         REK.start_stream_processor(Name=f"watch-{cam}")
     shard = KIN.list_shards(StreamName="home-faces")["Shards"][0]["ShardId"]
     it = KIN.get_shard_iterator(StreamName="home-faces", ShardId=shard,
@@ -373,6 +389,26 @@ def test_three_cameras_known_and_unknown():
             assert e["StreamArn"] == arns[cam] and e["FragmentNumber"] in numbers[cam], e
             assert base64.b64decode(e["Thumbnail"])[:2] == b"\xff\xd8", "a JPEG thumbnail"
         assert ended[0]["TrackId"] == obama["TrackId"] and ended[1]["TrackId"] == biden["TrackId"]
+    # One notification per stranger per camera (Biden's appearance), none for Obama, signed.
+    deadline = time.monotonic() + 10
+    while len(phone.of_type("Notification", "/alerts")) < len(cams) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    alerts = phone.of_type("Notification", "/alerts")
+    by_cam = {}
+    for a in alerts:
+        assert a["verified"], a
+        doc = a["doc"]
+        body = json.loads(doc["Message"])
+        assert doc["MessageAttributes"]["decision"]["Value"] == "UNKNOWN", doc
+        assert doc["MessageAttributes"]["kind"]["Value"] == "FaceTrackStarted", doc
+        assert doc["Subject"] == f"Unknown face on {body['Camera']}", doc
+        assert body["Decision"] == "UNKNOWN" and body["StreamArn"] == arns[body["Camera"]], body
+        assert body["FragmentNumber"] in numbers[body["Camera"]], body
+        assert 7.9 <= body["StartTimestamp"] - start[body["Camera"]] <= 13.1, body
+        by_cam.setdefault(body["Camera"], []).append(body)
+    print(f"  alerts: {[(c, len(v)) for c, v in sorted(by_cam.items())]}", flush=True)
+    assert sorted(by_cam) == sorted(cams) and all(len(v) == 1 for v in by_cam.values()), by_cam
     status, err = rek_raw("ListFaceEvents", {"StreamProcessorName": "missing"})
     assert status == 400 and err["__type"] == "ResourceNotFoundException", (status, err)
     status, err = rek_raw("ListFaceEvents", {"StreamProcessorName": "watch-garden",
