@@ -56,7 +56,14 @@ pub struct HttpTransport {
     signatures: std::sync::Mutex<SignatureCache>,
     /// `email` and `email-json` deliveries, when a relay is configured.
     mailer: Option<Arc<crate::mail::Mailer>>,
+    /// HTTP/S attempts in flight, every subscription together (each holds a connection).
+    attempts: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most HTTP/S attempts in flight at once, every subscription together: a bound on the
+/// connections (and file descriptors) deliveries hold. An attempt waits for its turn within
+/// its time limit.
+pub const MAX_ATTEMPTS_IN_FLIGHT: usize = 512;
 
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +125,7 @@ impl HttpTransport {
             client,
             signatures: std::sync::Mutex::default(),
             mailer,
+            attempts: Arc::new(tokio::sync::Semaphore::new(MAX_ATTEMPTS_IN_FLIGHT)),
         }
     }
 
@@ -384,7 +392,11 @@ impl Transport for HttpTransport {
                 mailer.send(&d, &doc, &topic_arn).await
             });
         }
+        let attempts = self.attempts.clone();
         Box::pin(async move {
+            let Ok(_turn) = attempts.acquire_owned().await else {
+                return Outcome::Failed("the server is stopping".into());
+            };
             // `https://user:password@host/...`: SNS sends the user information as HTTP
             // basic authentication, not in the URL.
             let (url, basic) = split_userinfo(&sub.endpoint);

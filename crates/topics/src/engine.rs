@@ -50,6 +50,9 @@ pub use crate::attributes::{check_subscription_attribute, check_topic_attribute}
 /// How long a confirmation token is valid: 3 days, as SNS's.
 pub const TOKEN_TTL_MS: u64 = 3 * 24 * 3600 * 1000;
 
+/// How soon a pending subscription's confirmation may be sent again by a repeated Subscribe.
+pub const CONFIRMATION_RESEND_MS: u64 = 60_000;
+
 /// How late a delivery cursor may be written after it moved.
 pub const CURSOR_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -603,7 +606,12 @@ impl Topics {
                                 .into(),
                         ));
                     }
-                    if s.state == SubscriptionState::Pending {
+                    // A pending one gets its confirmation again, at most once a minute (a
+                    // caller repeating Subscribe cannot make the server post in a loop).
+                    let issued = s.token_expires_ms.saturating_sub(TOKEN_TTL_MS);
+                    if s.state == SubscriptionState::Pending
+                        && now.saturating_sub(issued) >= CONFIRMATION_RESEND_MS
+                    {
                         let mut s2 = (*s).clone();
                         s2.token = Some(new_token());
                         s2.token_expires_ms = now.saturating_add(TOKEN_TTL_MS);

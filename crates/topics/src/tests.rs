@@ -465,3 +465,36 @@ async fn a_message_being_retried_does_not_hold_back_the_ones_after_it() {
     let t2 = t.clone();
     blocking(move || t2.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_again_resends_a_confirmation_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let fake = Fake::answering(vec![Outcome::Delivered]);
+    let t = topics(&store, fake.clone());
+    let t2 = t.clone();
+    let (first, again) = blocking(move || {
+        t2.create_topic("alerts", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        let first = t2.subscribe("alerts", sub(&[])).unwrap();
+        let mut again = Vec::new();
+        for _ in 0..20 {
+            again.push(t2.subscribe("alerts", sub(&[])).unwrap());
+        }
+        (first, again)
+    })
+    .await;
+    assert!(
+        again
+            .iter()
+            .all(|s| s.existed && s.subscription.id == first.subscription.id)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.seen.lock().unwrap().len(),
+        1,
+        "one confirmation, not 21"
+    );
+    let t2 = t.clone();
+    blocking(move || t2.shutdown()).await;
+}
